@@ -1,0 +1,470 @@
+//! The typed IR that semantic analysis produces from the AST: per model, an arena of nodes
+//! ([`Graph`]) in topological order, each with its op, inputs, output shape (batch implicit),
+//! hierarchical name, parameters and source span. The lint analyses it, the runtime lowers it.
+//! Once sema accepts a spec, every shape, divisibility and name check has been made.
+
+use crate::ast::Span;
+use serde::Serialize;
+use std::fmt;
+
+pub type NodeId = usize;
+
+/// A value's shape without the (symbolic) batch dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Shape {
+    /// `[B, c, h, w]`
+    Image { c: usize, h: usize, w: usize },
+    /// `[B, d]`
+    Vector { d: usize },
+    /// The time input: `[B]` per sample, or one scalar shared by the batch.
+    Time,
+}
+
+impl Shape {
+    pub fn channels(&self) -> Option<usize> {
+        match *self {
+            Shape::Image { c, .. } => Some(c),
+            Shape::Vector { d } => Some(d),
+            Shape::Time => None,
+        }
+    }
+    /// Elements per sample.
+    pub fn numel(&self) -> usize {
+        match *self {
+            Shape::Image { c, h, w } => c * h * w,
+            Shape::Vector { d } => d,
+            Shape::Time => 1,
+        }
+    }
+    /// The dims including the batch, for the runtime.
+    pub fn dims(&self, batch: usize) -> Vec<usize> {
+        match *self {
+            Shape::Image { c, h, w } => vec![batch, c, h, w],
+            Shape::Vector { d } => vec![batch, d],
+            Shape::Time => vec![batch],
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Image { c, h, w } => write!(f, "[B, {c}, {h}, {w}]"),
+            Shape::Vector { d } => write!(f, "[B, {d}]"),
+            Shape::Time => write!(f, "[B]"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeKind {
+    /// Real-valued time (neural ODEs).
+    Continuous,
+    /// Integer diffusion steps `0..n`.
+    Steps(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// One t for the whole batch (an ODE solver evaluates the batch at one time).
+    Shared,
+    /// Each sample has its own t (diffusion training).
+    PerSample,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NormKind {
+    /// BatchNorm: per channel over (B, H, W) in training mode.
+    Batch,
+    /// GroupNorm with `groups` groups: per sample over (C/groups, H, W).
+    Group { groups: usize },
+    /// InstanceNorm: per sample and channel over (H, W).
+    Instance,
+    /// LayerNorm over (C, H, W) (or over D for vectors).
+    Layer,
+}
+
+impl NormKind {
+    /// Channels per reduction unit for a tensor with `c` channels.
+    pub fn channels_per_unit(&self, c: usize) -> usize {
+        match *self {
+            NormKind::Batch | NormKind::Instance => 1,
+            NormKind::Group { groups } => c / groups.max(1),
+            NormKind::Layer => c,
+        }
+    }
+}
+
+impl fmt::Display for NormKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NormKind::Batch => write!(f, "batch"),
+            NormKind::Group { groups } => write!(f, "group({groups})"),
+            NormKind::Instance => write!(f, "instance"),
+            NormKind::Layer => write!(f, "layer"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Act {
+    Relu,
+    Silu,
+    Tanh,
+    Softplus,
+}
+
+impl Act {
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::Relu => "relu",
+            Act::Silu => "silu",
+            Act::Tanh => "tanh",
+            Act::Softplus => "softplus",
+        }
+    }
+}
+
+/// How a convolution sees time through a concatenated input channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeChannel {
+    None,
+    /// `t · J`: an all-ones channel times t (ConcatConv).
+    Constant,
+    /// `t · P(h, w)`: a fixed zero-mean spatial pattern times t.
+    Positional,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectMode {
+    /// `h + Linear(e)[:, :, None, None]`: one offset per channel.
+    Offset,
+    /// `h + Linear(e)[:, :, None, None] · P[c, h, w]`: a spatially varying offset map.
+    Positional,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Solver {
+    Euler { steps: usize },
+    Rk4 { steps: usize },
+    Dopri5 { rtol: f64, atol: f64 },
+}
+
+impl fmt::Display for Solver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Solver::Euler { steps } => write!(f, "euler({steps} steps)"),
+            Solver::Rk4 { steps } => write!(f, "rk4({steps} steps)"),
+            Solver::Dopri5 { rtol, atol } => write!(f, "dopri5(rtol {rtol}, atol {atol})"),
+        }
+    }
+}
+
+/// An ODE block's right-hand side: a graph from the state `h` (node `input`) and the time node
+/// `time` to the derivative (node `output`), which has the state's shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OdeFunc {
+    pub graph: Graph,
+    pub input: NodeId,
+    pub time: NodeId,
+    pub output: NodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The model's image input (or an ODE function's state).
+    Input,
+    /// The time input t.
+    Time,
+    Conv {
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+        bias: bool,
+        time: TimeChannel,
+    },
+    Linear { din: usize, dout: usize, bias: bool },
+    Norm { kind: NormKind, channels: usize, affine: bool, eps: f64 },
+    Act { act: Act },
+    Dropout { p: f64 },
+    /// Average pooling with a k x k window.
+    AvgPool { k: usize, stride: usize },
+    /// Average over all of H, W to [B, C, 1, 1].
+    GlobalAvgPool,
+    Upsample { factor: usize },
+    /// DDPM self-attention: norm -> 1x1 q, k, v -> softmax(qᵀk/√C) v -> 1x1 proj -> + input.
+    Attention { channels: usize, heads: usize, norm: NormKind },
+    Flatten,
+    /// Elementwise sum of two values of the same shape.
+    Add,
+    /// Concatenation along channels.
+    Concat,
+    /// Sinusoidal embedding of t: `[B] -> [B, dim]`.
+    Sinusoidal { dim: usize },
+    /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
+    Inject { mode: InjectMode, din: usize, channels: usize },
+    /// inputs `[h, e]`: `h · (1 + scale(e)) + shift(e)` with one Linear(e -> 2C).
+    ScaleShift { din: usize, channels: usize },
+    /// Integrates `h' = f(t, h)` from `t0` to `t1`; input the initial state.
+    Ode { func: Box<OdeFunc>, t0: f64, t1: f64, solver: Solver },
+}
+
+impl Op {
+    /// A short human name with the op's settings, for tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Op::Input => "input".into(),
+            Op::Time => "time".into(),
+            Op::Conv { cin, cout, k, stride, pad, groups, time, bias } => {
+                let mut s = format!("conv {k}x{k}");
+                if *stride != 1 {
+                    s += &format!(" s{stride}");
+                }
+                s += &format!(" p{pad} {cin}->{cout}");
+                if *groups != 1 {
+                    s += &format!(" g{groups}");
+                }
+                if !bias {
+                    s += " nobias";
+                }
+                match time {
+                    TimeChannel::None => {}
+                    TimeChannel::Constant => s += " +t (concat)",
+                    TimeChannel::Positional => s += " +t (concat positional)",
+                }
+                s
+            }
+            Op::Linear { din, dout, .. } => format!("linear {din}->{dout}"),
+            Op::Norm { kind, .. } => format!("norm {kind}"),
+            Op::Act { act } => act.name().into(),
+            Op::Dropout { p } => format!("dropout {p}"),
+            Op::AvgPool { k, stride } => format!("avgpool {k}x{k} s{stride}"),
+            Op::GlobalAvgPool => "avgpool global".into(),
+            Op::Upsample { factor } => format!("upsample nearest x{factor}"),
+            Op::Attention { heads, .. } => format!("attention ({heads} head{})", if *heads == 1 { "" } else { "s" }),
+            Op::Flatten => "flatten".into(),
+            Op::Add => "add".into(),
+            Op::Concat => "concat".into(),
+            Op::Sinusoidal { dim } => format!("sinusoidal {dim}"),
+            Op::Inject { mode: InjectMode::Offset, din, channels } => format!("inject offset {din}->{channels}"),
+            Op::Inject { mode: InjectMode::Positional, din, channels } => {
+                format!("inject positional {din}->{channels}")
+            }
+            Op::ScaleShift { din, channels } => format!("scale_shift {din}->2x{channels}"),
+            Op::Ode { solver, t0, t1, .. } => format!("ode [{t0}, {t1}] {solver}"),
+        }
+    }
+}
+
+/// Which branch a bias belongs to, for the bias policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamRole {
+    Weight,
+    /// A bias of a layer on the feature (operand) branch.
+    OperandBias,
+    /// A bias of a layer on the time branch (embedding MLPs, injections).
+    TimeBias,
+    NormScale,
+    NormShift,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamInfo {
+    /// The full hierarchical name, e.g. `down.1.res0.conv1.weight`.
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub role: ParamRole,
+}
+
+impl ParamInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Shape,
+    /// Hierarchical path, e.g. `stem.0` or `down.1.res0.conv1`.
+    pub name: String,
+    pub params: Vec<ParamInfo>,
+    /// What the user wrote for this node.
+    pub span: Span,
+    /// The whole statement the node came from (for `#[allow(...)]`).
+    pub stmt_span: Span,
+    /// Whether the node is on the time branch (its inputs derive from t alone).
+    pub time_branch: bool,
+    /// Lint codes suppressed by attributes on the enclosing statements.
+    pub allow: Vec<String>,
+}
+
+impl Node {
+    pub fn param_count(&self) -> usize {
+        let own: usize = self.params.iter().map(ParamInfo::numel).sum();
+        match &self.op {
+            Op::Ode { func, .. } => own + func.graph.param_count(),
+            _ => own,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn param_count(&self) -> usize {
+        self.nodes.iter().map(Node::param_count).sum()
+    }
+    /// Visits every node, descending into ODE functions, with the enclosing graph.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Graph, NodeId, &'a Node)) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            f(self, i, n);
+            if let Op::Ode { func, .. } = &n.op {
+                func.graph.walk(f);
+            }
+        }
+    }
+    /// All parameters in definition order, ODE functions included.
+    pub fn params(&self) -> Vec<&ParamInfo> {
+        let mut out = Vec::new();
+        self.walk(&mut |_, _, n| out.extend(n.params.iter()));
+        out
+    }
+}
+
+/// How a bias is initialized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BiasInit {
+    /// As PyTorch initializes the layer.
+    Default,
+    Zero,
+    Constant { value: f64 },
+    Normal { std: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BiasPolicy {
+    pub operand: BiasInit,
+    pub time: BiasInit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+    Linear { beta_start: f64, beta_end: f64, steps: usize },
+    Cosine { steps: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    Classify { classes: usize },
+    Denoise { schedule: Schedule, predict: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    Sgd { lr: f64, momentum: f64, weight_decay: f64 },
+    Adam { lr: f64, beta1: f64, beta2: f64, weight_decay: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    /// Multiply the rate by `gamma` at each listed epoch.
+    Step { milestones: Vec<usize>, gamma: f64 },
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSettings {
+    pub optimizer: Optimizer,
+    pub warmup: usize,
+    pub batch: usize,
+    pub epochs: Option<usize>,
+    pub steps: Option<usize>,
+    pub grad_clip: Option<f64>,
+    pub ema: Option<f64>,
+    pub schedule: LrSchedule,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            optimizer: Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, weight_decay: 0.0 },
+            warmup: 0,
+            batch: 64,
+            epochs: None,
+            steps: None,
+            grad_clip: None,
+            ema: None,
+            schedule: LrSchedule::Constant,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputInfo {
+    pub name: String,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeInfo {
+    pub name: String,
+    pub kind: TimeKind,
+    pub sharing: Sharing,
+    pub span: Span,
+}
+
+/// Where and how the time signal enters the network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InjectionSite {
+    /// Path of the node, e.g. `z.0.h.2`.
+    pub node: String,
+    pub mode: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelIr {
+    pub name: String,
+    pub span: Span,
+    pub input: InputInfo,
+    pub time: TimeInfo,
+    pub bias: BiasPolicy,
+    pub graph: Graph,
+    pub output: NodeId,
+    pub task: Option<Task>,
+    pub train: TrainSettings,
+    pub injections: Vec<InjectionSite>,
+}
+
+impl ModelIr {
+    pub fn param_count(&self) -> usize {
+        self.graph.param_count()
+    }
+}

@@ -1,0 +1,166 @@
+//! `unet(base, mult, blocks, resblock, attention, out)`: expands the DDPM UNet topology into the
+//! graph: a 3x3 head conv; per level `blocks` resblocks (with attention at the listed
+//! resolutions) and a strided-conv down-sample; a middle res/attention/res; per level on the
+//! way up `blocks + 1` resblocks that each consume one skip, and a nearest-upsample + conv;
+//! then norm, SiLU and a 3x3 conv back to the image channels. Names follow the structure:
+//! `head`, `down.1.res0`, `down.1.attn0`, `down.1.down`, `mid.res0`, `mid.attn`, `up.0.res2`,
+//! `up.1.up`, `tail.0`.
+
+use super::Sema;
+use crate::ast::{self, Arg, Expr, ExprKind};
+use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::ir::*;
+
+impl<'a> Sema<'a> {
+    pub(super) fn unet(&mut self, c: &ast::Call, x: NodeId) -> Option<NodeId> {
+        let a = self.bind_args(c, &["base", "mult", "blocks", "resblock", "attention", "out"], 4)?;
+        let base = self.positive(a[0]?, "the base channel count")?;
+        let mult = self.int_list(a[1]?, "the channel multipliers")?;
+        if mult.is_empty() || mult.contains(&0) {
+            self.err(
+                Diagnostic::error("E202", "the channel multipliers must be a non-empty list of positive numbers")
+                    .with_primary(a[1]?.span, "e.g. `[1, 2, 2, 2]`"),
+            );
+            return None;
+        }
+        let nblocks = self.positive(a[2]?, "the number of blocks per level")?;
+        let rexpr = a[3]?;
+        let Some(rname) = rexpr.as_ident().map(str::to_string) else {
+            self.err(
+                Diagnostic::error("E201", "`resblock` names a block")
+                    .with_primary(rexpr.span, format!("found {}", rexpr.describe())),
+            );
+            return None;
+        };
+        let Some(def) = self.blocks.get(rname.as_str()).copied() else {
+            let names: Vec<String> = self.blocks.keys().cloned().collect();
+            let mut d = Diagnostic::error("E108", format!("unknown block `{rname}`"))
+                .with_primary(rexpr.span, "no block has this name");
+            if let Some(s) = did_you_mean(&rname, names.iter().map(String::as_str)) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            self.err(d);
+            return None;
+        };
+        if def.params.is_empty() {
+            self.err(
+                Diagnostic::error("E105", format!("the UNet's resblock `{rname}` must take the output channels"))
+                    .with_primary(rexpr.span, "called as `resblock(out)`")
+                    .with_secondary(def.name.span, "declared without parameters")
+                    .with_help(format!("declare it as `block {rname}(out)(h) {{ ... }}`")),
+            );
+            return None;
+        }
+        let attention = match a[4] {
+            Some(e) => self.int_list(e, "the attention resolutions")?,
+            None => Vec::new(),
+        };
+        let Shape::Image { c: in_ch, h: res0, .. } = self.node_shape(x) else { return None };
+        let out_ch = match a[5] {
+            Some(e) => self.positive(e, "the output channels")?,
+            None => in_ch,
+        };
+        let levels = mult.len();
+        let resolutions: Vec<usize> = (0..levels).map(|i| res0 >> i).collect();
+        if res0 % (1 << (levels - 1)) != 0 || resolutions.contains(&0) {
+            self.err(
+                Diagnostic::error(
+                    "E206",
+                    format!("a {res0}x{res0} input cannot be halved {} times", levels - 1),
+                )
+                .with_primary(a[1]?.span, format!("{levels} levels"))
+                .with_help("use fewer levels or a larger input"),
+            );
+            return None;
+        }
+        let mut bad = false;
+        for (i, r) in attention.iter().enumerate() {
+            if !resolutions.contains(r) {
+                let span = match &a[4]?.kind {
+                    ExprKind::List(items) => items.get(i).map(|e| e.span).unwrap_or(a[4]?.span),
+                    _ => a[4]?.span,
+                };
+                let list = resolutions.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+                self.err(
+                    Diagnostic::error("E210", format!("attention at resolution {r} matches no UNet level"))
+                        .with_primary(span, "no level has this resolution")
+                        .with_help(format!("the levels have resolutions {list}")),
+                );
+                bad = true;
+            }
+        }
+        if bad {
+            return None;
+        }
+
+        let num = |v: usize, sp| Expr { kind: ExprKind::Number(v as f64, v.to_string()), span: sp };
+        let sp = c.span;
+        let call = |name: &str, args: Vec<Expr>| ast::Call {
+            name: ast::Ident { name: name.to_string(), span: sp },
+            args: args.into_iter().map(|v| Arg { name: None, span: v.span, value: v }).collect(),
+            span: sp,
+        };
+        let res_call = |out: usize| ast::Call {
+            name: ast::Ident { name: rname.clone(), span: rexpr.span },
+            args: vec![Arg { name: None, value: num(out, rexpr.span), span: rexpr.span }],
+            span: rexpr.span,
+        };
+
+        let mut h = self.builtin(x, &call("conv3", vec![num(base, sp)]), "head".into())?;
+        let mut skips = vec![h];
+        let mut now = base;
+        for (i, m) in mult.iter().enumerate() {
+            let out = base * m;
+            for j in 0..nblocks {
+                h = self.invoke_block(def, &res_call(out), h, format!("down.{i}.res{j}"))?;
+                now = out;
+                if attention.contains(&resolutions[i]) {
+                    h = self.builtin(h, &call("attention", vec![]), format!("down.{i}.attn{j}"))?;
+                }
+                skips.push(h);
+            }
+            if i + 1 != levels {
+                h = self.builtin(h, &call("downsample", vec![]), format!("down.{i}.down"))?;
+                skips.push(h);
+            }
+        }
+        h = self.invoke_block(def, &res_call(now), h, "mid.res0".into())?;
+        h = self.builtin(h, &call("attention", vec![]), "mid.attn".into())?;
+        h = self.invoke_block(def, &res_call(now), h, "mid.res1".into())?;
+        for (i, m) in mult.iter().enumerate().rev() {
+            let out = base * m;
+            for j in 0..=nblocks {
+                let skip = skips.pop()?;
+                let joined = self.join_skip(h, skip, &format!("up.{i}.cat{j}"), sp)?;
+                h = self.invoke_block(def, &res_call(out), joined, format!("up.{i}.res{j}"))?;
+                if attention.contains(&resolutions[i]) {
+                    h = self.builtin(h, &call("attention", vec![]), format!("up.{i}.attn{j}"))?;
+                }
+            }
+            if i != 0 {
+                h = self.builtin(h, &call("upsample", vec![]), format!("up.{i}.up.0"))?;
+                h = self.builtin(h, &call("conv3", vec![num(out, sp)]), format!("up.{i}.up.1"))?;
+            }
+        }
+        let norm = ast::Call { name: ast::Ident { name: "norm".into(), span: sp }, args: vec![], span: sp };
+        h = self.apply(h, &norm, "tail.0".into())?;
+        h = self.builtin(h, &call("silu", vec![]), "tail.1".into())?;
+        self.builtin(h, &call("conv3", vec![num(out_ch, sp)]), "tail.2".into())
+    }
+
+    fn join_skip(&mut self, h: NodeId, skip: NodeId, name: &str, span: ast::Span) -> Option<NodeId> {
+        let (Shape::Image { c: c1, h: h1, w: w1 }, Shape::Image { c: c2, h: h2, w: w2 }) =
+            (self.node_shape(h), self.node_shape(skip))
+        else {
+            return None;
+        };
+        if (h1, w1) != (h2, w2) {
+            self.err(
+                Diagnostic::error("E205", format!("UNet skip of {h2}x{w2} meets a {h1}x{w1} feature map"))
+                    .with_primary(span, "the resolutions of the way down and up differ"),
+            );
+            return None;
+        }
+        Some(self.push_raw(Op::Concat, vec![h, skip], Shape::Image { c: c1 + c2, h: h1, w: w1 }, name.to_string(), span))
+    }
+}
