@@ -73,16 +73,28 @@ pub enum StmtKind {
         dims: Vec<Expr>,
     },
     /// `time t: step(1000), per_sample`
-    Time { name: Ident, props: Vec<Expr> },
+    Time {
+        name: Ident,
+        props: Vec<Expr>,
+    },
     /// `embed temb = sinusoidal(128) | linear(512)`
-    Embed { name: Ident, value: Expr },
+    Embed {
+        name: Ident,
+        value: Expr,
+    },
     Block(BlockDef),
     /// `task denoise(...)`
     Task(Call),
     /// `train(...)`
-    Train { args: Vec<Arg>, span: Span },
+    Train {
+        args: Vec<Arg>,
+        span: Span,
+    },
     Return(Expr),
-    Assign { name: Ident, value: Expr },
+    Assign {
+        name: Ident,
+        value: Expr,
+    },
     Expr(Expr),
 }
 

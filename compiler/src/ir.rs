@@ -32,7 +32,7 @@ impl Shape {
     /// Elements per sample.
     pub fn numel(&self) -> usize {
         match *self {
-            Shape::Image { c, h, w } => c * h * w,
+            Shape::Image { c, h, w } => c.saturating_mul(h).saturating_mul(w),
             Shape::Vector { d } => d,
             Shape::Time => 1,
         }
@@ -195,30 +195,66 @@ pub enum Op {
         bias: bool,
         time: TimeChannel,
     },
-    Linear { din: usize, dout: usize, bias: bool },
-    Norm { kind: NormKind, channels: usize, affine: bool, eps: f64 },
-    Act { act: Act },
-    Dropout { p: f64 },
+    Linear {
+        din: usize,
+        dout: usize,
+        bias: bool,
+    },
+    Norm {
+        kind: NormKind,
+        channels: usize,
+        affine: bool,
+        eps: f64,
+    },
+    Act {
+        act: Act,
+    },
+    Dropout {
+        p: f64,
+    },
     /// Average pooling with a k x k window.
-    AvgPool { k: usize, stride: usize },
+    AvgPool {
+        k: usize,
+        stride: usize,
+    },
     /// Average over all of H, W to [B, C, 1, 1].
     GlobalAvgPool,
-    Upsample { factor: usize },
+    Upsample {
+        factor: usize,
+    },
     /// DDPM self-attention: norm -> 1x1 q, k, v -> softmax(qᵀk/√C) v -> 1x1 proj -> + input.
-    Attention { channels: usize, heads: usize, norm: NormKind },
+    Attention {
+        channels: usize,
+        heads: usize,
+        norm: NormKind,
+    },
     Flatten,
     /// Elementwise sum of two values of the same shape.
     Add,
     /// Concatenation along channels.
     Concat,
     /// Sinusoidal embedding of t: `[B] -> [B, dim]`.
-    Sinusoidal { dim: usize },
+    Sinusoidal {
+        dim: usize,
+    },
     /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
-    Inject { mode: InjectMode, din: usize, channels: usize },
+    Inject {
+        mode: InjectMode,
+        din: usize,
+        channels: usize,
+    },
     /// inputs `[h, e]`: `h · (1 + scale(e)) + shift(e)` with one Linear(e -> 2C).
-    ScaleShift { din: usize, channels: usize },
+    ScaleShift {
+        din: usize,
+        channels: usize,
+    },
     /// Integrates `h' = f(t, h)` from `t0` to `t1`; input the initial state.
-    Ode { func: Box<OdeFunc>, t0: f64, t1: f64, solver: Solver },
+    Ode {
+        func: Box<OdeFunc>,
+        t0: f64,
+        t1: f64,
+        solver: Solver,
+    },
 }
 
 impl Op {
@@ -227,7 +263,16 @@ impl Op {
         match self {
             Op::Input => "input".into(),
             Op::Time => "time".into(),
-            Op::Conv { cin, cout, k, stride, pad, groups, time, bias } => {
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                groups,
+                time,
+                bias,
+            } => {
                 let mut s = format!("conv {k}x{k}");
                 if *stride != 1 {
                     s += &format!(" s{stride}");
@@ -253,13 +298,24 @@ impl Op {
             Op::AvgPool { k, stride } => format!("avgpool {k}x{k} s{stride}"),
             Op::GlobalAvgPool => "avgpool global".into(),
             Op::Upsample { factor } => format!("upsample nearest x{factor}"),
-            Op::Attention { heads, .. } => format!("attention ({heads} head{})", if *heads == 1 { "" } else { "s" }),
+            Op::Attention { heads, .. } => format!(
+                "attention ({heads} head{})",
+                if *heads == 1 { "" } else { "s" }
+            ),
             Op::Flatten => "flatten".into(),
             Op::Add => "add".into(),
             Op::Concat => "concat".into(),
             Op::Sinusoidal { dim } => format!("sinusoidal {dim}"),
-            Op::Inject { mode: InjectMode::Offset, din, channels } => format!("inject offset {din}->{channels}"),
-            Op::Inject { mode: InjectMode::Positional, din, channels } => {
+            Op::Inject {
+                mode: InjectMode::Offset,
+                din,
+                channels,
+            } => format!("inject offset {din}->{channels}"),
+            Op::Inject {
+                mode: InjectMode::Positional,
+                din,
+                channels,
+            } => {
                 format!("inject positional {din}->{channels}")
             }
             Op::ScaleShift { din, channels } => format!("scale_shift {din}->2x{channels}"),
@@ -290,8 +346,9 @@ pub struct ParamInfo {
 }
 
 impl ParamInfo {
+    /// Elements in the tensor (saturating, so absurd specs cannot overflow).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |a, &b| a.saturating_mul(b))
     }
 }
 
@@ -315,9 +372,12 @@ pub struct Node {
 
 impl Node {
     pub fn param_count(&self) -> usize {
-        let own: usize = self.params.iter().map(ParamInfo::numel).sum();
+        let own = self
+            .params
+            .iter()
+            .fold(0usize, |a, p| a.saturating_add(p.numel()));
         match &self.op {
-            Op::Ode { func, .. } => own + func.graph.param_count(),
+            Op::Ode { func, .. } => own.saturating_add(func.graph.param_count()),
             _ => own,
         }
     }
@@ -330,7 +390,9 @@ pub struct Graph {
 
 impl Graph {
     pub fn param_count(&self) -> usize {
-        self.nodes.iter().map(Node::param_count).sum()
+        self.nodes
+            .iter()
+            .fold(0usize, |a, n| a.saturating_add(n.param_count()))
     }
     /// Visits every node, descending into ODE functions, with the enclosing graph.
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Graph, NodeId, &'a Node)) {
@@ -356,8 +418,12 @@ pub enum BiasInit {
     /// As PyTorch initializes the layer.
     Default,
     Zero,
-    Constant { value: f64 },
-    Normal { std: f64 },
+    Constant {
+        value: f64,
+    },
+    Normal {
+        std: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -369,8 +435,14 @@ pub struct BiasPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Schedule {
-    Linear { beta_start: f64, beta_end: f64, steps: usize },
-    Cosine { steps: usize },
+    Linear {
+        beta_start: f64,
+        beta_end: f64,
+        steps: usize,
+    },
+    Cosine {
+        steps: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -383,8 +455,17 @@ pub enum Task {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
-    Sgd { lr: f64, momentum: f64, weight_decay: f64 },
-    Adam { lr: f64, beta1: f64, beta2: f64, weight_decay: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -392,7 +473,10 @@ pub enum Optimizer {
 pub enum LrSchedule {
     Constant,
     /// Multiply the rate by `gamma` at each listed epoch.
-    Step { milestones: Vec<usize>, gamma: f64 },
+    Step {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
     Cosine,
 }
 
@@ -411,7 +495,12 @@ pub struct TrainSettings {
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
-            optimizer: Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, weight_decay: 0.0 },
+            optimizer: Optimizer::Adam {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                weight_decay: 0.0,
+            },
             warmup: 0,
             batch: 64,
             epochs: None,

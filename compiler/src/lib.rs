@@ -2,8 +2,11 @@
 //! parameter counts, and diagnostics out. It builds and tests without dfdx, so `check`, `lint`
 //! and `explain` stay fast and GPU-free.
 
+// Diagnostics are returned by value: they are created once per error, never on a hot path.
+#![allow(clippy::result_large_err)]
+
 pub mod ast;
 pub mod diagnostics;
-pub mod syntax;
 pub mod ir;
 pub mod sema;
+pub mod syntax;

@@ -13,6 +13,14 @@ struct TdsParser;
 
 /// Parses a whole spec file.
 pub fn parse(src: &str) -> Result<File, Diagnostic> {
+    if let Some(at) = too_deep(src) {
+        return Err(Diagnostic::error(
+            "E004",
+            format!("brackets nested more than {MAX_NESTING} deep"),
+        )
+        .with_primary(Span::new(at, at + 1), "nesting too deep")
+        .with_help("split the expression into named values"));
+    }
     let mut pairs = TdsParser::parse(Rule::file, src).map_err(|e| parse_error(src, e))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let models = file
@@ -23,13 +31,37 @@ pub fn parse(src: &str) -> Result<File, Diagnostic> {
     Ok(File { models })
 }
 
+/// The deepest bracket nesting the parser accepts; deeper input would exhaust the stack.
+pub const MAX_NESTING: usize = 64;
+
+/// The offset of the first bracket that opens past [`MAX_NESTING`] levels.
+fn too_deep(src: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in src.bytes().enumerate() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn span(p: &Pair<Rule>) -> Span {
     let s = p.as_span();
     Span::new(s.start(), s.end())
 }
 
 fn ident(p: Pair<Rule>) -> Ident {
-    Ident { name: p.as_str().to_string(), span: span(&p) }
+    Ident {
+        name: p.as_str().to_string(),
+        span: span(&p),
+    }
 }
 
 fn model(p: Pair<Rule>) -> Model {
@@ -37,7 +69,11 @@ fn model(p: Pair<Rule>) -> Model {
     let mut it = p.into_inner().filter(|p| p.as_rule() != Rule::kw_model);
     let name = ident(it.next().expect("model name"));
     let stmts = it.map(stmt).collect();
-    Model { name, stmts, span: sp }
+    Model {
+        name,
+        stmts,
+        span: sp,
+    }
 }
 
 fn stmt(p: Pair<Rule>) -> Stmt {
@@ -50,7 +86,11 @@ fn stmt(p: Pair<Rule>) -> Stmt {
             _ => kind = Some(stmt_kind(inner)),
         }
     }
-    Stmt { attrs, kind: kind.expect("a statement has a body"), span: sp }
+    Stmt {
+        attrs,
+        kind: kind.expect("a statement has a body"),
+        span: sp,
+    }
 }
 
 fn attr(p: Pair<Rule>) -> Attr {
@@ -61,13 +101,23 @@ fn attr(p: Pair<Rule>) -> Attr {
         .next()
         .map(|a| a.into_inner().map(ident).collect())
         .unwrap_or_default();
-    Attr { name, args, span: sp }
+    Attr {
+        name,
+        args,
+        span: sp,
+    }
 }
 
 fn is_kw(r: Rule) -> bool {
     matches!(
         r,
-        Rule::kw_input | Rule::kw_time | Rule::kw_embed | Rule::kw_block | Rule::kw_task | Rule::kw_train | Rule::kw_return
+        Rule::kw_input
+            | Rule::kw_time
+            | Rule::kw_embed
+            | Rule::kw_block
+            | Rule::kw_task
+            | Rule::kw_train
+            | Rule::kw_return
     )
 }
 
@@ -84,11 +134,17 @@ fn stmt_kind(p: Pair<Rule>) -> StmtKind {
         }
         Rule::time_decl => {
             let name = ident(it.next().expect("time name"));
-            StmtKind::Time { name, props: it.map(expr).collect() }
+            StmtKind::Time {
+                name,
+                props: it.map(expr).collect(),
+            }
         }
         Rule::embed_decl => {
             let name = ident(it.next().expect("embedding name"));
-            StmtKind::Embed { name, value: expr(it.next().expect("embedding value")) }
+            StmtKind::Embed {
+                name,
+                value: expr(it.next().expect("embedding value")),
+            }
         }
         Rule::block_decl => {
             let name = ident(it.next().expect("block name"));
@@ -107,17 +163,29 @@ fn stmt_kind(p: Pair<Rule>) -> StmtKind {
             } else {
                 (Vec::new(), lists.pop().unwrap_or_default())
             };
-            StmtKind::Block(BlockDef { name, params, inputs, body, span: sp })
+            StmtKind::Block(BlockDef {
+                name,
+                params,
+                inputs,
+                body,
+                span: sp,
+            })
         }
         Rule::task_decl => StmtKind::Task(call(it.next().expect("task call"))),
         Rule::train_decl => {
             let a = it.next().expect("train arguments");
-            StmtKind::Train { span: span(&a), args: args(a) }
+            StmtKind::Train {
+                span: span(&a),
+                args: args(a),
+            }
         }
         Rule::return_stmt => StmtKind::Return(expr(it.next().expect("return value"))),
         Rule::assign => {
             let name = ident(it.next().expect("assigned name"));
-            StmtKind::Assign { name, value: expr(it.next().expect("assigned value")) }
+            StmtKind::Assign {
+                name,
+                value: expr(it.next().expect("assigned value")),
+            }
         }
         Rule::expr_stmt => StmtKind::Expr(expr(it.next().expect("expression"))),
         r => unreachable!("unexpected statement rule {r:?}"),
@@ -127,7 +195,10 @@ fn stmt_kind(p: Pair<Rule>) -> StmtKind {
 fn param(p: Pair<Rule>) -> Param {
     let mut it = p.into_inner();
     let name = ident(it.next().expect("parameter name"));
-    Param { name, default: it.next().map(expr) }
+    Param {
+        name,
+        default: it.next().map(expr),
+    }
 }
 
 fn number(p: Pair<Rule>) -> Expr {
@@ -136,7 +207,10 @@ fn number(p: Pair<Rule>) -> Expr {
     // The grammar only admits well-formed decimal numbers, which f64 parsing accepts; overflow
     // parses to infinity, which sema rejects with a span.
     let v = text.parse::<f64>().unwrap_or(f64::NAN);
-    Expr { kind: ExprKind::Number(v, text), span: sp }
+    Expr {
+        kind: ExprKind::Number(v, text),
+        span: sp,
+    }
 }
 
 fn expr(p: Pair<Rule>) -> Expr {
@@ -148,7 +222,10 @@ fn expr(p: Pair<Rule>) -> Expr {
             let mut it = p.into_inner().filter(|p| p.as_rule() != Rule::kw_as);
             let inner = expr(it.next().expect("labeled expression"));
             match it.next() {
-                Some(label) => Expr { kind: ExprKind::Labeled(Box::new(inner), ident(label)), span: sp },
+                Some(label) => Expr {
+                    kind: ExprKind::Labeled(Box::new(inner), ident(label)),
+                    span: sp,
+                },
                 None => inner,
             }
         }
@@ -157,10 +234,19 @@ fn expr(p: Pair<Rule>) -> Expr {
             inner.span = sp;
             inner
         }
-        Rule::call => Expr { kind: ExprKind::Call(call(p)), span: sp },
+        Rule::call => Expr {
+            kind: ExprKind::Call(call(p)),
+            span: sp,
+        },
         Rule::number => number(p),
-        Rule::ident => Expr { kind: ExprKind::Ident(p.as_str().to_string()), span: sp },
-        Rule::list => Expr { kind: ExprKind::List(p.into_inner().map(expr).collect()), span: sp },
+        Rule::ident => Expr {
+            kind: ExprKind::Ident(p.as_str().to_string()),
+            span: sp,
+        },
+        Rule::list => Expr {
+            kind: ExprKind::List(p.into_inner().map(expr).collect()),
+            span: sp,
+        },
         Rule::record => {
             let fields = p
                 .into_inner()
@@ -170,7 +256,10 @@ fn expr(p: Pair<Rule>) -> Expr {
                     (k, expr(it.next().expect("field value")))
                 })
                 .collect();
-            Expr { kind: ExprKind::Record(fields), span: sp }
+            Expr {
+                kind: ExprKind::Record(fields),
+                span: sp,
+            }
         }
         r => unreachable!("unexpected expression rule {r:?}"),
     }
@@ -180,7 +269,10 @@ fn collapse(sp: Span, mut items: Vec<Expr>, make: fn(Vec<Expr>) -> ExprKind) -> 
     if items.len() == 1 {
         items.pop().expect("one item")
     } else {
-        Expr { kind: make(items), span: sp }
+        Expr {
+            kind: make(items),
+            span: sp,
+        }
     }
 }
 
@@ -189,7 +281,11 @@ fn call(p: Pair<Rule>) -> Call {
     let mut it = p.into_inner();
     let name = ident(it.next().expect("callee"));
     let a = it.next().map(args).unwrap_or_default();
-    Call { name, args: a, span: sp }
+    Call {
+        name,
+        args: a,
+        span: sp,
+    }
 }
 
 fn args(p: Pair<Rule>) -> Vec<Arg> {
@@ -201,9 +297,17 @@ fn args(p: Pair<Rule>) -> Vec<Arg> {
                 Rule::kwarg => {
                     let mut it = inner.into_inner();
                     let name = ident(it.next().expect("keyword"));
-                    Arg { name: Some(name), value: expr(it.next().expect("keyword value")), span: sp }
+                    Arg {
+                        name: Some(name),
+                        value: expr(it.next().expect("keyword value")),
+                        span: sp,
+                    }
                 }
-                _ => Arg { name: None, value: expr(inner), span: sp },
+                _ => Arg {
+                    name: None,
+                    value: expr(inner),
+                    span: sp,
+                },
             }
         })
         .collect()
@@ -217,9 +321,13 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::model | Rule::kw_model => "`model`",
         Rule::ident => "a name",
         Rule::number => "a number",
-        Rule::expr | Rule::sum | Rule::labeled | Rule::call | Rule::list | Rule::record | Rule::paren => {
-            "an expression"
-        }
+        Rule::expr
+        | Rule::sum
+        | Rule::labeled
+        | Rule::call
+        | Rule::list
+        | Rule::record
+        | Rule::paren => "an expression",
         Rule::stmt
         | Rule::input_decl
         | Rule::time_decl
@@ -259,14 +367,20 @@ fn parse_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
             _ => '}',
         };
         return Diagnostic::error("E002", format!("unclosed `{ch}`"))
-            .with_primary(Span::new(open, open + 1), format!("this `{ch}` is never closed"))
-            .with_secondary(Span::new(pos, pos), "the parser gave up here")
+            .with_primary(
+                Span::new(open, open + 1),
+                format!("this `{ch}` is never closed"),
+            )
             .with_help(format!("add the missing `{close}`"));
     }
 
     let mut expected: Vec<&str> = Vec::new();
     let mut found_unexpected: Vec<&str> = Vec::new();
-    if let pest::error::ErrorVariant::ParsingError { positives, negatives } = &e.variant {
+    if let pest::error::ErrorVariant::ParsingError {
+        positives,
+        negatives,
+    } = &e.variant
+    {
         for r in positives {
             if let Some(n) = rule_name(r) {
                 if !expected.contains(&n) {
@@ -291,7 +405,8 @@ fn parse_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let mut d = Diagnostic::error("E001", "syntax error").with_primary(Span::new(pos, end), message);
+    let mut d =
+        Diagnostic::error("E001", "syntax error").with_primary(Span::new(pos, end), message);
     if src[pos..].starts_with("==") {
         d = d.with_help("`=` binds a name; there is no comparison operator");
     } else if keyword_at(src, pos) {
@@ -449,7 +564,22 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = format!(
+            "model m {{ h = {}x{} }}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        assert_eq!(parse(&src).unwrap_err().code, "E004");
+        let src = format!("model m {{ h = {}x{} }}", "(".repeat(60), ")".repeat(60));
+        parse(&src).unwrap();
+    }
+
+    #[test]
     fn time_is_a_valid_keyword_argument() {
-        parse("model m { time t: continuous, shared\n h = x | conv3(64, time = concat(positional)) }").unwrap();
+        parse(
+            "model m { time t: continuous, shared\n h = x | conv3(64, time = concat(positional)) }",
+        )
+        .unwrap();
     }
 }

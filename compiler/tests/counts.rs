@@ -1,7 +1,8 @@
 use tdspec_compiler::sema::check_source;
 
 fn count(path: &str) -> usize {
-    let src = std::fs::read_to_string(format!("{}/../specs/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let src =
+        std::fs::read_to_string(format!("{}/../specs/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     match check_source(&src) {
         Ok(m) => m[0].param_count(),
         Err(d) => panic!("{path}: {d:#?}"),

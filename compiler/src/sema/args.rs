@@ -56,8 +56,11 @@ pub(super) fn bind<'e>(
                     Some(i) => {
                         if slots[i].is_some() {
                             diags.push(
-                                Diagnostic::error("E109", format!("argument `{}` is given twice", k.name))
-                                    .with_primary(a.span, "duplicate argument"),
+                                Diagnostic::error(
+                                    "E109",
+                                    format!("argument `{}` is given twice", k.name),
+                                )
+                                .with_primary(a.span, "duplicate argument"),
                             );
                             ok = false;
                         } else {
@@ -73,7 +76,10 @@ pub(super) fn bind<'e>(
                         if let Some(s) = did_you_mean(&k.name, names.iter().copied()) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         } else {
-                            d = d.with_help(format!("the signature is `{}`", signature(&c.name.name, names, required)));
+                            d = d.with_help(format!(
+                                "the signature is `{}`",
+                                signature(&c.name.name, names, required)
+                            ));
                         }
                         diags.push(d);
                         ok = false;
@@ -85,9 +91,15 @@ pub(super) fn bind<'e>(
     for (i, n) in names.iter().enumerate().take(required) {
         if slots[i].is_none() && ok {
             diags.push(
-                Diagnostic::error("E105", format!("`{}` needs the argument `{n}`", c.name.name))
-                    .with_primary(c.span, format!("`{n}` is missing"))
-                    .with_help(format!("the signature is `{}`", signature(&c.name.name, names, required))),
+                Diagnostic::error(
+                    "E105",
+                    format!("`{}` needs the argument `{n}`", c.name.name),
+                )
+                .with_primary(c.span, format!("`{n}` is missing"))
+                .with_help(format!(
+                    "the signature is `{}`",
+                    signature(&c.name.name, names, required)
+                )),
             );
             ok = false;
         }
@@ -99,7 +111,13 @@ fn signature(name: &str, names: &[&str], required: usize) -> String {
     let parts: Vec<String> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| if i < required { n.to_string() } else { format!("{n}=..") })
+        .map(|(i, n)| {
+            if i < required {
+                n.to_string()
+            } else {
+                format!("{n}=..")
+            }
+        })
         .collect();
     format!("{name}({})", parts.join(", "))
 }

@@ -49,11 +49,17 @@ pub fn check_source(src: &str) -> Result<Vec<ModelIr>, Vec<Diagnostic>> {
     let file = crate::syntax::parse(src).map_err(|d| vec![d])?;
     if file.models.is_empty() {
         return Err(vec![Diagnostic::error("E005", "the file defines no model")
-            .with_primary(Span::new(0, src.len().min(1)), "expected `model NAME { ... }`")
+            .with_primary(
+                Span::new(0, src.len().min(1)),
+                "expected `model NAME { ... }`",
+            )
             .with_help("a spec starts with `model NAME {`")]);
     }
     let (models, diags) = analyze(&file);
-    if diags.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
+    if diags
+        .iter()
+        .any(|d| d.severity == crate::diagnostics::Severity::Error)
+    {
         Err(diags)
     } else {
         Ok(models)
@@ -78,7 +84,11 @@ enum NormSpec {
     Batch,
     Instance,
     Layer,
-    Group { groups: Option<usize>, per_group: Option<usize>, min_per_group: Option<usize> },
+    Group {
+        groups: Option<usize>,
+        per_group: Option<usize>,
+        min_per_group: Option<usize>,
+    },
 }
 
 struct Scope {
@@ -120,6 +130,8 @@ struct Sema<'a> {
 }
 
 const MAX_BLOCK_DEPTH: usize = 24;
+/// The largest whole number a spec may use for a size or count.
+const MAX_INT: usize = 1 << 24;
 
 impl<'a> Sema<'a> {
     fn new(model: &'a ast::Model, diags: &'a mut Vec<Diagnostic>) -> Self {
@@ -129,7 +141,10 @@ impl<'a> Sema<'a> {
             blocks: HashMap::new(),
             embeds: HashMap::new(),
             default_norm: None,
-            bias: BiasPolicy { operand: BiasInit::Default, time: BiasInit::Default },
+            bias: BiasPolicy {
+                operand: BiasInit::Default,
+                time: BiasInit::Default,
+            },
             input: None,
             time: None,
             graphs: vec![GraphCtx {
@@ -189,7 +204,11 @@ impl<'a> Sema<'a> {
         }
         let input_node = match self.input.clone() {
             Some(inp) => {
-                let shape = Shape::Image { c: inp.channels, h: inp.height, w: inp.width };
+                let shape = Shape::Image {
+                    c: inp.channels,
+                    h: inp.height,
+                    w: inp.width,
+                };
                 let id = self.push_raw(Op::Input, vec![], shape, inp.name.clone(), inp.span);
                 self.bind(&inp.name, Val::Node(id), inp.span);
                 Some(id)
@@ -213,6 +232,8 @@ impl<'a> Sema<'a> {
 
         // Pass 3: statements in order.
         let mut output: Option<(NodeId, Span)> = None;
+        // Set once an output statement was seen, even if it failed, to avoid a cascading E110.
+        let mut output_stmt = false;
         let mut task = None;
         let mut train = None;
         for st in &m.stmts {
@@ -236,8 +257,11 @@ impl<'a> Sema<'a> {
                 StmtKind::Assign { name, value } => {
                     if self.blocks.contains_key(&name.name) {
                         self.err(
-                            Diagnostic::error("E104", format!("`{}` is already a block", name.name))
-                                .with_primary(name.span, "this name is taken by a block"),
+                            Diagnostic::error(
+                                "E104",
+                                format!("`{}` is already a block", name.name),
+                            )
+                            .with_primary(name.span, "this name is taken by a block"),
                         );
                     }
                     let base = self.assign_base(&name.name);
@@ -254,6 +278,7 @@ impl<'a> Sema<'a> {
                         );
                         continue;
                     }
+                    output_stmt = true;
                     if let Some(v) = self.value(e, "out") {
                         output = Some((v, st.span));
                     }
@@ -268,6 +293,7 @@ impl<'a> Sema<'a> {
                             );
                             continue;
                         }
+                        output_stmt = true;
                         if let Some(x) = input_node {
                             if let Some(v) = self.unet(c, x) {
                                 output = Some((v, st.span));
@@ -275,17 +301,30 @@ impl<'a> Sema<'a> {
                         }
                     }
                     _ => {
-                        self.err(
+                        let layer = match &e.kind {
+                            ExprKind::Call(c) => Some(c.name.name.as_str()),
+                            ExprKind::Ident(n) => Some(n.as_str()),
+                            _ => None,
+                        }
+                        .filter(|n| {
+                            ops::is_builtin(n) || self.blocks.contains_key(*n) || *n == "norm"
+                        });
+                        let d =
                             Diagnostic::error("E113", "this value is computed and then dropped")
-                                .with_primary(e.span, "not assigned to a name")
-                                .with_help("name it (`h = ...`) or return it (`return ...`)"),
-                        );
+                                .with_primary(e.span, "not assigned to a name");
+                        self.err(match layer {
+                            Some(_) => {
+                                d.with_help("a layer needs an input: is a `|` missing before it?")
+                            }
+                            None => d.with_help("name it (`h = ...`) or return it (`return ...`)"),
+                        });
                     }
                 },
                 StmtKind::Task(c) => {
                     if task.is_some() {
                         self.err(
-                            Diagnostic::error("E104", "the task is declared twice").with_primary(st.span, "second task"),
+                            Diagnostic::error("E104", "the task is declared twice")
+                                .with_primary(st.span, "second task"),
                         );
                     } else {
                         task = self.task(c);
@@ -304,7 +343,7 @@ impl<'a> Sema<'a> {
             }
         }
         let Some((out, _)) = output else {
-            if input_node.is_some() {
+            if input_node.is_some() && !output_stmt {
                 self.err(
                     Diagnostic::error("E110", format!("model `{}` has no output", m.name.name))
                         .with_primary(m.name.span, "nothing is returned")
@@ -345,9 +384,12 @@ impl<'a> Sema<'a> {
         }
         if ops::is_builtin(&b.name.name) || b.name.name == "norm" {
             self.err(
-                Diagnostic::error("E104", format!("block `{}` has the name of a built-in layer", b.name.name))
-                    .with_primary(b.name.span, "shadows the built-in")
-                    .with_help("choose another name for the block"),
+                Diagnostic::error(
+                    "E104",
+                    format!("block `{}` has the name of a built-in layer", b.name.name),
+                )
+                .with_primary(b.name.span, "shadows the built-in")
+                .with_help("choose another name for the block"),
             );
             return;
         }
@@ -355,17 +397,28 @@ impl<'a> Sema<'a> {
         for p in b.params.iter().chain(&b.inputs) {
             if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
                 self.err(
-                    Diagnostic::error("E104", format!("parameter `{}` is declared twice", p.name.name))
-                        .with_primary(p.name.span, "second declaration")
-                        .with_secondary(prev, "first declared here"),
+                    Diagnostic::error(
+                        "E104",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .with_primary(p.name.span, "second declaration")
+                    .with_secondary(prev, "first declared here"),
                 );
             }
         }
         if b.inputs.len() != 1 {
             self.err(
-                Diagnostic::error("E105", format!("block `{}` must take exactly one input", b.name.name))
-                    .with_primary(b.span.to(b.name.span), format!("declares {} inputs", b.inputs.len()))
-                    .with_help("write `block NAME(params)(h) { ... }`; other values are visible by name"),
+                Diagnostic::error(
+                    "E105",
+                    format!("block `{}` must take exactly one input", b.name.name),
+                )
+                .with_primary(
+                    b.span.to(b.name.span),
+                    format!("declares {} inputs", b.inputs.len()),
+                )
+                .with_help(
+                    "write `block NAME(params)(h) { ... }`; other values are visible by name",
+                ),
             );
         }
         self.blocks.insert(b.name.name.clone(), b);
@@ -393,8 +446,11 @@ impl<'a> Sema<'a> {
         }
         if dims.len() != 3 {
             self.err(
-                Diagnostic::error("E201", format!("an image input has 3 dimensions, found {}", dims.len()))
-                    .with_primary(st.span, "expected `image[channels, height, width]`"),
+                Diagnostic::error(
+                    "E201",
+                    format!("an image input has 3 dimensions, found {}", dims.len()),
+                )
+                .with_primary(st.span, "expected `image[channels, height, width]`"),
             );
             return;
         }
@@ -406,7 +462,13 @@ impl<'a> Sema<'a> {
             }
         }
         let (c, h, w) = (v[0], v[1], v[2]);
-        self.input = Some(InputInfo { name: name.name.clone(), channels: c, height: h, width: w, span: name.span });
+        self.input = Some(InputInfo {
+            name: name.name.clone(),
+            channels: c,
+            height: h,
+            width: w,
+            span: name.span,
+        });
     }
 
     fn time_decl(&mut self, st: &Stmt, name: &ast::Ident, props: &[Expr]) {
@@ -438,7 +500,8 @@ impl<'a> Sema<'a> {
                         continue;
                     };
                     if let Some(a) = self.bind_args(c, &["n"], 1) {
-                        if let Some(n) = a[0].and_then(|e| self.positive(e, "the number of steps")) {
+                        if let Some(n) = a[0].and_then(|e| self.positive(e, "the number of steps"))
+                        {
                             kind = Some(TimeKind::Steps(n));
                         }
                     }
@@ -446,9 +509,17 @@ impl<'a> Sema<'a> {
                 "shared" => sharing = Some(Sharing::Shared),
                 "per_sample" => sharing = Some(Sharing::PerSample),
                 _ => {
-                    let mut d = Diagnostic::error("E201", format!("unknown time property `{}`", src_word(p)))
-                        .with_primary(p.span, "expected `continuous`, `step(N)`, `shared` or `per_sample`");
-                    if let Some(s) = did_you_mean(word, ["continuous", "step", "shared", "per_sample"]) {
+                    let mut d = Diagnostic::error(
+                        "E201",
+                        format!("unknown time property `{}`", src_word(p)),
+                    )
+                    .with_primary(
+                        p.span,
+                        "expected `continuous`, `step(N)`, `shared` or `per_sample`",
+                    );
+                    if let Some(s) =
+                        did_you_mean(word, ["continuous", "step", "shared", "per_sample"])
+                    {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
                     self.err(d);
@@ -460,7 +531,12 @@ impl<'a> Sema<'a> {
             TimeKind::Continuous => Sharing::Shared,
             TimeKind::Steps(_) => Sharing::PerSample,
         });
-        self.time = Some(TimeInfo { name: name.name.clone(), kind, sharing, span: name.span });
+        self.time = Some(TimeInfo {
+            name: name.name.clone(),
+            kind,
+            sharing,
+            span: name.span,
+        });
     }
 
     fn bias_policy(&mut self, e: &Expr) {
@@ -496,7 +572,9 @@ impl<'a> Sema<'a> {
             ExprKind::Ident(s) if s == "default" => Some(BiasInit::Default),
             ExprKind::Call(c) if c.name.name == "constant" => {
                 let a = self.bind_args(c, &["value"], 1)?;
-                Some(BiasInit::Constant { value: self.float(a[0]?)? })
+                Some(BiasInit::Constant {
+                    value: self.float(a[0]?)?,
+                })
             }
             ExprKind::Call(c) if c.name.name == "normal" => {
                 let a = self.bind_args(c, &["std"], 1)?;
@@ -512,8 +590,12 @@ impl<'a> Sema<'a> {
             }
             _ => {
                 let word = src_word(e);
-                let mut d = Diagnostic::error("E201", format!("unknown bias initialization `{word}`"))
-                    .with_primary(e.span, "expected `zero`, `default`, `constant(v)` or `normal(std)`");
+                let mut d =
+                    Diagnostic::error("E201", format!("unknown bias initialization `{word}`"))
+                        .with_primary(
+                            e.span,
+                            "expected `zero`, `default`, `constant(v)` or `normal(std)`",
+                        );
                 if let Some(s) = did_you_mean(&word, ["zero", "default", "constant", "normal"]) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -540,7 +622,11 @@ impl<'a> Sema<'a> {
     }
 
     fn visible_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.scopes.iter().flat_map(|s| s.vars.keys().cloned()).collect();
+        let mut names: Vec<String> = self
+            .scopes
+            .iter()
+            .flat_map(|s| s.vars.keys().cloned())
+            .collect();
         names.extend(self.embeds.keys().cloned());
         if let Some(t) = &self.time {
             names.push(t.name.clone());
@@ -553,7 +639,11 @@ impl<'a> Sema<'a> {
         let scope = self.scopes.last_mut().expect("a scope");
         let n = scope.assigned.entry(name.to_string()).or_insert(0);
         *n += 1;
-        let local = if *n == 1 { name.to_string() } else { format!("{name}_{n}") };
+        let local = if *n == 1 {
+            name.to_string()
+        } else {
+            format!("{name}_{n}")
+        };
         join(&scope.prefix, &local)
     }
 
@@ -580,10 +670,21 @@ impl<'a> Sema<'a> {
         self.graphs.last().expect("a graph").graph.nodes[id].span
     }
 
-    fn push_raw(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, name: String, span: Span) -> NodeId {
+    fn push_raw(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        shape: Shape,
+        name: String,
+        span: Span,
+    ) -> NodeId {
         let name = self.unique_name(name);
         let scope = self.scopes.last().expect("a scope");
-        let allow = self.scopes.iter().flat_map(|s| s.allow.iter().cloned()).collect();
+        let allow = self
+            .scopes
+            .iter()
+            .flat_map(|s| s.allow.iter().cloned())
+            .collect();
         let stmt_span = scope.stmt_span;
         let g = self.graphs.last_mut().expect("a graph");
         let time_branch = match op {
@@ -593,7 +694,17 @@ impl<'a> Sema<'a> {
         };
         let params = ops::params_of(&op, &name, time_branch);
         let id = g.graph.nodes.len();
-        g.graph.nodes.push(Node { op, inputs, shape, name, params, span, stmt_span, time_branch, allow });
+        g.graph.nodes.push(Node {
+            op,
+            inputs,
+            shape,
+            name,
+            params,
+            span,
+            stmt_span,
+            time_branch,
+            allow,
+        });
         id
     }
 
@@ -622,7 +733,11 @@ impl<'a> Sema<'a> {
             _ => vec![expr],
         };
         // An embedding pipeline starts from t; `t | sinusoidal(128)` is also accepted.
-        let time_name = self.time.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let time_name = self
+            .time
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
         let mut cur = t;
         let mut idx = 0;
         for (i, st) in stages.iter().enumerate() {
@@ -651,7 +766,10 @@ impl<'a> Sema<'a> {
             ExprKind::Sum(terms) => self.sum(terms, e.span, base),
             ExprKind::Ident(name) => self.name_value(name, e.span),
             ExprKind::Labeled(inner, label) => {
-                let b = join(&self.scopes.last().expect("a scope").prefix.clone(), &label.name);
+                let b = join(
+                    &self.scopes.last().expect("a scope").prefix.clone(),
+                    &label.name,
+                );
                 self.value(inner, &b)
             }
             ExprKind::Call(c) => match c.name.name.as_str() {
@@ -670,7 +788,10 @@ impl<'a> Sema<'a> {
                     );
                     None
                 }
-                name if ops::is_builtin(name) || self.blocks.contains_key(name) || name == "norm" => {
+                name if ops::is_builtin(name)
+                    || self.blocks.contains_key(name)
+                    || name == "norm" =>
+                {
                     self.err(
                         Diagnostic::error("E201", format!("`{name}` is a layer, not a value"))
                             .with_primary(e.span, "a layer needs an input")
@@ -686,8 +807,11 @@ impl<'a> Sema<'a> {
             },
             ExprKind::Number(..) | ExprKind::List(_) | ExprKind::Record(_) => {
                 self.err(
-                    Diagnostic::error("E201", format!("expected a tensor value, found {}", e.describe()))
-                        .with_primary(e.span, "not a tensor"),
+                    Diagnostic::error(
+                        "E201",
+                        format!("expected a tensor value, found {}", e.describe()),
+                    )
+                    .with_primary(e.span, "not a tensor"),
                 );
                 None
             }
@@ -703,9 +827,14 @@ impl<'a> Sema<'a> {
                 Val::Node(id) => {
                     if depth < self.gctx_floor() {
                         self.err(
-                            Diagnostic::error("E112", format!("`{name}` is not visible inside an ODE function"))
-                                .with_primary(span, "defined outside the ODE function")
-                                .with_help("an ODE function sees its state, the time input and embeddings"),
+                            Diagnostic::error(
+                                "E112",
+                                format!("`{name}` is not visible inside an ODE function"),
+                            )
+                            .with_primary(span, "defined outside the ODE function")
+                            .with_help(
+                                "an ODE function sees its state, the time input and embeddings",
+                            ),
                         );
                         return None;
                     }
@@ -713,8 +842,11 @@ impl<'a> Sema<'a> {
                 }
                 _ => {
                     self.err(
-                        Diagnostic::error("E201", format!("`{name}` is a setting, not a tensor value"))
-                            .with_primary(span, "not a tensor"),
+                        Diagnostic::error(
+                            "E201",
+                            format!("`{name}` is a setting, not a tensor value"),
+                        )
+                        .with_primary(span, "not a tensor"),
                     );
                     None
                 }
@@ -724,7 +856,8 @@ impl<'a> Sema<'a> {
             return self.embed_node(name, span);
         }
         let names = self.visible_names();
-        let mut d = Diagnostic::error("E101", format!("unknown name `{name}`")).with_primary(span, "not defined");
+        let mut d = Diagnostic::error("E101", format!("unknown name `{name}`"))
+            .with_primary(span, "not defined");
         if let Some(s) = did_you_mean(name, names.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));
         } else if ops::is_builtin(name) || self.blocks.contains_key(name) {
@@ -787,7 +920,10 @@ impl<'a> Sema<'a> {
         for (t, label) in injects {
             let ExprKind::Call(c) = &t.kind else { continue };
             let name = match label {
-                Some(l) => join(&self.scopes.last().expect("a scope").prefix.clone(), &l.name),
+                Some(l) => join(
+                    &self.scopes.last().expect("a scope").prefix.clone(),
+                    &l.name,
+                ),
                 None => format!("{base}.inject"),
             };
             acc = self.inject(acc, c, name)?;
@@ -806,15 +942,12 @@ impl<'a> Sema<'a> {
             (Shape::Vector { .. }, Shape::Vector { .. }) => "E204",
             _ => "E207",
         };
-        let what = match code {
-            "E204" => "channels differ",
-            "E205" => "spatial sizes differ",
-            _ => "kinds differ",
-        };
-        let d = Diagnostic::error(code, format!("values of shapes {sa} and {sb} cannot be {verb}"))
-            .with_primary(at, format!("this is {sb}"))
-            .with_secondary(self.node_span(a), format!("this is {sa}"))
-            .with_note(what);
+        let d = Diagnostic::error(
+            code,
+            format!("values of shapes {sa} and {sb} cannot be {verb}"),
+        )
+        .with_primary(at, format!("this is {sb}"))
+        .with_secondary(self.node_span(a), format!("this is {sa}"));
         let d = if code == "E204" {
             d.with_help("project one side with `conv1(C)` or `shortcut(h, C)` to match channels")
         } else {
@@ -847,11 +980,15 @@ impl<'a> Sema<'a> {
                             self.err(
                                 Diagnostic::error(
                                     "E205",
-                                    format!("cannot concatenate {h}x{w} with {h0}x{w0} feature maps"),
+                                    format!(
+                                        "cannot concatenate {h}x{w} with {h0}x{w0} feature maps"
+                                    ),
                                 )
                                 .with_primary(a.span, format!("this is {h}x{w}"))
                                 .with_secondary(first, format!("this is {h0}x{w0}"))
-                                .with_help("a skip connection must join values of the same resolution"),
+                                .with_help(
+                                    "a skip connection must join values of the same resolution",
+                                ),
                             );
                             return None;
                         }
@@ -862,15 +999,24 @@ impl<'a> Sema<'a> {
                 }
                 other => {
                     self.err(
-                        Diagnostic::error("E207", format!("`concat` joins feature maps, found {other}"))
-                            .with_primary(a.span, "not a feature map"),
+                        Diagnostic::error(
+                            "E207",
+                            format!("`concat` joins feature maps, found {other}"),
+                        )
+                        .with_primary(a.span, "not a feature map"),
                     );
                     return None;
                 }
             }
         }
         let (h, w, _) = hw?;
-        Some(self.push_raw(Op::Concat, nodes, Shape::Image { c: total, h, w }, format!("{base}.concat"), c.span))
+        Some(self.push_raw(
+            Op::Concat,
+            nodes,
+            Shape::Image { c: total, h, w },
+            format!("{base}.concat"),
+            c.span,
+        ))
     }
 
     fn shortcut(&mut self, h: NodeId, out: usize, span: Span, name: &str) -> Option<NodeId> {
@@ -879,14 +1025,32 @@ impl<'a> Sema<'a> {
                 if c == out {
                     Some(h)
                 } else {
-                    let op = Op::Conv { cin: c, cout: out, k: 1, stride: 1, pad: 0, groups: 1, bias: true, time: TimeChannel::None };
-                    Some(self.push_raw(op, vec![h], Shape::Image { c: out, h: hh, w }, name.to_string(), span))
+                    let op = Op::Conv {
+                        cin: c,
+                        cout: out,
+                        k: 1,
+                        stride: 1,
+                        pad: 0,
+                        groups: 1,
+                        bias: true,
+                        time: TimeChannel::None,
+                    };
+                    Some(self.push_raw(
+                        op,
+                        vec![h],
+                        Shape::Image { c: out, h: hh, w },
+                        name.to_string(),
+                        span,
+                    ))
                 }
             }
             other => {
                 self.err(
-                    Diagnostic::error("E207", format!("`shortcut` needs a feature map, found {other}"))
-                        .with_primary(span, "not a feature map"),
+                    Diagnostic::error(
+                        "E207",
+                        format!("`shortcut` needs a feature map, found {other}"),
+                    )
+                    .with_primary(span, "not a feature map"),
                 );
                 None
             }
@@ -911,15 +1075,22 @@ impl<'a> Sema<'a> {
     /// Applies one pipeline stage to `input`. `idx` is the stage's position after the head.
     fn stage(&mut self, input: NodeId, st: &Expr, base: &str, idx: usize) -> Option<NodeId> {
         let (expr, name) = match &st.kind {
-            ExprKind::Labeled(inner, label) => {
-                (inner.as_ref(), join(&self.scopes.last().expect("a scope").prefix.clone(), &label.name))
-            }
+            ExprKind::Labeled(inner, label) => (
+                inner.as_ref(),
+                join(
+                    &self.scopes.last().expect("a scope").prefix.clone(),
+                    &label.name,
+                ),
+            ),
             _ => (st, format!("{base}.{idx}")),
         };
         match &expr.kind {
             ExprKind::Ident(word) => {
                 let call = ast::Call {
-                    name: ast::Ident { name: word.clone(), span: expr.span },
+                    name: ast::Ident {
+                        name: word.clone(),
+                        span: expr.span,
+                    },
                     args: vec![],
                     span: expr.span,
                 };
@@ -928,16 +1099,28 @@ impl<'a> Sema<'a> {
             ExprKind::Call(c) => self.apply(input, c, name),
             ExprKind::Sum(_) | ExprKind::Pipe(_) => {
                 self.err(
-                    Diagnostic::error("E201", format!("a pipeline stage must be a layer, found {}", expr.describe()))
-                        .with_primary(expr.span, "not a layer")
-                        .with_help("add values outside the pipeline, e.g. `(h | conv3(64)) + x`"),
+                    Diagnostic::error(
+                        "E201",
+                        format!(
+                            "a pipeline stage must be a layer, found {}",
+                            expr.describe()
+                        ),
+                    )
+                    .with_primary(expr.span, "not a layer")
+                    .with_help("add values outside the pipeline, e.g. `(h | conv3(64)) + x`"),
                 );
                 None
             }
             _ => {
                 self.err(
-                    Diagnostic::error("E201", format!("a pipeline stage must be a layer, found {}", expr.describe()))
-                        .with_primary(expr.span, "not a layer"),
+                    Diagnostic::error(
+                        "E201",
+                        format!(
+                            "a pipeline stage must be a layer, found {}",
+                            expr.describe()
+                        ),
+                    )
+                    .with_primary(expr.span, "not a layer"),
                 );
                 None
             }
@@ -958,9 +1141,12 @@ impl<'a> Sema<'a> {
             }
             let Some((spec, decl)) = self.default_norm else {
                 self.err(
-                    Diagnostic::error("E111", "`norm` is used but the model sets no default normalization")
-                        .with_primary(c.span, "which normalization?")
-                        .with_help("set one at model level, e.g. `norm = group(32)`"),
+                    Diagnostic::error(
+                        "E111",
+                        "`norm` is used but the model sets no default normalization",
+                    )
+                    .with_primary(c.span, "which normalization?")
+                    .with_help("set one at model level, e.g. `norm = group(32)`"),
                 );
                 return None;
             };
@@ -984,12 +1170,21 @@ impl<'a> Sema<'a> {
         None
     }
 
-    fn invoke_block(&mut self, def: &'a BlockDef, c: &ast::Call, input: NodeId, path: String) -> Option<NodeId> {
+    fn invoke_block(
+        &mut self,
+        def: &'a BlockDef,
+        c: &ast::Call,
+        input: NodeId,
+        path: String,
+    ) -> Option<NodeId> {
         if self.depth >= MAX_BLOCK_DEPTH {
             self.err(
-                Diagnostic::error("E114", format!("block `{}` calls itself without end", def.name.name))
-                    .with_primary(c.span, "recursion too deep")
-                    .with_secondary(def.name.span, "block defined here"),
+                Diagnostic::error(
+                    "E114",
+                    format!("block `{}` calls itself without end", def.name.name),
+                )
+                .with_primary(c.span, "recursion too deep")
+                .with_secondary(def.name.span, "block defined here"),
             );
             return None;
         }
@@ -1018,7 +1213,11 @@ impl<'a> Sema<'a> {
         for (n, v, sp) in vals {
             self.bind(&n, v, sp);
         }
-        self.bind(&def.inputs[0].name.name, Val::Node(input), def.inputs[0].name.span);
+        self.bind(
+            &def.inputs[0].name.name,
+            Val::Node(input),
+            def.inputs[0].name.span,
+        );
         self.depth += 1;
         let out = self.block_body(def);
         self.depth -= 1;
@@ -1036,9 +1235,14 @@ impl<'a> Sema<'a> {
                 StmtKind::Assign { name, value } => {
                     if name.name == "norm" || name.name == "bias" {
                         self.err(
-                            Diagnostic::error("E115", format!("`{}` is a model-level setting", name.name))
-                                .with_primary(st.span, "not allowed inside a block")
-                                .with_help("set it at model level, or name a specific layer in the pipeline"),
+                            Diagnostic::error(
+                                "E115",
+                                format!("`{}` is a model-level setting", name.name),
+                            )
+                            .with_primary(st.span, "not allowed inside a block")
+                            .with_help(
+                                "set it at model level, or name a specific layer in the pipeline",
+                            ),
                         );
                         failed = true;
                         continue;
@@ -1052,7 +1256,8 @@ impl<'a> Sema<'a> {
                 StmtKind::Return(e) => {
                     if out.is_some() {
                         self.err(
-                            Diagnostic::error("E104", "a block returns twice").with_primary(st.span, "second return"),
+                            Diagnostic::error("E104", "a block returns twice")
+                                .with_primary(st.span, "second return"),
                         );
                         failed = true;
                         continue;
@@ -1065,9 +1270,12 @@ impl<'a> Sema<'a> {
                 }
                 _ => {
                     self.err(
-                        Diagnostic::error("E115", "only assignments and `return` may appear in a block")
-                            .with_primary(st.span, "not allowed inside a block")
-                            .with_help("move declarations to model level"),
+                        Diagnostic::error(
+                            "E115",
+                            "only assignments and `return` may appear in a block",
+                        )
+                        .with_primary(st.span, "not allowed inside a block")
+                        .with_help("move declarations to model level"),
                     );
                     failed = true;
                 }
@@ -1091,7 +1299,10 @@ impl<'a> Sema<'a> {
         match &e.kind {
             ExprKind::Number(v, _) => {
                 if !v.is_finite() {
-                    self.err(Diagnostic::error("E202", "number out of range").with_primary(e.span, "not finite"));
+                    self.err(
+                        Diagnostic::error("E202", "number out of range")
+                            .with_primary(e.span, "not finite"),
+                    );
                     return None;
                 }
                 Some(Val::Num(*v))
@@ -1105,7 +1316,9 @@ impl<'a> Sema<'a> {
             }
             ExprKind::Ident(name) => match self.lookup(name) {
                 Some((v, _, _)) => Some(v),
-                None if self.embeds.contains_key(name) || self.time.as_ref().is_some_and(|t| &t.name == name) => {
+                None if self.embeds.contains_key(name)
+                    || self.time.as_ref().is_some_and(|t| &t.name == name) =>
+                {
                     self.name_value(name, e.span).map(Val::Node)
                 }
                 None => Some(Val::Sym(name.clone())),
@@ -1121,7 +1334,12 @@ impl<'a> Sema<'a> {
     // ------------------------------------------------------------------ argument helpers
 
     /// Binds a call's arguments to `names` (the first `required` are mandatory).
-    fn bind_args<'e>(&mut self, c: &'e ast::Call, names: &[&str], required: usize) -> Option<Vec<Option<&'e Expr>>> {
+    fn bind_args<'e>(
+        &mut self,
+        c: &'e ast::Call,
+        names: &[&str],
+        required: usize,
+    ) -> Option<Vec<Option<&'e Expr>>> {
         self.bind_args_named(c, names, Some(required), &[])
     }
 
@@ -1142,7 +1360,10 @@ impl<'a> Sema<'a> {
                 if v.is_finite() {
                     Some(*v)
                 } else {
-                    self.err(Diagnostic::error("E202", "number out of range").with_primary(e.span, "not finite"));
+                    self.err(
+                        Diagnostic::error("E202", "number out of range")
+                            .with_primary(e.span, "not finite"),
+                    );
                     None
                 }
             }
@@ -1150,8 +1371,11 @@ impl<'a> Sema<'a> {
                 Some((Val::Num(v), _, _)) => Some(v),
                 Some(_) => {
                     self.err(
-                        Diagnostic::error("E201", format!("expected a number for {what}, `{name}` is not one"))
-                            .with_primary(e.span, "not a number"),
+                        Diagnostic::error(
+                            "E201",
+                            format!("expected a number for {what}, `{name}` is not one"),
+                        )
+                        .with_primary(e.span, "not a number"),
                     );
                     None
                 }
@@ -1168,8 +1392,11 @@ impl<'a> Sema<'a> {
             },
             _ => {
                 self.err(
-                    Diagnostic::error("E201", format!("expected a number for {what}, found {}", e.describe()))
-                        .with_primary(e.span, "not a number"),
+                    Diagnostic::error(
+                        "E201",
+                        format!("expected a number for {what}, found {}", e.describe()),
+                    )
+                    .with_primary(e.span, "not a number"),
                 );
                 None
             }
@@ -1182,10 +1409,20 @@ impl<'a> Sema<'a> {
 
     fn integer(&mut self, e: &Expr, what: &str) -> Option<usize> {
         let v = self.number(e, what)?;
-        if v.fract() != 0.0 || v < 0.0 || v > 1e12 {
+        if v > MAX_INT as f64 && v.fract() == 0.0 {
             self.err(
-                Diagnostic::error("E201", format!("{what} must be a whole number, found {}", fmt_num(v)))
-                    .with_primary(e.span, "expected a non-negative integer"),
+                Diagnostic::error("E202", format!("{what} is too large: {}", fmt_num(v)))
+                    .with_primary(e.span, format!("at most {MAX_INT}")),
+            );
+            return None;
+        }
+        if v.fract() != 0.0 || v < 0.0 {
+            self.err(
+                Diagnostic::error(
+                    "E201",
+                    format!("{what} must be a whole number, found {}", fmt_num(v)),
+                )
+                .with_primary(e.span, "expected a non-negative integer"),
             );
             return None;
         }
@@ -1196,7 +1433,8 @@ impl<'a> Sema<'a> {
         let v = self.integer(e, what)?;
         if v == 0 {
             self.err(
-                Diagnostic::error("E202", format!("{what} must be at least 1")).with_primary(e.span, "zero is not allowed"),
+                Diagnostic::error("E202", format!("{what} must be at least 1"))
+                    .with_primary(e.span, "zero is not allowed"),
             );
             return None;
         }
@@ -1208,15 +1446,20 @@ impl<'a> Sema<'a> {
         let val = self.const_val(e)?;
         let Val::List(items) = val else {
             self.err(
-                Diagnostic::error("E201", format!("expected a list for {what}, found {}", e.describe()))
-                    .with_primary(e.span, "write e.g. `[1, 2, 2, 2]`"),
+                Diagnostic::error(
+                    "E201",
+                    format!("expected a list for {what}, found {}", e.describe()),
+                )
+                .with_primary(e.span, "write e.g. `[1, 2, 2, 2]`"),
             );
             return None;
         };
         let mut out = Vec::new();
         for it in items {
             match it {
-                Val::Num(v) if v.fract() == 0.0 && v >= 0.0 && v < 1e12 => out.push(v as usize),
+                Val::Num(v) if v.fract() == 0.0 && v >= 0.0 && v <= MAX_INT as f64 => {
+                    out.push(v as usize)
+                }
                 _ => {
                     self.err(
                         Diagnostic::error("E201", format!("{what} must be whole numbers"))
@@ -1242,7 +1485,11 @@ impl<'a> Sema<'a> {
         if choices.contains(&word.as_str()) {
             return Some(word);
         }
-        let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        let list = choices
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut d = Diagnostic::error("E202", format!("unknown {what} `{}`", src_word(e)))
             .with_primary(e.span, format!("expected one of {list}"));
         if let Some(s) = did_you_mean(&word, choices.iter().copied()) {
@@ -1263,8 +1510,11 @@ impl<'a> Sema<'a> {
             },
             _ => {
                 self.err(
-                    Diagnostic::error("E201", format!("expected a setting, found {}", e.describe()))
-                        .with_primary(e.span, "not a setting"),
+                    Diagnostic::error(
+                        "E201",
+                        format!("expected a setting, found {}", e.describe()),
+                    )
+                    .with_primary(e.span, "not a setting"),
                 );
                 None
             }
@@ -1277,13 +1527,19 @@ impl<'a> Sema<'a> {
         match c.name.name.as_str() {
             "classify" => {
                 let a = self.bind_args(c, &["classes"], 1)?;
-                Some(Task::Classify { classes: self.positive(a[0]?, "the number of classes")? })
+                Some(Task::Classify {
+                    classes: self.positive(a[0]?, "the number of classes")?,
+                })
             }
             "denoise" => {
                 let a = self.bind_args(c, &["schedule", "predict"], 0)?;
                 let schedule = match a[0] {
                     Some(e) => self.schedule(e)?,
-                    None => Schedule::Linear { beta_start: 1e-4, beta_end: 0.02, steps: 1000 },
+                    None => Schedule::Linear {
+                        beta_start: 1e-4,
+                        beta_end: 0.02,
+                        steps: 1000,
+                    },
                 };
                 let predict = match a[1] {
                     Some(e) => self.choice(e, "prediction target", &["eps"])?,
@@ -1306,8 +1562,11 @@ impl<'a> Sema<'a> {
     fn schedule(&mut self, e: &Expr) -> Option<Schedule> {
         let ExprKind::Call(c) = &e.kind else {
             self.err(
-                Diagnostic::error("E201", "a noise schedule is `linear(b0, b1, T)` or `cosine(T)`")
-                    .with_primary(e.span, format!("found {}", e.describe())),
+                Diagnostic::error(
+                    "E201",
+                    "a noise schedule is `linear(b0, b1, T)` or `cosine(T)`",
+                )
+                .with_primary(e.span, format!("found {}", e.describe())),
             );
             return None;
         };
@@ -1319,16 +1578,25 @@ impl<'a> Sema<'a> {
                 let steps = self.positive(a[2]?, "the number of steps")?;
                 if !(0.0 < b0 && b0 <= b1 && b1 < 1.0) {
                     self.err(
-                        Diagnostic::error("E202", "betas must satisfy 0 < beta_start <= beta_end < 1")
-                            .with_primary(c.span, "invalid beta range"),
+                        Diagnostic::error(
+                            "E202",
+                            "betas must satisfy 0 < beta_start <= beta_end < 1",
+                        )
+                        .with_primary(c.span, "invalid beta range"),
                     );
                     return None;
                 }
-                Some(Schedule::Linear { beta_start: b0, beta_end: b1, steps })
+                Some(Schedule::Linear {
+                    beta_start: b0,
+                    beta_end: b1,
+                    steps,
+                })
             }
             "cosine" => {
                 let a = self.bind_args(c, &["steps"], 1)?;
-                Some(Schedule::Cosine { steps: self.positive(a[0]?, "the number of steps")? })
+                Some(Schedule::Cosine {
+                    steps: self.positive(a[0]?, "the number of steps")?,
+                })
             }
             other => {
                 let mut d = Diagnostic::error("E202", format!("unknown noise schedule `{other}`"))
@@ -1358,7 +1626,11 @@ impl<'a> Sema<'a> {
             Task::Denoise { schedule, .. } => {
                 let inp = self.input.clone();
                 if let Some(inp) = inp {
-                    let want = Shape::Image { c: inp.channels, h: inp.height, w: inp.width };
+                    let want = Shape::Image {
+                        c: inp.channels,
+                        h: inp.height,
+                        w: inp.width,
+                    };
                     if shape != want {
                         self.err(
                             Diagnostic::error("E209", format!("a denoiser must output its input's shape {want}, found {shape}"))
@@ -1372,14 +1644,20 @@ impl<'a> Sema<'a> {
                 if let Some(t) = self.time.clone() {
                     match t.kind {
                         TimeKind::Steps(n) if n != steps => self.err(
-                            Diagnostic::error("E209", format!("the schedule has {steps} steps but time has {n}"))
-                                .with_primary(t.span, format!("declared with {n} steps"))
-                                .with_help("make `time t: step(N)` and the schedule agree"),
+                            Diagnostic::error(
+                                "E209",
+                                format!("the schedule has {steps} steps but time has {n}"),
+                            )
+                            .with_primary(t.span, format!("declared with {n} steps"))
+                            .with_help("make `time t: step(N)` and the schedule agree"),
                         ),
                         TimeKind::Continuous => self.err(
                             Diagnostic::error("E209", "a denoiser needs integer diffusion steps")
                                 .with_primary(t.span, "declared continuous")
-                                .with_help(format!("declare `time {}: step({steps}), per_sample`", t.name)),
+                                .with_help(format!(
+                                    "declare `time {}: step({steps}), per_sample`",
+                                    t.name
+                                )),
                         ),
                         _ => {}
                     }
@@ -1391,13 +1669,27 @@ impl<'a> Sema<'a> {
 
     fn train(&mut self, args: &[Arg], span: Span) -> TrainSettings {
         let call = ast::Call {
-            name: ast::Ident { name: "train".into(), span },
+            name: ast::Ident {
+                name: "train".into(),
+                span,
+            },
             args: args.to_vec(),
             span,
         };
         let mut s = TrainSettings::default();
-        let names = ["optimizer", "batch", "epochs", "steps", "grad_clip", "ema", "schedule", "warmup"];
-        let Some(a) = args::bind(self.diags, &call, &names, 0) else { return s };
+        let names = [
+            "optimizer",
+            "batch",
+            "epochs",
+            "steps",
+            "grad_clip",
+            "ema",
+            "schedule",
+            "warmup",
+        ];
+        let Some(a) = args::bind(self.diags, &call, &names, 0) else {
+            return s;
+        };
         let a: Vec<Option<Expr>> = a.into_iter().map(|e| e.cloned()).collect();
         if let Some(e) = &a[0] {
             if let Some((opt, warm)) = self.optimizer(e) {
@@ -1421,7 +1713,10 @@ impl<'a> Sema<'a> {
             s.ema = self.float(e);
             if let Some(v) = s.ema {
                 if !(0.0..1.0).contains(&v) {
-                    self.err(Diagnostic::error("E202", "the EMA decay must be in [0, 1)").with_primary(e.span, "out of range"));
+                    self.err(
+                        Diagnostic::error("E202", "the EMA decay must be in [0, 1)")
+                            .with_primary(e.span, "out of range"),
+                    );
                 }
             }
         }
@@ -1439,28 +1734,51 @@ impl<'a> Sema<'a> {
     fn optimizer(&mut self, e: &Expr) -> Option<(Optimizer, usize)> {
         let ExprKind::Call(c) = &e.kind else {
             self.err(
-                Diagnostic::error("E201", "an optimizer is `adam(lr = ...)` or `sgd(lr = ..., momentum = ...)`")
-                    .with_primary(e.span, format!("found {}", e.describe())),
+                Diagnostic::error(
+                    "E201",
+                    "an optimizer is `adam(lr = ...)` or `sgd(lr = ..., momentum = ...)`",
+                )
+                .with_primary(e.span, format!("found {}", e.describe())),
             );
             return None;
         };
         match c.name.name.as_str() {
             "adam" => {
-                let a = self.bind_args(c, &["lr", "beta1", "beta2", "weight_decay", "warmup"], 0)?;
+                let a =
+                    self.bind_args(c, &["lr", "beta1", "beta2", "weight_decay", "warmup"], 0)?;
                 let lr = a[0].map(|e| self.float(e)).unwrap_or(Some(1e-3))?;
                 let beta1 = a[1].map(|e| self.float(e)).unwrap_or(Some(0.9))?;
                 let beta2 = a[2].map(|e| self.float(e)).unwrap_or(Some(0.999))?;
                 let weight_decay = a[3].map(|e| self.float(e)).unwrap_or(Some(0.0))?;
-                let warmup = a[4].map(|e| self.integer(e, "the warmup")).unwrap_or(Some(0))?;
-                Some((Optimizer::Adam { lr, beta1, beta2, weight_decay }, warmup))
+                let warmup = a[4]
+                    .map(|e| self.integer(e, "the warmup"))
+                    .unwrap_or(Some(0))?;
+                Some((
+                    Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        weight_decay,
+                    },
+                    warmup,
+                ))
             }
             "sgd" => {
                 let a = self.bind_args(c, &["lr", "momentum", "weight_decay", "warmup"], 1)?;
                 let lr = self.float(a[0]?)?;
                 let momentum = a[1].map(|e| self.float(e)).unwrap_or(Some(0.0))?;
                 let weight_decay = a[2].map(|e| self.float(e)).unwrap_or(Some(0.0))?;
-                let warmup = a[3].map(|e| self.integer(e, "the warmup")).unwrap_or(Some(0))?;
-                Some((Optimizer::Sgd { lr, momentum, weight_decay }, warmup))
+                let warmup = a[3]
+                    .map(|e| self.integer(e, "the warmup"))
+                    .unwrap_or(Some(0))?;
+                Some((
+                    Optimizer::Sgd {
+                        lr,
+                        momentum,
+                        weight_decay,
+                    },
+                    warmup,
+                ))
             }
             other => {
                 let mut d = Diagnostic::error("E202", format!("unknown optimizer `{other}`"))
@@ -1486,8 +1804,14 @@ impl<'a> Sema<'a> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error("E202", format!("unknown learning-rate schedule `{}`", src_word(e)))
-                        .with_primary(e.span, "expected `constant`, `cosine` or `step([epochs], gamma = g)`"),
+                    Diagnostic::error(
+                        "E202",
+                        format!("unknown learning-rate schedule `{}`", src_word(e)),
+                    )
+                    .with_primary(
+                        e.span,
+                        "expected `constant`, `cosine` or `step([epochs], gamma = g)`",
+                    ),
                 );
                 None
             }

@@ -41,12 +41,32 @@ pub fn is_builtin(name: &str) -> bool {
 
 /// The parameters a node owns, named `<node>.<tensor>`.
 pub(super) fn params_of(op: &Op, name: &str, time_branch: bool) -> Vec<ParamInfo> {
-    let p = |t: &str, shape: Vec<usize>, role| ParamInfo { name: format!("{name}.{t}"), shape, role };
-    let bias_role = if time_branch { ParamRole::TimeBias } else { ParamRole::OperandBias };
+    let p = |t: &str, shape: Vec<usize>, role| ParamInfo {
+        name: format!("{name}.{t}"),
+        shape,
+        role,
+    };
+    let bias_role = if time_branch {
+        ParamRole::TimeBias
+    } else {
+        ParamRole::OperandBias
+    };
     match *op {
-        Op::Conv { cin, cout, k, groups, bias, time, .. } => {
+        Op::Conv {
+            cin,
+            cout,
+            k,
+            groups,
+            bias,
+            time,
+            ..
+        } => {
             let extra = usize::from(time != TimeChannel::None);
-            let mut v = vec![p("weight", vec![cout, (cin + extra) / groups.max(1), k, k], ParamRole::Weight)];
+            let mut v = vec![p(
+                "weight",
+                vec![cout, (cin + extra) / groups.max(1), k, k],
+                ParamRole::Weight,
+            )];
             if bias {
                 v.push(p("bias", vec![cout], bias_role));
             }
@@ -59,14 +79,22 @@ pub(super) fn params_of(op: &Op, name: &str, time_branch: bool) -> Vec<ParamInfo
             }
             v
         }
-        Op::Norm { channels, affine: true, .. } => vec![
+        Op::Norm {
+            channels,
+            affine: true,
+            ..
+        } => vec![
             p("weight", vec![channels], ParamRole::NormScale),
             p("bias", vec![channels], ParamRole::NormShift),
         ],
         Op::Attention { channels: c, .. } => vec![
             p("norm.weight", vec![c], ParamRole::NormScale),
             p("norm.bias", vec![c], ParamRole::NormShift),
-            p("qkv.weight", vec![3 * c, c, 1, 1], ParamRole::Weight),
+            p(
+                "qkv.weight",
+                vec![3usize.saturating_mul(c), c, 1, 1],
+                ParamRole::Weight,
+            ),
             p("qkv.bias", vec![3 * c], ParamRole::OperandBias),
             p("proj.weight", vec![c, c, 1, 1], ParamRole::Weight),
             p("proj.bias", vec![c], ParamRole::OperandBias),
@@ -131,24 +159,40 @@ impl<'a> Sema<'a> {
                 };
                 if groups.is_none() == per_group.is_none() {
                     self.err(
-                        Diagnostic::error("E105", "`group` needs exactly one of `groups` and `per_group`")
-                            .with_primary(c.span, "ambiguous group count")
-                            .with_help("write `group(32)` or `group(per_group = 4)`"),
+                        Diagnostic::error(
+                            "E105",
+                            "`group` needs exactly one of `groups` and `per_group`",
+                        )
+                        .with_primary(c.span, "ambiguous group count")
+                        .with_help("write `group(32)` or `group(per_group = 4)`"),
                     );
                     return None;
                 }
                 if min_per_group.is_some() && groups.is_none() {
                     self.err(
                         Diagnostic::error("E105", "`min_per_group` caps a group count")
-                            .with_primary(c.span, "use it with `groups`, e.g. `group(32, min_per_group = 4)`"),
+                            .with_primary(
+                                c.span,
+                                "use it with `groups`, e.g. `group(32, min_per_group = 4)`",
+                            ),
                     );
                     return None;
                 }
-                Some(NormSpec::Group { groups, per_group, min_per_group })
+                Some(NormSpec::Group {
+                    groups,
+                    per_group,
+                    min_per_group,
+                })
             }
             _ => {
-                let mut d = Diagnostic::error("E102", format!("unknown normalization `{}`", super::src_word(e)))
-                    .with_primary(e.span, "expected `batch`, `group(G)`, `instance` or `layer`");
+                let mut d = Diagnostic::error(
+                    "E102",
+                    format!("unknown normalization `{}`", super::src_word(e)),
+                )
+                .with_primary(
+                    e.span,
+                    "expected `batch`, `group(G)`, `instance` or `layer`",
+                );
                 if let Some(s) = did_you_mean(word, ["batch", "group", "instance", "layer"]) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -179,7 +223,11 @@ impl<'a> Sema<'a> {
             NormSpec::Batch => NormKind::Batch,
             NormSpec::Instance => NormKind::Instance,
             NormSpec::Layer => NormKind::Layer,
-            NormSpec::Group { groups, per_group, min_per_group } => {
+            NormSpec::Group {
+                groups,
+                per_group,
+                min_per_group,
+            } => {
                 let g = match (groups, per_group) {
                     (Some(g), _) => match min_per_group {
                         Some(m) => g.min((c / m).max(1)),
@@ -208,7 +256,12 @@ impl<'a> Sema<'a> {
             );
             return None;
         }
-        let op = Op::Norm { kind, channels: c, affine: true, eps: 1e-5 };
+        let op = Op::Norm {
+            kind,
+            channels: c,
+            affine: true,
+            eps: 1e-5,
+        };
         Some(self.push_raw(op, vec![input], shape, name, span))
     }
 
@@ -218,8 +271,14 @@ impl<'a> Sema<'a> {
         if let Some(decl) = decl {
             d = d.with_secondary(decl, format!("{what} set here"));
         }
-        let divisors: Vec<usize> = (1..=c).filter(|k| c % k == 0 && *k <= g.max(1) * 2).collect();
-        let best = divisors.iter().copied().min_by_key(|k| k.abs_diff(g)).unwrap_or(1);
+        let divisors: Vec<usize> = (1..=c)
+            .filter(|k| c.is_multiple_of(*k) && *k <= g.max(1) * 2)
+            .collect();
+        let best = divisors
+            .iter()
+            .copied()
+            .min_by_key(|k| k.abs_diff(g))
+            .unwrap_or(1);
         self.err(d.with_help(format!("use a count that divides {c}, e.g. {best}")));
     }
 
@@ -230,9 +289,14 @@ impl<'a> Sema<'a> {
         match word {
             "conv" | "conv3" | "conv1" => {
                 let a = if word == "conv" {
-                    self.bind_args(c, &["out", "k", "stride", "pad", "groups", "bias", "time"], 1)?
+                    self.bind_args(
+                        c,
+                        &["out", "k", "stride", "pad", "groups", "bias", "time"],
+                        1,
+                    )?
                 } else {
-                    let mut a = self.bind_args(c, &["out", "stride", "groups", "bias", "time"], 1)?;
+                    let mut a =
+                        self.bind_args(c, &["out", "stride", "groups", "bias", "time"], 1)?;
                     a.insert(1, None);
                     a.insert(3, None);
                     a
@@ -244,12 +308,16 @@ impl<'a> Sema<'a> {
                     (_, Some(e)) => self.positive(e, "the kernel size")?,
                     (_, None) => 3,
                 };
-                let stride = a[2].map(|e| self.positive(e, "the stride")).unwrap_or(Some(1))?;
+                let stride = a[2]
+                    .map(|e| self.positive(e, "the stride"))
+                    .unwrap_or(Some(1))?;
                 let pad = match a[3] {
                     Some(e) => self.integer(e, "the padding")?,
                     None => k / 2,
                 };
-                let groups = a[4].map(|e| self.positive(e, "the number of groups")).unwrap_or(Some(1))?;
+                let groups = a[4]
+                    .map(|e| self.positive(e, "the number of groups"))
+                    .unwrap_or(Some(1))?;
                 let bias = match a[5] {
                     Some(e) => self.choice(e, "bias setting", &["true", "false"])? == "true",
                     None => true,
@@ -263,9 +331,12 @@ impl<'a> Sema<'a> {
                 };
                 if groups > 1 && (cin % groups != 0 || out % groups != 0) {
                     self.err(
-                        Diagnostic::error("E203", format!("a grouped conv needs channels divisible by {groups}"))
-                            .with_primary(c.span, format!("{cin} in, {out} out"))
-                            .with_help("choose groups that divide both channel counts"),
+                        Diagnostic::error(
+                            "E203",
+                            format!("a grouped conv needs channels divisible by {groups}"),
+                        )
+                        .with_primary(c.span, format!("{cin} in, {out} out"))
+                        .with_help("choose groups that divide both channel counts"),
                     );
                     return None;
                 }
@@ -295,8 +366,27 @@ impl<'a> Sema<'a> {
                 if time != TimeChannel::None {
                     inputs.push(self.time_node(c.span)?);
                 }
-                let op = Op::Conv { cin, cout: out, k, stride, pad, groups, bias, time };
-                let id = self.push_raw(op, inputs, Shape::Image { c: out, h: ho, w: wo }, name, c.span);
+                let op = Op::Conv {
+                    cin,
+                    cout: out,
+                    k,
+                    stride,
+                    pad,
+                    groups,
+                    bias,
+                    time,
+                };
+                let id = self.push_raw(
+                    op,
+                    inputs,
+                    Shape::Image {
+                        c: out,
+                        h: ho,
+                        w: wo,
+                    },
+                    name,
+                    c.span,
+                );
                 if time != TimeChannel::None {
                     let mode = match time {
                         TimeChannel::Positional => "concat positional time channel",
@@ -315,17 +405,26 @@ impl<'a> Sema<'a> {
                 };
                 let Shape::Vector { d } = shape else {
                     self.err(
-                        Diagnostic::error("E207", format!("`linear` needs a vector, found {shape}"))
-                            .with_primary(c.span, "input is not [B, D]")
-                            .with_help(if matches!(shape, Shape::Image { .. }) {
+                        Diagnostic::error(
+                            "E207",
+                            format!("`linear` needs a vector, found {shape}"),
+                        )
+                        .with_primary(c.span, "input is not [B, D]")
+                        .with_help(
+                            if matches!(shape, Shape::Image { .. }) {
                                 "insert `avgpool | flatten` (or `flatten`) before it"
                             } else {
                                 "embed the time first, e.g. `sinusoidal(128) | linear(512)`"
-                            }),
+                            },
+                        ),
                     );
                     return None;
                 };
-                let op = Op::Linear { din: d, dout: out, bias };
+                let op = Op::Linear {
+                    din: d,
+                    dout: out,
+                    bias,
+                };
                 Some(self.push_raw(op, vec![input], Shape::Vector { d: out }, name, c.span))
             }
             "relu" | "silu" | "tanh" | "softplus" => {
@@ -346,8 +445,11 @@ impl<'a> Sema<'a> {
                 let p = self.number(a[0]?, "the dropout probability")?;
                 if !(0.0..1.0).contains(&p) {
                     self.err(
-                        Diagnostic::error("E202", format!("a dropout probability must be in [0, 1), found {p}"))
-                            .with_primary(a[0]?.span, "out of range"),
+                        Diagnostic::error(
+                            "E202",
+                            format!("a dropout probability must be in [0, 1), found {p}"),
+                        )
+                        .with_primary(a[0]?.span, "out of range"),
                     );
                     return None;
                 }
@@ -359,22 +461,39 @@ impl<'a> Sema<'a> {
                     return self.needs_image(c, shape);
                 };
                 match a[0] {
-                    None => Some(self.push_raw(Op::GlobalAvgPool, vec![input], Shape::Image { c: ch, h: 1, w: 1 }, name, c.span)),
+                    None => Some(self.push_raw(
+                        Op::GlobalAvgPool,
+                        vec![input],
+                        Shape::Image { c: ch, h: 1, w: 1 },
+                        name,
+                        c.span,
+                    )),
                     Some(e) => {
                         let k = self.positive(e, "the pooling window")?;
-                        let stride = a[1].map(|e| self.positive(e, "the stride")).unwrap_or(Some(k))?;
+                        let stride = a[1]
+                            .map(|e| self.positive(e, "the stride"))
+                            .unwrap_or(Some(k))?;
                         match (conv_out(h, k, stride, 0), conv_out(w, k, stride, 0)) {
                             (Some(ho), Some(wo)) => Some(self.push_raw(
                                 Op::AvgPool { k, stride },
                                 vec![input],
-                                Shape::Image { c: ch, h: ho, w: wo },
+                                Shape::Image {
+                                    c: ch,
+                                    h: ho,
+                                    w: wo,
+                                },
                                 name,
                                 c.span,
                             )),
                             _ => {
                                 self.err(
-                                    Diagnostic::error("E206", format!("a {k}x{k} pooling window does not fit a {h}x{w} input"))
-                                        .with_primary(c.span, "the output would be empty"),
+                                    Diagnostic::error(
+                                        "E206",
+                                        format!(
+                                            "a {k}x{k} pooling window does not fit a {h}x{w} input"
+                                        ),
+                                    )
+                                    .with_primary(c.span, "the output would be empty"),
                                 );
                                 None
                             }
@@ -384,15 +503,30 @@ impl<'a> Sema<'a> {
             }
             "upsample" => {
                 let a = self.bind_args(c, &["factor"], 0)?;
-                let f = a[0].map(|e| self.positive(e, "the upsampling factor")).unwrap_or(Some(2))?;
+                let f = a[0]
+                    .map(|e| self.positive(e, "the upsampling factor"))
+                    .unwrap_or(Some(2))?;
                 let Shape::Image { c: ch, h, w } = shape else {
                     return self.needs_image(c, shape);
                 };
                 if h.saturating_mul(f) > 1 << 16 || w.saturating_mul(f) > 1 << 16 {
-                    self.err(Diagnostic::error("E206", "the upsampled image would be too large").with_primary(c.span, "too large"));
+                    self.err(
+                        Diagnostic::error("E206", "the upsampled image would be too large")
+                            .with_primary(c.span, "too large"),
+                    );
                     return None;
                 }
-                Some(self.push_raw(Op::Upsample { factor: f }, vec![input], Shape::Image { c: ch, h: h * f, w: w * f }, name, c.span))
+                Some(self.push_raw(
+                    Op::Upsample { factor: f },
+                    vec![input],
+                    Shape::Image {
+                        c: ch,
+                        h: h * f,
+                        w: w * f,
+                    },
+                    name,
+                    c.span,
+                ))
             }
             "downsample" => {
                 let a = self.bind_args(c, &["mode"], 0)?;
@@ -405,58 +539,112 @@ impl<'a> Sema<'a> {
                 };
                 if h < 2 || w < 2 {
                     self.err(
-                        Diagnostic::error("E206", format!("cannot down-sample a {h}x{w} feature map"))
-                            .with_primary(c.span, "too small to halve"),
+                        Diagnostic::error(
+                            "E206",
+                            format!("cannot down-sample a {h}x{w} feature map"),
+                        )
+                        .with_primary(c.span, "too small to halve"),
                     );
                     return None;
                 }
                 if mode == "avg" {
-                    Some(self.push_raw(Op::AvgPool { k: 2, stride: 2 }, vec![input], Shape::Image { c: ch, h: h / 2, w: w / 2 }, name, c.span))
+                    Some(self.push_raw(
+                        Op::AvgPool { k: 2, stride: 2 },
+                        vec![input],
+                        Shape::Image {
+                            c: ch,
+                            h: h / 2,
+                            w: w / 2,
+                        },
+                        name,
+                        c.span,
+                    ))
                 } else {
-                    let op = Op::Conv { cin: ch, cout: ch, k: 3, stride: 2, pad: 1, groups: 1, bias: true, time: TimeChannel::None };
+                    let op = Op::Conv {
+                        cin: ch,
+                        cout: ch,
+                        k: 3,
+                        stride: 2,
+                        pad: 1,
+                        groups: 1,
+                        bias: true,
+                        time: TimeChannel::None,
+                    };
                     let (ho, wo) = (conv_out(h, 3, 2, 1)?, conv_out(w, 3, 2, 1)?);
-                    Some(self.push_raw(op, vec![input], Shape::Image { c: ch, h: ho, w: wo }, name, c.span))
+                    Some(self.push_raw(
+                        op,
+                        vec![input],
+                        Shape::Image {
+                            c: ch,
+                            h: ho,
+                            w: wo,
+                        },
+                        name,
+                        c.span,
+                    ))
                 }
             }
             "attention" => {
                 let a = self.bind_args(c, &["heads"], 0)?;
-                let heads = a[0].map(|e| self.positive(e, "the number of heads")).unwrap_or(Some(1))?;
+                let heads = a[0]
+                    .map(|e| self.positive(e, "the number of heads"))
+                    .unwrap_or(Some(1))?;
                 let Shape::Image { c: ch, .. } = shape else {
                     return self.needs_image(c, shape);
                 };
                 if ch % heads != 0 {
                     self.err(
-                        Diagnostic::error("E203", format!("{ch} channels cannot be split into {heads} heads"))
-                            .with_primary(c.span, "heads must divide the channels"),
+                        Diagnostic::error(
+                            "E203",
+                            format!("{ch} channels cannot be split into {heads} heads"),
+                        )
+                        .with_primary(c.span, "heads must divide the channels"),
                     );
                     return None;
                 }
                 let Some((spec, decl)) = self.default_norm else {
                     self.err(
-                        Diagnostic::error("E111", "`attention` normalizes its input with the default normalization")
-                            .with_primary(c.span, "but the model sets none")
-                            .with_help("set one at model level, e.g. `norm = group(32)`"),
+                        Diagnostic::error(
+                            "E111",
+                            "`attention` normalizes its input with the default normalization",
+                        )
+                        .with_primary(c.span, "but the model sets none")
+                        .with_help("set one at model level, e.g. `norm = group(32)`"),
                     );
                     return None;
                 };
                 // Resolve the norm kind through a throwaway check on the same channels.
                 let kind = self.resolve_norm_kind(spec, ch, c.span, decl)?;
-                let op = Op::Attention { channels: ch, heads, norm: kind };
+                let op = Op::Attention {
+                    channels: ch,
+                    heads,
+                    norm: kind,
+                };
                 Some(self.push_raw(op, vec![input], shape, name, c.span))
             }
             "flatten" => {
                 self.bind_args(c, &[], 0)?;
                 match shape {
-                    Shape::Image { .. } | Shape::Vector { .. } => {
-                        Some(self.push_raw(Op::Flatten, vec![input], Shape::Vector { d: shape.numel() }, name, c.span))
-                    }
+                    Shape::Image { .. } | Shape::Vector { .. } => Some(self.push_raw(
+                        Op::Flatten,
+                        vec![input],
+                        Shape::Vector { d: shape.numel() },
+                        name,
+                        c.span,
+                    )),
                     Shape::Time => self.needs_image(c, shape),
                 }
             }
             "group" | "batch" | "instance" | "layer" => {
-                let e = Expr { kind: ExprKind::Call(c.clone()), span: c.span };
+                let e = Expr {
+                    kind: ExprKind::Call(c.clone()),
+                    span: c.span,
+                };
                 let e = if c.args.is_empty() && word != "group" {
-                    Expr { kind: ExprKind::Ident(word.to_string()), span: c.span }
+                    Expr {
+                        kind: ExprKind::Ident(word.to_string()),
+                        span: c.span,
+                    }
                 } else {
                     e
                 };
@@ -481,7 +669,13 @@ impl<'a> Sema<'a> {
                     );
                     return None;
                 }
-                Some(self.push_raw(Op::Sinusoidal { dim }, vec![input], Shape::Vector { d: dim }, name, c.span))
+                Some(self.push_raw(
+                    Op::Sinusoidal { dim },
+                    vec![input],
+                    Shape::Vector { d: dim },
+                    name,
+                    c.span,
+                ))
             }
             "inject" => self.inject(input, c, name),
             "scale_shift" => {
@@ -491,15 +685,27 @@ impl<'a> Sema<'a> {
                 let Shape::Vector { d } = self.node_shape(e) else {
                     let sh = self.node_shape(e);
                     self.err(
-                        Diagnostic::error("E207", format!("`scale_shift` needs an embedding vector, found {sh}"))
-                            .with_primary(a[0]?.span, "not [B, D]"),
+                        Diagnostic::error(
+                            "E207",
+                            format!("`scale_shift` needs an embedding vector, found {sh}"),
+                        )
+                        .with_primary(a[0]?.span, "not [B, D]"),
                     );
                     return None;
                 };
                 let Some(ch) = shape.channels().filter(|_| shape != Shape::Time) else {
                     return self.needs_image(c, shape);
                 };
-                let id = self.push_raw(Op::ScaleShift { din: d, channels: ch }, vec![input, e], shape, name, c.span);
+                let id = self.push_raw(
+                    Op::ScaleShift {
+                        din: d,
+                        channels: ch,
+                    },
+                    vec![input, e],
+                    shape,
+                    name,
+                    c.span,
+                );
                 self.site(id, "scale-shift after the norm", c.span);
                 Some(id)
             }
@@ -523,22 +729,38 @@ impl<'a> Sema<'a> {
         }
     }
 
-    fn resolve_norm_kind(&mut self, spec: NormSpec, c: usize, span: Span, decl: Span) -> Option<NormKind> {
+    fn resolve_norm_kind(
+        &mut self,
+        spec: NormSpec,
+        c: usize,
+        span: Span,
+        decl: Span,
+    ) -> Option<NormKind> {
         Some(match spec {
             NormSpec::Batch => NormKind::Batch,
             NormSpec::Instance => NormKind::Instance,
             NormSpec::Layer => NormKind::Layer,
-            NormSpec::Group { groups, per_group, min_per_group } => {
+            NormSpec::Group {
+                groups,
+                per_group,
+                min_per_group,
+            } => {
                 let g = match (groups, per_group) {
                     (Some(g), _) => min_per_group.map(|m| g.min((c / m).max(1))).unwrap_or(g),
-                    (None, Some(m)) if c % m == 0 => c / m,
+                    (None, Some(m)) if c.is_multiple_of(m) => c / m,
                     (None, Some(m)) => {
-                        self.divisibility(span, Some(decl), c, &format!("{m} channels per group"), m);
+                        self.divisibility(
+                            span,
+                            Some(decl),
+                            c,
+                            &format!("{m} channels per group"),
+                            m,
+                        );
                         return None;
                     }
                     (None, None) => return None,
                 };
-                if c % g != 0 {
+                if !c.is_multiple_of(g) {
                     self.divisibility(span, Some(decl), c, &format!("{g} groups"), g);
                     return None;
                 }
@@ -553,9 +775,12 @@ impl<'a> Sema<'a> {
             _ => "this layer works on [B, C, H, W] feature maps",
         };
         self.err(
-            Diagnostic::error("E207", format!("`{}` needs a feature map, found {shape}", c.name.name))
-                .with_primary(c.span, "wrong kind of input")
-                .with_help(help),
+            Diagnostic::error(
+                "E207",
+                format!("`{}` needs a feature map, found {shape}", c.name.name),
+            )
+            .with_primary(c.span, "wrong kind of input")
+            .with_help(help),
         );
         None
     }
@@ -564,18 +789,31 @@ impl<'a> Sema<'a> {
         let cfg = self.config(e)?;
         let (word, args, span): (String, Vec<ast::Arg>, Span) = match cfg {
             ConfigRef::Call(c) => (c.name.name.clone(), c.args.clone(), c.span),
-            ConfigRef::Owned(Expr { kind: ExprKind::Call(c), .. }) => (c.name.name.clone(), c.args.clone(), c.span),
+            ConfigRef::Owned(Expr {
+                kind: ExprKind::Call(c),
+                ..
+            }) => (c.name.name.clone(), c.args.clone(), c.span),
             ConfigRef::Owned(other) => (super::src_word(&other), vec![], other.span),
             ConfigRef::Word(w, sp) => (w, vec![], sp),
         };
         match word.as_str() {
             "none" => Some(TimeChannel::None),
             "concat" => {
-                let call = ast::Call { name: ast::Ident { name: word.clone(), span }, args, span };
+                let call = ast::Call {
+                    name: ast::Ident {
+                        name: word.clone(),
+                        span,
+                    },
+                    args,
+                    span,
+                };
                 let a = self.bind_args(&call, &["pattern"], 0)?;
                 match a[0] {
                     None => Some(TimeChannel::Constant),
-                    Some(p) => match self.choice(p, "time-channel pattern", &["constant", "positional"])?.as_str() {
+                    Some(p) => match self
+                        .choice(p, "time-channel pattern", &["constant", "positional"])?
+                        .as_str()
+                    {
                         "positional" => Some(TimeChannel::Positional),
                         _ => Some(TimeChannel::Constant),
                     },
@@ -594,15 +832,24 @@ impl<'a> Sema<'a> {
     }
 
     fn site(&mut self, node: NodeId, mode: &str, span: Span) {
-        let name = self.graphs.last().expect("a graph").graph.nodes[node].name.clone();
-        self.injections.push(InjectionSite { node: name, mode: mode.to_string(), span });
+        let name = self.graphs.last().expect("a graph").graph.nodes[node]
+            .name
+            .clone();
+        self.injections.push(InjectionSite {
+            node: name,
+            mode: mode.to_string(),
+            span,
+        });
     }
 
     /// `h + inject(e)` / `h | inject(e, positional)`.
     pub(super) fn inject(&mut self, target: NodeId, c: &ast::Call, name: String) -> Option<NodeId> {
         let a = self.bind_args(c, &["emb", "mode"], 1)?;
         let mode = match a[1] {
-            Some(e) => match self.choice(e, "injection mode", &["offset", "positional"])?.as_str() {
+            Some(e) => match self
+                .choice(e, "injection mode", &["offset", "positional"])?
+                .as_str()
+            {
                 "positional" => InjectMode::Positional,
                 _ => InjectMode::Offset,
             },
@@ -612,9 +859,12 @@ impl<'a> Sema<'a> {
         let es = self.node_shape(e);
         let Shape::Vector { d } = es else {
             self.err(
-                Diagnostic::error("E207", format!("`inject` needs an embedding vector [B, D], found {es}"))
-                    .with_primary(a[0]?.span, "not an embedding")
-                    .with_help("declare one with `embed temb = sinusoidal(128) | linear(512)`"),
+                Diagnostic::error(
+                    "E207",
+                    format!("`inject` needs an embedding vector [B, D], found {es}"),
+                )
+                .with_primary(a[0]?.span, "not an embedding")
+                .with_help("declare one with `embed temb = sinusoidal(128) | linear(512)`"),
             );
             return None;
         };
@@ -630,7 +880,17 @@ impl<'a> Sema<'a> {
                 return None;
             }
         };
-        let id = self.push_raw(Op::Inject { mode, din: d, channels: ch }, vec![target, e], shape, name, c.span);
+        let id = self.push_raw(
+            Op::Inject {
+                mode,
+                din: d,
+                channels: ch,
+            },
+            vec![target, e],
+            shape,
+            name,
+            c.span,
+        );
         let m = match mode {
             InjectMode::Offset => "additive per-channel offset",
             InjectMode::Positional => "additive positional map",
@@ -671,15 +931,21 @@ impl<'a> Sema<'a> {
                 };
                 if items.len() != 2 {
                     self.err(
-                        Diagnostic::error("E201", format!("the integration interval has 2 ends, found {}", items.len()))
-                            .with_primary(e.span, "expected `[t0, t1]`"),
+                        Diagnostic::error(
+                            "E201",
+                            format!("the integration interval has 2 ends, found {}", items.len()),
+                        )
+                        .with_primary(e.span, "expected `[t0, t1]`"),
                     );
                     return None;
                 }
                 let t0 = self.number(&items[0], "the start time")?;
                 let t1 = self.number(&items[1], "the end time")?;
                 if t0 == t1 {
-                    self.err(Diagnostic::error("E202", "the integration interval is empty").with_primary(e.span, "t0 equals t1"));
+                    self.err(
+                        Diagnostic::error("E202", "the integration interval is empty")
+                            .with_primary(e.span, "t0 equals t1"),
+                    );
                     return None;
                 }
                 (t0, t1)
@@ -688,7 +954,10 @@ impl<'a> Sema<'a> {
         };
         let solver = match a[2] {
             Some(e) => self.solver(e)?,
-            None => Solver::Dopri5 { rtol: 1e-3, atol: 1e-3 },
+            None => Solver::Dopri5 {
+                rtol: 1e-3,
+                atol: 1e-3,
+            },
         };
         let state = self.node_shape(input);
         if matches!(state, Shape::Time) {
@@ -714,7 +983,10 @@ impl<'a> Sema<'a> {
         let h = self.push_raw(Op::Input, vec![], state, format!("{name}.h"), c.span);
         let t = self.time_node(c.span);
         let call = fcall.unwrap_or(ast::Call {
-            name: ast::Ident { name: fname.clone(), span: fspan },
+            name: ast::Ident {
+                name: fname.clone(),
+                span: fspan,
+            },
             args: vec![],
             span: fspan,
         });
@@ -733,8 +1005,18 @@ impl<'a> Sema<'a> {
             );
             return None;
         }
-        let func = OdeFunc { graph: ctx.graph, input: h, time: t, output: out };
-        let op = Op::Ode { func: Box::new(func), t0, t1, solver };
+        let func = OdeFunc {
+            graph: ctx.graph,
+            input: h,
+            time: t,
+            output: out,
+        };
+        let op = Op::Ode {
+            func: Box::new(func),
+            t0,
+            t1,
+            solver,
+        };
         Some(self.push_raw(op, vec![input], state, name, c.span))
     }
 
@@ -743,25 +1025,51 @@ impl<'a> Sema<'a> {
         let owned;
         let call = match &cfg {
             ConfigRef::Call(c) => (*c).clone(),
-            ConfigRef::Owned(Expr { kind: ExprKind::Call(c), .. }) => c.clone(),
+            ConfigRef::Owned(Expr {
+                kind: ExprKind::Call(c),
+                ..
+            }) => c.clone(),
             ConfigRef::Owned(other) => {
-                owned = ast::Call { name: ast::Ident { name: super::src_word(other), span: other.span }, args: vec![], span: other.span };
+                owned = ast::Call {
+                    name: ast::Ident {
+                        name: super::src_word(other),
+                        span: other.span,
+                    },
+                    args: vec![],
+                    span: other.span,
+                };
                 owned
             }
-            ConfigRef::Word(w, sp) => ast::Call { name: ast::Ident { name: w.clone(), span: *sp }, args: vec![], span: *sp },
+            ConfigRef::Word(w, sp) => ast::Call {
+                name: ast::Ident {
+                    name: w.clone(),
+                    span: *sp,
+                },
+                args: vec![],
+                span: *sp,
+            },
         };
         match call.name.name.as_str() {
             "euler" | "rk4" => {
                 let a = self.bind_args(&call, &["steps"], 0)?;
-                let steps = a[0].map(|e| self.positive(e, "the number of solver steps")).unwrap_or(Some(4))?;
-                Some(if call.name.name == "euler" { Solver::Euler { steps } } else { Solver::Rk4 { steps } })
+                let steps = a[0]
+                    .map(|e| self.positive(e, "the number of solver steps"))
+                    .unwrap_or(Some(4))?;
+                Some(if call.name.name == "euler" {
+                    Solver::Euler { steps }
+                } else {
+                    Solver::Rk4 { steps }
+                })
             }
             "dopri5" => {
                 let a = self.bind_args(&call, &["rtol", "atol"], 0)?;
                 let rtol = a[0].map(|e| self.float(e)).unwrap_or(Some(1e-3))?;
                 let atol = a[1].map(|e| self.float(e)).unwrap_or(Some(1e-3))?;
                 if rtol <= 0.0 || atol <= 0.0 {
-                    self.err(Diagnostic::error("E202", "solver tolerances must be positive").with_primary(call.span, "non-positive tolerance"));
+                    self.err(
+                        Diagnostic::error("E202", "solver tolerances must be positive")
+                            .with_primary(call.span, "non-positive tolerance"),
+                    );
                     return None;
                 }
                 Some(Solver::Dopri5 { rtol, atol })
@@ -787,4 +1095,3 @@ pub(super) fn conv_out(n: usize, k: usize, stride: usize, pad: usize) -> Option<
     }
     Some((padded - k) / stride + 1)
 }
-

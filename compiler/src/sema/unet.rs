@@ -13,13 +13,20 @@ use crate::ir::*;
 
 impl<'a> Sema<'a> {
     pub(super) fn unet(&mut self, c: &ast::Call, x: NodeId) -> Option<NodeId> {
-        let a = self.bind_args(c, &["base", "mult", "blocks", "resblock", "attention", "out"], 4)?;
+        let a = self.bind_args(
+            c,
+            &["base", "mult", "blocks", "resblock", "attention", "out"],
+            4,
+        )?;
         let base = self.positive(a[0]?, "the base channel count")?;
         let mult = self.int_list(a[1]?, "the channel multipliers")?;
         if mult.is_empty() || mult.contains(&0) {
             self.err(
-                Diagnostic::error("E202", "the channel multipliers must be a non-empty list of positive numbers")
-                    .with_primary(a[1]?.span, "e.g. `[1, 2, 2, 2]`"),
+                Diagnostic::error(
+                    "E202",
+                    "the channel multipliers must be a non-empty list of positive numbers",
+                )
+                .with_primary(a[1]?.span, "e.g. `[1, 2, 2, 2]`"),
             );
             return None;
         }
@@ -44,10 +51,13 @@ impl<'a> Sema<'a> {
         };
         if def.params.is_empty() {
             self.err(
-                Diagnostic::error("E105", format!("the UNet's resblock `{rname}` must take the output channels"))
-                    .with_primary(rexpr.span, "called as `resblock(out)`")
-                    .with_secondary(def.name.span, "declared without parameters")
-                    .with_help(format!("declare it as `block {rname}(out)(h) {{ ... }}`")),
+                Diagnostic::error(
+                    "E105",
+                    format!("the UNet's resblock `{rname}` must take the output channels"),
+                )
+                .with_primary(rexpr.span, "called as `resblock(out)`")
+                .with_secondary(def.name.span, "declared without parameters")
+                .with_help(format!("declare it as `block {rname}(out)(h) {{ ... }}`")),
             );
             return None;
         }
@@ -55,18 +65,33 @@ impl<'a> Sema<'a> {
             Some(e) => self.int_list(e, "the attention resolutions")?,
             None => Vec::new(),
         };
-        let Shape::Image { c: in_ch, h: res0, .. } = self.node_shape(x) else { return None };
+        let Shape::Image {
+            c: in_ch, h: res0, ..
+        } = self.node_shape(x)
+        else {
+            return None;
+        };
         let out_ch = match a[5] {
             Some(e) => self.positive(e, "the output channels")?,
             None => in_ch,
         };
         let levels = mult.len();
+        if levels > 16 {
+            self.err(
+                Diagnostic::error("E202", format!("a UNet with {levels} levels is too deep"))
+                    .with_primary(a[1]?.span, "at most 16 levels"),
+            );
+            return None;
+        }
         let resolutions: Vec<usize> = (0..levels).map(|i| res0 >> i).collect();
         if res0 % (1 << (levels - 1)) != 0 || resolutions.contains(&0) {
             self.err(
                 Diagnostic::error(
                     "E206",
-                    format!("a {res0}x{res0} input cannot be halved {} times", levels - 1),
+                    format!(
+                        "a {res0}x{res0} input cannot be halved {} times",
+                        levels - 1
+                    ),
                 )
                 .with_primary(a[1]?.span, format!("{levels} levels"))
                 .with_help("use fewer levels or a larger input"),
@@ -80,11 +105,18 @@ impl<'a> Sema<'a> {
                     ExprKind::List(items) => items.get(i).map(|e| e.span).unwrap_or(a[4]?.span),
                     _ => a[4]?.span,
                 };
-                let list = resolutions.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+                let list = resolutions
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.err(
-                    Diagnostic::error("E210", format!("attention at resolution {r} matches no UNet level"))
-                        .with_primary(span, "no level has this resolution")
-                        .with_help(format!("the levels have resolutions {list}")),
+                    Diagnostic::error(
+                        "E210",
+                        format!("attention at resolution {r} matches no UNet level"),
+                    )
+                    .with_primary(span, "no level has this resolution")
+                    .with_help(format!("the levels have resolutions {list}")),
                 );
                 bad = true;
             }
@@ -93,16 +125,36 @@ impl<'a> Sema<'a> {
             return None;
         }
 
-        let num = |v: usize, sp| Expr { kind: ExprKind::Number(v as f64, v.to_string()), span: sp };
+        let num = |v: usize, sp| Expr {
+            kind: ExprKind::Number(v as f64, v.to_string()),
+            span: sp,
+        };
         let sp = c.span;
         let call = |name: &str, args: Vec<Expr>| ast::Call {
-            name: ast::Ident { name: name.to_string(), span: sp },
-            args: args.into_iter().map(|v| Arg { name: None, span: v.span, value: v }).collect(),
+            name: ast::Ident {
+                name: name.to_string(),
+                span: sp,
+            },
+            args: args
+                .into_iter()
+                .map(|v| Arg {
+                    name: None,
+                    span: v.span,
+                    value: v,
+                })
+                .collect(),
             span: sp,
         };
         let res_call = |out: usize| ast::Call {
-            name: ast::Ident { name: rname.clone(), span: rexpr.span },
-            args: vec![Arg { name: None, value: num(out, rexpr.span), span: rexpr.span }],
+            name: ast::Ident {
+                name: rname.clone(),
+                span: rexpr.span,
+            },
+            args: vec![Arg {
+                name: None,
+                value: num(out, rexpr.span),
+                span: rexpr.span,
+            }],
             span: rexpr.span,
         };
 
@@ -110,7 +162,7 @@ impl<'a> Sema<'a> {
         let mut skips = vec![h];
         let mut now = base;
         for (i, m) in mult.iter().enumerate() {
-            let out = base * m;
+            let out = base.saturating_mul(*m).min(super::MAX_INT);
             for j in 0..nblocks {
                 h = self.invoke_block(def, &res_call(out), h, format!("down.{i}.res{j}"))?;
                 now = out;
@@ -128,7 +180,7 @@ impl<'a> Sema<'a> {
         h = self.builtin(h, &call("attention", vec![]), "mid.attn".into())?;
         h = self.invoke_block(def, &res_call(now), h, "mid.res1".into())?;
         for (i, m) in mult.iter().enumerate().rev() {
-            let out = base * m;
+            let out = base.saturating_mul(*m).min(super::MAX_INT);
             for j in 0..=nblocks {
                 let skip = skips.pop()?;
                 let joined = self.join_skip(h, skip, &format!("up.{i}.cat{j}"), sp)?;
@@ -139,28 +191,68 @@ impl<'a> Sema<'a> {
             }
             if i != 0 {
                 h = self.builtin(h, &call("upsample", vec![]), format!("up.{i}.up.0"))?;
-                h = self.builtin(h, &call("conv3", vec![num(out, sp)]), format!("up.{i}.up.1"))?;
+                h = self.builtin(
+                    h,
+                    &call("conv3", vec![num(out, sp)]),
+                    format!("up.{i}.up.1"),
+                )?;
             }
         }
-        let norm = ast::Call { name: ast::Ident { name: "norm".into(), span: sp }, args: vec![], span: sp };
+        let norm = ast::Call {
+            name: ast::Ident {
+                name: "norm".into(),
+                span: sp,
+            },
+            args: vec![],
+            span: sp,
+        };
         h = self.apply(h, &norm, "tail.0".into())?;
         h = self.builtin(h, &call("silu", vec![]), "tail.1".into())?;
         self.builtin(h, &call("conv3", vec![num(out_ch, sp)]), "tail.2".into())
     }
 
-    fn join_skip(&mut self, h: NodeId, skip: NodeId, name: &str, span: ast::Span) -> Option<NodeId> {
-        let (Shape::Image { c: c1, h: h1, w: w1 }, Shape::Image { c: c2, h: h2, w: w2 }) =
-            (self.node_shape(h), self.node_shape(skip))
+    fn join_skip(
+        &mut self,
+        h: NodeId,
+        skip: NodeId,
+        name: &str,
+        span: ast::Span,
+    ) -> Option<NodeId> {
+        let (
+            Shape::Image {
+                c: c1,
+                h: h1,
+                w: w1,
+            },
+            Shape::Image {
+                c: c2,
+                h: h2,
+                w: w2,
+            },
+        ) = (self.node_shape(h), self.node_shape(skip))
         else {
             return None;
         };
         if (h1, w1) != (h2, w2) {
             self.err(
-                Diagnostic::error("E205", format!("UNet skip of {h2}x{w2} meets a {h1}x{w1} feature map"))
-                    .with_primary(span, "the resolutions of the way down and up differ"),
+                Diagnostic::error(
+                    "E205",
+                    format!("UNet skip of {h2}x{w2} meets a {h1}x{w1} feature map"),
+                )
+                .with_primary(span, "the resolutions of the way down and up differ"),
             );
             return None;
         }
-        Some(self.push_raw(Op::Concat, vec![h, skip], Shape::Image { c: c1 + c2, h: h1, w: w1 }, name.to_string(), span))
+        Some(self.push_raw(
+            Op::Concat,
+            vec![h, skip],
+            Shape::Image {
+                c: c1 + c2,
+                h: h1,
+                w: w1,
+            },
+            name.to_string(),
+            span,
+        ))
     }
 }
