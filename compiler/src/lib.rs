@@ -5,8 +5,10 @@
 // Diagnostics are returned by value: they are created once per error, never on a hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod analysis;
 pub mod ast;
 pub mod diagnostics;
 pub mod ir;
+pub mod lint;
 pub mod sema;
 pub mod syntax;

@@ -1,0 +1,541 @@
+//! Fixes: a finding's [`FixPlan`] and the spec's AST and text in; text edits out, each checked
+//! by applying it and re-running parse, sema and the analysis on the result, which also gives
+//! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
+//! deduplicated, overlapping edits skipped) lives here too.
+
+use super::rules::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
+use crate::analysis::{analyze, Analysis, ComponentKind, NodeState, OriginKind};
+use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
+use crate::diagnostics::{Diagnostic, Edit, Fix, Severity};
+use crate::ir::ModelIr;
+
+/// What the fix builder sees of one model.
+pub(crate) struct FixCx<'a> {
+    pub src: &'a str,
+    pub file: &'a ast::File,
+    pub model: &'a ModelIr,
+}
+
+/// A spec re-analyzed after edits: every model with its analysis, or `None` when it no longer
+/// passes `check`.
+pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Analysis)>> {
+    let file = crate::syntax::parse(text).ok()?;
+    let (models, diags) = crate::sema::analyze(&file);
+    if diags.iter().any(|d| d.severity == Severity::Error) || models.is_empty() {
+        return None;
+    }
+    Some(
+        models
+            .into_iter()
+            .map(|m| {
+                let a = analyze(&m);
+                (m, a)
+            })
+            .collect(),
+    )
+}
+
+/// Applies edits to a text. Identical edits count once; an edit overlapping an earlier one is
+/// skipped. Returns the new text and the number of skipped edits.
+pub fn apply_edits(text: &str, edits: &[Edit]) -> (String, usize) {
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.span.start, e.span.end));
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut pos = 0;
+    let mut skipped = 0;
+    let mut last: Option<&Edit> = None;
+    for e in sorted {
+        if last.is_some_and(|l| l == e) {
+            continue;
+        }
+        let valid = e.span.start <= e.span.end
+            && e.span.end <= text.len()
+            && text.is_char_boundary(e.span.start)
+            && text.is_char_boundary(e.span.end);
+        // An insertion at the end of the previous edit is fine; anything earlier overlaps.
+        let overlaps = e.span.start < pos
+            || (e.span.start == pos
+                && last.is_some_and(|l| l.span.is_empty() && e.span.is_empty()));
+        if !valid || overlaps {
+            skipped += 1;
+            continue;
+        }
+        out.push_str(&text[pos..e.span.start]);
+        out.push_str(&e.replacement);
+        pos = e.span.end;
+        last = Some(e);
+    }
+    out.push_str(text.get(pos..).unwrap_or(""));
+    (out, skipped)
+}
+
+/// Every call in the file, model statements and block bodies included.
+fn calls(file: &ast::File) -> Vec<&ast::Call> {
+    fn expr<'a>(e: &'a Expr, out: &mut Vec<&'a ast::Call>) {
+        match &e.kind {
+            ExprKind::Pipe(v) | ExprKind::Sum(v) | ExprKind::List(v) => {
+                v.iter().for_each(|x| expr(x, out))
+            }
+            ExprKind::Labeled(inner, _) => expr(inner, out),
+            ExprKind::Call(c) => {
+                out.push(c);
+                c.args.iter().for_each(|a| expr(&a.value, out));
+            }
+            ExprKind::Record(fields) => fields.iter().for_each(|(_, x)| expr(x, out)),
+            ExprKind::Number(..) | ExprKind::Ident(_) => {}
+        }
+    }
+    fn stmts<'a>(ss: &'a [ast::Stmt], out: &mut Vec<&'a ast::Call>) {
+        for s in ss {
+            match &s.kind {
+                StmtKind::Embed { value, .. } | StmtKind::Assign { value, .. } => expr(value, out),
+                StmtKind::Return(e) | StmtKind::Expr(e) => expr(e, out),
+                StmtKind::Block(b) => stmts(&b.body, out),
+                StmtKind::Task(c) => out.push(c),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for m in &file.models {
+        stmts(&m.stmts, &mut out);
+    }
+    out
+}
+
+fn find_call(file: &ast::File, span: Span) -> Option<&ast::Call> {
+    calls(file).into_iter().find(|c| c.span == span)
+}
+
+/// An edit setting argument `name` (at `position` when given positionally) of call `c`.
+fn set_arg(c: &ast::Call, name: &str, position: Option<usize>, value: &str) -> Edit {
+    let existing = c.args.iter().enumerate().find(|(i, a)| match &a.name {
+        Some(n) => n.name == name,
+        None => Some(*i) == position,
+    });
+    if let Some((_, a)) = existing {
+        return Edit {
+            span: a.value.span,
+            replacement: value.to_string(),
+        };
+    }
+    let keyword = c.args.iter().any(|a| a.name.is_some())
+        || !matches!(position, Some(p) if p == c.args.len());
+    let text = if keyword {
+        format!("{name} = {value}")
+    } else {
+        value.to_string()
+    };
+    match c.args.last() {
+        Some(a) => Edit {
+            span: Span::new(a.span.end, a.span.end),
+            replacement: format!(", {text}"),
+        },
+        None => {
+            // `name()`: insert before the closing parenthesis.
+            let at = c.span.end.saturating_sub(1);
+            Edit {
+                span: Span::new(at, at),
+                replacement: text,
+            }
+        }
+    }
+}
+
+/// The text of `span` after `edits` (which must lie inside it), for descriptions.
+fn rewritten(src: &str, span: Span, edits: &[Edit]) -> String {
+    let text = src.get(span.start..span.end).unwrap_or("");
+    let local: Vec<Edit> = edits
+        .iter()
+        .filter(|e| e.span.start >= span.start && e.span.end <= span.end)
+        .map(|e| Edit {
+            span: Span::new(e.span.start - span.start, e.span.end - span.start),
+            replacement: e.replacement.clone(),
+        })
+        .collect();
+    let new = apply_edits(text, &local).0;
+    let mut short: String = new.split_whitespace().collect::<Vec<_>>().join(" ");
+    if short.chars().count() > 60 {
+        short = short.chars().take(57).collect::<String>() + "...";
+    }
+    short
+}
+
+/// The edits of a plan (without the fewer-groups search) and the action's description.
+pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, String)> {
+    match plan {
+        FixPlan::None | FixPlan::FewerGroups { .. } => None,
+        FixPlan::Positional { span, kind } => {
+            let c = find_call(cx.file, *span)?;
+            match kind {
+                OriginKind::InjectOffset if c.name.name == "inject" => {
+                    let e = vec![set_arg(c, "mode", Some(1), "positional")];
+                    let d = format!(
+                        "inject a positional time map: `{}`",
+                        rewritten(cx.src, c.span, &e)
+                    );
+                    Some((e, d))
+                }
+                OriginKind::ConcatConstant => {
+                    let a = c
+                        .args
+                        .iter()
+                        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "time"))?;
+                    let ok = match &a.value.kind {
+                        ExprKind::Ident(w) => w == "concat",
+                        ExprKind::Call(cc) => cc.name.name == "concat",
+                        _ => false,
+                    };
+                    if !ok {
+                        return None;
+                    }
+                    let e = Edit {
+                        span: a.value.span,
+                        replacement: "concat(positional)".to_string(),
+                    };
+                    Some((
+                        vec![e],
+                        "use a positional time channel: `time = concat(positional)`".to_string(),
+                    ))
+                }
+                _ => None,
+            }
+        }
+        FixPlan::NoBias { span } => {
+            let c = find_call(cx.file, *span)?;
+            if !matches!(c.name.name.as_str(), "conv" | "conv3" | "conv1" | "linear") {
+                return None;
+            }
+            let e = vec![set_arg(c, "bias", None, "false")];
+            let d = format!("drop the bias: `{}`", rewritten(cx.src, c.span, &e));
+            Some((e, d))
+        }
+        FixPlan::AfterNorm { span, norm_span } => {
+            let (a, b) = adjacent_stages(cx.file, *span, *norm_span)?;
+            let ta = cx.src.get(a.start..a.end)?;
+            let tb = cx.src.get(b.start..b.end)?;
+            let e = Edit {
+                span: a.to(b),
+                replacement: format!("{tb} | {ta}"),
+            };
+            Some((
+                vec![e],
+                "apply `scale_shift` after the normalization".to_string(),
+            ))
+        }
+    }
+}
+
+/// The spans of two adjacent pipeline stages holding `first` and then `second`.
+fn adjacent_stages(file: &ast::File, first: Span, second: Span) -> Option<(Span, Span)> {
+    fn expr(e: &Expr, first: Span, second: Span) -> Option<(Span, Span)> {
+        match &e.kind {
+            ExprKind::Pipe(items) => {
+                for w in items.windows(2) {
+                    if w[0].span.contains(first)
+                        && w[1].span.contains(second)
+                        && !w[0].span.contains(second)
+                    {
+                        return Some((w[0].span, w[1].span));
+                    }
+                }
+                items.iter().find_map(|x| expr(x, first, second))
+            }
+            ExprKind::Sum(v) | ExprKind::List(v) => v.iter().find_map(|x| expr(x, first, second)),
+            ExprKind::Labeled(inner, _) => expr(inner, first, second),
+            ExprKind::Call(c) => c.args.iter().find_map(|a| expr(&a.value, first, second)),
+            _ => None,
+        }
+    }
+    fn stmts(ss: &[ast::Stmt], first: Span, second: Span) -> Option<(Span, Span)> {
+        ss.iter().find_map(|s| match &s.kind {
+            StmtKind::Assign { value, .. } | StmtKind::Embed { value, .. } => {
+                expr(value, first, second)
+            }
+            StmtKind::Return(e) | StmtKind::Expr(e) => expr(e, first, second),
+            StmtKind::Block(b) => stmts(&b.body, first, second),
+            _ => None,
+        })
+    }
+    file.models
+        .iter()
+        .find_map(|m| stmts(&m.stmts, first, second))
+}
+
+/// The `group(...)` call a norm node at `norm_span` came from: the layer itself, or the model's
+/// `norm = group(...)` setting when the stage is the default `norm`.
+fn group_call<'a>(cx: &FixCx<'a>, norm_span: Span) -> Option<&'a ast::Call> {
+    let text = cx.src.get(norm_span.start..norm_span.end)?;
+    if text == "norm" {
+        let model = cx
+            .file
+            .models
+            .iter()
+            .find(|m| m.name.name == cx.model.name)?;
+        let value = model.stmts.iter().find_map(|s| match &s.kind {
+            StmtKind::Assign { name, value } if name.name == "norm" => Some(value),
+            _ => None,
+        })?;
+        match &value.kind {
+            ExprKind::Call(c) if c.name.name == "group" => Some(c),
+            _ => None,
+        }
+    } else {
+        find_call(cx.file, norm_span).filter(|c| c.name.name == "group")
+    }
+}
+
+/// Candidate rewrites of a `group(...)` call toward more channels per group, closest first.
+fn group_candidates(c: &ast::Call) -> Vec<(Edit, String)> {
+    let num = |e: &Expr| match &e.kind {
+        ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => Some(*v as usize),
+        _ => None,
+    };
+    let arg = |name: &str, pos: Option<usize>| {
+        c.args.iter().enumerate().find(|(i, a)| match &a.name {
+            Some(n) => n.name == name,
+            None => Some(*i) == pos,
+        })
+    };
+    let mut out = Vec::new();
+    if let Some((_, a)) = arg("groups", Some(0)) {
+        let Some(g) = num(&a.value) else { return out };
+        for d in (1..g).rev().filter(|d| g % d == 0) {
+            let e = Edit {
+                span: a.value.span,
+                replacement: d.to_string(),
+            };
+            out.push((e, format!("{d}")));
+        }
+    } else if let Some((_, a)) = arg("per_group", None) {
+        let Some(p) = num(&a.value) else { return out };
+        let mut q = p * 2;
+        while q <= 1024 {
+            out.push((
+                Edit {
+                    span: a.value.span,
+                    replacement: q.to_string(),
+                },
+                format!("per_group = {q}"),
+            ));
+            q *= 2;
+        }
+    }
+    out
+}
+
+/// The surviving fraction at `norm` of the signal from `origin` in an analysis; when the norm
+/// no longer receives it, the fraction that reaches its graph's output.
+pub(crate) fn survival(a: &Analysis, origin: &str, norm: &str) -> Option<f64> {
+    if let Some(v) = a.norm(norm) {
+        let fr: Vec<f64> = v
+            .components
+            .iter()
+            .filter(|c| c.origin == origin)
+            .map(|c| c.fraction_out)
+            .collect();
+        if !fr.is_empty() {
+            return Some(fr.into_iter().fold(f64::INFINITY, f64::min));
+        }
+    }
+    let (oi, o) = a
+        .origins
+        .iter()
+        .enumerate()
+        .find(|(_, o)| o.path == origin)?;
+    let g = a.graphs.get(o.graph)?;
+    let out = g.states.get(g.output?)?;
+    match out {
+        NodeState::Depends(v) => v
+            .iter()
+            .filter(|c| c.origin == oi)
+            .map(|c| c.fraction)
+            .reduce(f64::max)
+            .or(Some(0.0)),
+        NodeState::TimeOnly => Some(1.0),
+        NodeState::Independent => Some(0.0),
+    }
+}
+
+/// Whether an (origin, norm) pair would still be reported by TD101/TD102 in `a`.
+fn still_reported(a: &Analysis, origin: &str, norm: &str) -> bool {
+    let Some(v) = a.norm(norm) else { return false };
+    v.components.iter().any(|c| {
+        c.origin == origin
+            && matches!(c.kind, ComponentKind::Offset { .. })
+            && c.fraction_in > 0.0
+            && (c.complete || (c.factor < 1.0 && c.fraction_out < ATTENUATION_THRESHOLD))
+    })
+}
+
+fn model_of<'a>(models: &'a [(ModelIr, Analysis)], name: &str) -> Option<&'a (ModelIr, Analysis)> {
+    models.iter().find(|(m, _)| m.name == name)
+}
+
+/// A fix with its predicted effect, for one grouped finding.
+pub(crate) fn build_fix(
+    cx: &FixCx,
+    code: &str,
+    plan: &FixPlan,
+    pairs: &[(String, String)],
+    now: Option<f64>,
+    groups_choice: Option<&(Vec<Edit>, String)>,
+) -> Option<Fix> {
+    let (edits, action) = match (plan, groups_choice) {
+        (FixPlan::FewerGroups { .. }, Some((e, a))) => (e.clone(), a.clone()),
+        (
+            FixPlan::FewerGroups {
+                origin: Some((span, kind)),
+                ..
+            },
+            None,
+        ) => plan_edits(
+            cx,
+            &FixPlan::Positional {
+                span: *span,
+                kind: *kind,
+            },
+        )?,
+        _ => plan_edits(cx, plan)?,
+    };
+    let (text, skipped) = apply_edits(cx.src, &edits);
+    if skipped > 0 {
+        return None;
+    }
+    let models = reanalyze(&text)?;
+    let (m2, a2) = model_of(&models, &cx.model.name)?;
+    let mut description = action;
+    if code == "TD104" {
+        let fewer = cx.model.param_count().saturating_sub(m2.param_count());
+        description = format!("{description}; {fewer} fewer parameters, same function");
+    } else if !pairs.is_empty() {
+        let after = match plan {
+            // The swap renumbers unlabeled stages: find the moved scale-shift by its new span.
+            FixPlan::AfterNorm { span, norm_span } => {
+                let (a, b) = adjacent_stages(cx.file, *span, *norm_span)?;
+                let start = a.start + b.len() + 3 + (span.start - a.start);
+                let moved = Span::new(start, start + span.len());
+                a2.origins
+                    .iter()
+                    .find(|o| o.span == moved)
+                    .and_then(|o| survival(a2, &o.path, ""))
+                    .unwrap_or(f64::INFINITY)
+            }
+            _ => pairs
+                .iter()
+                .filter_map(|(o, n)| survival(a2, o, n))
+                .fold(f64::INFINITY, f64::min),
+        };
+        if after.is_finite() {
+            description = format!(
+                "{description}; predicted survival after the fix: {}",
+                fmt_frac(after)
+            );
+            if let Some(now) = now {
+                description = format!("{description} (now {})", fmt_frac(now));
+            }
+        }
+    }
+    Some(Fix {
+        description,
+        edits,
+        unsafe_: true,
+    })
+}
+
+/// Picks the group count for every GroupNorm setting that TD102 findings point at: the
+/// closest candidate that passes `check` and clears all of those findings' (origin, norm)
+/// pairs. Keyed by the norm span of the plan.
+pub(crate) fn choose_groups(
+    cx: &FixCx,
+    plans: &[(Span, Vec<(String, String)>)],
+) -> Vec<(Span, (Vec<Edit>, String))> {
+    // Group the plans by the setting call they would rewrite.
+    // (setting call span, norm spans using it, (origin, norm) pairs to clear)
+    type Target = (Span, Vec<Span>, Vec<(String, String)>);
+    let mut targets: Vec<Target> = Vec::new();
+    for (norm_span, pairs) in plans {
+        let Some(c) = group_call(cx, *norm_span) else {
+            continue;
+        };
+        match targets.iter_mut().find(|t| t.0 == c.span) {
+            Some(t) => {
+                t.1.push(*norm_span);
+                t.2.extend(pairs.iter().cloned());
+            }
+            None => targets.push((c.span, vec![*norm_span], pairs.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    for (call_span, norm_spans, pairs) in targets {
+        let Some(c) = find_call(cx.file, call_span) else {
+            continue;
+        };
+        for (edit, label) in group_candidates(c).into_iter().take(12) {
+            let (text, _) = apply_edits(cx.src, std::slice::from_ref(&edit));
+            let Some(models) = reanalyze(&text) else {
+                continue;
+            };
+            let Some((_, a2)) = model_of(&models, &cx.model.name) else {
+                continue;
+            };
+            if pairs.iter().all(|(o, n)| !still_reported(a2, o, n)) {
+                let action = format!("use fewer groups: `group({label})`");
+                for ns in &norm_spans {
+                    out.push((*ns, (vec![edit.clone()], action.clone())));
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The fix of a diagnostic as text lines: its description, then each changed source line
+/// before and after.
+pub fn render_fix(src: &str, d: &Diagnostic) -> String {
+    let Some(fix) = &d.fix else {
+        return String::new();
+    };
+    let mut out = format!(
+        "  fix{}: {}\n",
+        if fix.unsafe_ { " (unsafe)" } else { "" },
+        fix.description
+    );
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    for e in &fix.edits {
+        let start = src
+            .get(..e.span.start.min(src.len()))
+            .and_then(|s| s.rfind('\n'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let end = src
+            .get(e.span.end.min(src.len())..)
+            .and_then(|s| s.find('\n'))
+            .map(|i| i + e.span.end)
+            .unwrap_or(src.len());
+        if !lines.contains(&(start, end)) {
+            lines.push((start, end));
+        }
+    }
+    for (start, end) in lines {
+        let line_no = src
+            .get(..start)
+            .map(|s| s.matches('\n').count() + 1)
+            .unwrap_or(1);
+        let old = src.get(start..end).unwrap_or("");
+        let local: Vec<Edit> = fix
+            .edits
+            .iter()
+            .filter(|e| e.span.start >= start && e.span.end <= end)
+            .map(|e| Edit {
+                span: Span::new(e.span.start - start, e.span.end - start),
+                replacement: e.replacement.clone(),
+            })
+            .collect();
+        let (new, _) = apply_edits(old, &local);
+        out.push_str(&format!("    {line_no:>4} - {}\n", old.trim_end()));
+        out.push_str(&format!("    {line_no:>4} + {}\n", new.trim_end()));
+    }
+    out
+}

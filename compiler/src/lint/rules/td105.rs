@@ -1,0 +1,109 @@
+//! TD105: a ConcatConv's constant time channel acts only as a per-channel offset. In: the norm
+//! verdicts; out: one finding per ConcatConv whose offset a normalization removes in part or
+//! completely (the origin of the TD101/TD102 findings there).
+
+use super::{Context, Finding, FixPlan, Rule};
+use crate::analysis::{ComponentKind, OriginKind};
+use crate::diagnostics::Severity;
+
+pub const RULE: Rule = Rule {
+    code: "TD105",
+    name: "concat-time-is-offset",
+    summary: "a ConcatConv's constant time channel acts only as a per-channel offset",
+    severity: Severity::Info,
+    fixable: true,
+    doc: DOC,
+};
+
+pub const DOC: &str = r#"## What it does
+Explains where a TD101/TD102 finding at a ConcatConv (`conv(..., time = concat)`, torchdiffeq's
+`ConcatConv2d`) comes from. It fires at each ConcatConv whose time signal a later normalization
+reduces.
+
+## Why is this bad
+The conv sees `[t·J, h]`, with J an all-ones channel. For output channel k the kernel slice on
+the time channel sums to v_k, so the conv adds `t·v_k`: the same number at every interior pixel,
+a per-channel offset, which normalizations subtract (completely for one channel per unit). Under
+zero padding the one-pixel border ring gets a partial sum, so a little t leaks there.
+
+## Example
+```tds
+model concat_offset {
+    input x: image[4, 8, 8]
+    time  t: continuous, shared
+    h = x | conv(16, k = 3, pad = 0, time = concat) | group(8) | relu
+    return h | conv1(4)
+}
+```
+
+## Use instead
+```tds
+model concat_positional {
+    input x: image[4, 8, 8]
+    time  t: continuous, shared
+    h = x | conv(16, k = 3, pad = 0, time = concat(positional)) | group(8) | relu
+    return h | conv1(4)
+}
+```
+
+## Fix safety
+The fix switches to a positional time channel (`time = concat(positional)`, a fixed zero-mean
+spatial pattern times t). It is unsafe: it changes the model.
+
+## References
+- R. T. Q. Chen et al., "Neural Ordinary Differential Equations", NeurIPS 2018 (torchdiffeq
+  `examples/odenet_mnist.py`).
+- B. J. Kim, Y. Kawahara, S. W. Kim, "The Disappearance of Timestep Embedding in Modern
+  Time-Dependent Neural Networks", arXiv:2405.14126, 2024.
+"#;
+
+pub fn check(cx: &Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut done: Vec<usize> = Vec::new();
+    for v in &cx.analysis.norms {
+        for c in &v.components {
+            if !matches!(c.kind, ComponentKind::Offset { .. })
+                || c.factor >= 1.0
+                || c.fraction_in <= 0.0
+            {
+                continue;
+            }
+            let Some(o) = cx.analysis.origins.get(c.origin_index) else {
+                continue;
+            };
+            if o.kind != OriginKind::ConcatConstant || done.contains(&c.origin_index) {
+                continue;
+            }
+            done.push(c.origin_index);
+            let mut f = Finding::new(
+                RULE.code,
+                "a ConcatConv's constant time channel acts only as a per-channel offset"
+                    .to_string(),
+                o.span,
+                "conv over [t·J, h] adds t·v_k at every interior pixel".to_string(),
+            );
+            f.secondary
+                .push((v.span, format!("`{}` subtracts per-channel means", v.kind)));
+            let padded = super::graph_of(cx.model, cx.analysis, o.graph)
+                .and_then(|g| g.nodes.get(o.node))
+                .is_some_and(|n| matches!(n.op, crate::ir::Op::Conv { pad, .. } if pad > 0));
+            if padded {
+                f.notes.push(
+                    "zero padding lets a little t into the one-pixel border ring only".to_string(),
+                );
+            }
+            f.help = Some(
+                "concatenate a positional time channel: `time = concat(positional)`".to_string(),
+            );
+            f.instance = Some(o.path.clone());
+            f.allow = o.allow.clone();
+            f.plan = FixPlan::Positional {
+                span: o.span,
+                kind: o.kind,
+            };
+            f.pairs.push((o.path.clone(), v.node.clone()));
+            out.push(f);
+        }
+    }
+    out
+}
