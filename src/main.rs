@@ -3,8 +3,12 @@
 //! or internal error.
 
 mod check_cmd;
+mod compile_cmd;
 mod files;
+mod lint_cmd;
+mod probe_cmd;
 mod render;
+mod train_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -37,12 +41,135 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Lint specs for vanishing timestep embeddings (text, JSON or SARIF); apply fixes with --fix --unsafe-fixes
+    Lint(lint_cmd::LintArgs),
+    /// Print a lint rule's documentation
+    Explain(lint_cmd::ExplainArgs),
+    /// Lower a spec to the dfdx graph; print parameter tensors, MACs per forward and per ODE evaluation, activation memory
+    Compile {
+        spec: PathBuf,
+        /// List every parameter tensor
+        #[arg(long)]
+        summary: bool,
+        /// Batch size for the memory estimate
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Refuse plans that need more memory than this (GiB)
+        #[arg(long, default_value_t = 16.0)]
+        memory_limit: f64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Train what the spec's task says (neural-ODE classifier or diffusion model)
+    Train {
+        /// The spec to train (omit with --resume)
+        spec: Option<PathBuf>,
+        /// Data: mnist:DIR or cifar10:DIR; the embedded MNIST subset when absent
+        #[arg(long)]
+        data: Option<String>,
+        /// Train until this many optimizer steps
+        #[arg(long, conflicts_with = "epochs")]
+        steps: Option<usize>,
+        /// Train for this many epochs
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Run directory (default runs/MODEL-seedS)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in this directory
+        #[arg(long, conflicts_with_all = ["spec", "out", "data", "seed"])]
+        resume: Option<PathBuf>,
+        /// Override the spec's batch size
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Use only the first N training samples
+        #[arg(long)]
+        limit_train: Option<usize>,
+        /// Evaluate (and checkpoint) every K steps (default: every epoch for classifiers, 5 times per run for denoisers)
+        #[arg(long)]
+        eval_every: Option<usize>,
+        /// Test samples per evaluation
+        #[arg(long, default_value_t = 2000)]
+        eval_samples: usize,
+    },
+    /// Measure at every normalization how much of the time signal survives, beside the lint's prediction
+    Probe {
+        spec: PathBuf,
+        /// Load weights from a safetensors checkpoint instead of the seeded initialization
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Samples in the probe batch
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`tdspec check specs | head`) instead of panicking in print!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check { paths, format } => check_cmd::run(&paths, format),
+        Command::Lint(args) => lint_cmd::run(&args),
+        Command::Explain(args) => lint_cmd::explain(&args),
+        Command::Compile {
+            spec,
+            summary,
+            batch,
+            memory_limit,
+            format,
+        } => compile_cmd::run(
+            &spec,
+            &compile_cmd::Options {
+                batch,
+                memory_limit_gib: memory_limit,
+                format,
+                summary,
+            },
+        ),
+        Command::Train {
+            spec,
+            data,
+            steps,
+            epochs,
+            seed,
+            out,
+            resume,
+            batch,
+            limit_train,
+            eval_every,
+            eval_samples,
+        } => train_cmd::run(&train_cmd::TrainArgs {
+            spec,
+            data,
+            steps,
+            epochs,
+            seed,
+            out,
+            resume,
+            batch,
+            limit_train,
+            eval_every,
+            eval_samples,
+            quiet: false,
+        }),
+        Command::Probe {
+            spec,
+            checkpoint,
+            batch,
+            seed,
+            format,
+        } => probe_cmd::run(&spec, checkpoint.as_deref(), batch, seed, format),
     };
     ExitCode::from(code)
 }

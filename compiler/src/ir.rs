@@ -557,3 +557,45 @@ impl ModelIr {
         self.graph.param_count()
     }
 }
+
+/// The fixed spatial pattern of positional time inputs: `P_c(h, w) = cos(π f_y (h + ½) / H) +
+/// cos(π f_x (w + ½) / W)` with `f_y = 1 + c mod 3`, `f_x = 1 + ⌊c / 3⌋ mod 3`. Each term sums
+/// to zero over its axis, so the pattern has zero mean over every (H, W) plane (a norm's
+/// per-channel mean subtraction leaves it intact) and mean square 1. `t · P_0` is the
+/// positional ConcatConv channel; `e_c · P_c` the positional injection map.
+pub fn positional_pattern(c: usize, h: usize, w: usize, height: usize, width: usize) -> f64 {
+    let fy = 1.0 + (c % 3) as f64;
+    let fx = 1.0 + ((c / 3) % 3) as f64;
+    let py = (std::f64::consts::PI * fy * (h as f64 + 0.5) / height.max(1) as f64).cos();
+    let px = (std::f64::consts::PI * fx * (w as f64 + 0.5) / width.max(1) as f64).cos();
+    py + px
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional_pattern;
+
+    #[test]
+    fn positional_pattern_has_zero_mean_per_plane() {
+        for c in 0..9 {
+            for (hh, ww) in [(6usize, 6usize), (7, 7), (14, 14), (28, 28)] {
+                let mut sum = 0.0;
+                let mut sq = 0.0;
+                for h in 0..hh {
+                    for w in 0..ww {
+                        let p = positional_pattern(c, h, w, hh, ww);
+                        sum += p;
+                        sq += p * p;
+                    }
+                }
+                let n = (hh * ww) as f64;
+                assert!((sum / n).abs() < 1e-12, "mean {c} {hh}");
+                assert!(
+                    (sq / n - 1.0).abs() < 1e-9,
+                    "mean square {c} {hh}: {}",
+                    sq / n
+                );
+            }
+        }
+    }
+}

@@ -770,6 +770,15 @@ impl<'a> Sema<'a> {
                     &self.scopes.last().expect("a scope").prefix.clone(),
                     &label.name,
                 );
+                // A labeled value call (`shortcut(h, c) as sc`) names its node exactly.
+                if let ExprKind::Call(c) = &inner.kind {
+                    if c.name.name == "shortcut" {
+                        let a = self.bind_args(c, &["h", "out"], 2)?;
+                        let h = self.value(a[0]?, base)?;
+                        let out = self.positive(a[1]?, "the number of output channels")?;
+                        return self.shortcut(h, out, c.span, &b);
+                    }
+                }
                 self.value(inner, &b)
             }
             ExprKind::Call(c) => match c.name.name.as_str() {

@@ -1,0 +1,1047 @@
+//! Execution of a checked IR graph on dfdx tensors: an input batch, the time values and a tape
+//! in; every node's value (tape-free) and the tape holding all backward ops out.
+//!
+//! Values are stored without tapes; one tape is threaded through the graph: each op takes it on
+//! its primary input and gives it back on its output, and parameters join with an empty tape
+//! of the same kind, so gradients reach every parameter by id. With `NoneTape` this is plain
+//! inference; with `OwnedTape` it is a training step. ODE blocks run fixed-step Euler/RK4 or
+//! adaptive Dormand-Prince; every accepted step's ops stay on the tape (backpropagation through
+//! the solver), rejected adaptive steps are dropped with their own tape.
+
+use crate::ops::{
+    self, Activation, Conv2dCfg, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2, Tensor4,
+    Unary,
+};
+use crate::params::Params;
+use crate::RuntimeError;
+use dfdx::shapes::{HasShape, Shape};
+use dfdx::tensor::{Merge, NoneTape, PutTape, SplitTape, Tape, Tensor};
+use dfdx::tensor_ops::{Device, ReshapeTo, TryMul};
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::HashMap;
+use tdspec_compiler::ir::{
+    positional_pattern, Act, Graph, InjectMode, Node, NormKind, OdeFunc, Op, Shape as IrShape,
+    Solver, TimeChannel,
+};
+
+/// A node's value, without tape.
+#[derive(Clone, Debug)]
+pub enum Value<D: Device<f32>> {
+    Image(Tensor4<D>),
+    Vector(Tensor2<D>),
+    /// One time value per sample.
+    Time(Vec<f32>),
+}
+
+impl<D: Device<f32>> Value<D> {
+    pub fn image(&self) -> Result<&Tensor4<D>, RuntimeError> {
+        match self {
+            Value::Image(t) => Ok(t),
+            _ => Err(RuntimeError::Internal("expected a feature map".into())),
+        }
+    }
+    pub fn vector(&self) -> Result<&Tensor2<D>, RuntimeError> {
+        match self {
+            Value::Vector(t) => Ok(t),
+            _ => Err(RuntimeError::Internal("expected a vector".into())),
+        }
+    }
+    /// Host copy of the values (for probes and solvers).
+    pub fn to_vec(&self) -> Vec<f32> {
+        match self {
+            Value::Image(t) => t.as_vec(),
+            Value::Vector(t) => t.as_vec(),
+            Value::Time(v) => v.clone(),
+        }
+    }
+}
+
+/// Something that watches node values as they are computed (the probe).
+pub trait Observer<D: Device<f32>> {
+    fn node(&mut self, path: &str, node: &Node, inputs: &[&Value<D>], out: &Value<D>);
+}
+
+/// Execution settings and counters of one forward pass.
+pub struct Exec<'a, D: Kernels> {
+    pub params: &'a Params<D>,
+    pub dev: D,
+    /// Training mode: batch statistics in BatchNorm, dropout active.
+    pub train: bool,
+    pub rng: Option<&'a mut StdRng>,
+    /// New BatchNorm running statistics computed in training mode, by node name.
+    pub bn_updates: Vec<(String, Vec<f32>, Vec<f32>)>,
+    /// Function evaluations of ODE right-hand sides.
+    pub nfe: usize,
+    pub observer: Option<&'a mut dyn Observer<D>>,
+    /// Most solver steps an adaptive ODE block may take.
+    pub max_ode_steps: usize,
+    /// Values that replace the named nodes' results (tests feed embeddings this way).
+    pub overrides: HashMap<String, Value<D>>,
+}
+
+type R<T> = Result<T, RuntimeError>;
+
+fn op_err(e: ops::OpsError) -> RuntimeError {
+    RuntimeError::Op(e.to_string())
+}
+
+impl<'a, D: Kernels> Exec<'a, D> {
+    pub fn new(params: &'a Params<D>, train: bool) -> Self {
+        Exec {
+            dev: params.dev.clone(),
+            params,
+            train,
+            rng: None,
+            bn_updates: Vec::new(),
+            nfe: 0,
+            observer: None,
+            max_ode_steps: 10_000,
+            overrides: HashMap::new(),
+        }
+    }
+
+    fn param<S: Shape, T: Tape<f32, D>>(&self, name: &str, shape: S) -> R<Tensor<S, f32, D, T>> {
+        let p = self
+            .params
+            .get(name)
+            .ok_or_else(|| RuntimeError::Internal(format!("parameter `{name}` is missing")))?;
+        if p.info.numel() != shape.num_elements() {
+            return Err(RuntimeError::Internal(format!(
+                "parameter `{name}` has the wrong size"
+            )));
+        }
+        Ok(p.tensor.retaped::<T>().reshape_like(&shape))
+    }
+
+    /// Runs `g` with the given input value and time values (one per sample).
+    pub fn run<T>(
+        &mut self,
+        g: &Graph,
+        input: Value<D>,
+        time: &[f32],
+        mut tape: T,
+    ) -> R<(Vec<Option<Value<D>>>, T)>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let mut vals: Vec<Option<Value<D>>> = vec![None; g.nodes.len()];
+        let mut input = Some(input);
+        for (id, node) in g.nodes.iter().enumerate() {
+            let out = match &node.op {
+                _ if self.overrides.contains_key(&node.name) => self.overrides[&node.name].clone(),
+                Op::Input => input
+                    .take()
+                    .ok_or_else(|| RuntimeError::Internal("two inputs".into()))?,
+                Op::Time => Value::Time(time.to_vec()),
+                _ => {
+                    let (v, t) = self.node(node, &vals, tape)?;
+                    tape = t;
+                    v
+                }
+            };
+            if let Some(obs) = self.observer.as_deref_mut() {
+                let ins: Vec<&Value<D>> = node
+                    .inputs
+                    .iter()
+                    .filter_map(|&i| vals[i].as_ref())
+                    .collect();
+                obs.node(&node.name, node, &ins, &out);
+            }
+            vals[id] = Some(out);
+        }
+        Ok((vals, tape))
+    }
+
+    fn node<T>(&mut self, node: &Node, vals: &[Option<Value<D>>], tape: T) -> R<(Value<D>, T)>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let input = |i: usize| -> R<&Value<D>> {
+            node.inputs
+                .get(i)
+                .and_then(|&id| vals[id].as_ref())
+                .ok_or_else(|| {
+                    RuntimeError::Internal(format!(
+                        "`{}` reads a value not computed yet",
+                        node.name
+                    ))
+                })
+        };
+        let name = node.name.as_str();
+        Ok(match &node.op {
+            Op::Input | Op::Time => unreachable!("handled by run"),
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                groups,
+                bias,
+                time: tc,
+            } => {
+                let x = input(0)?.image()?.clone();
+                let (b, _, h, w) = *x.shape();
+                let cfg = Conv2dCfg {
+                    stride: *stride,
+                    padding: *pad,
+                    groups: *groups,
+                };
+                let extra = usize::from(*tc != TimeChannel::None);
+                let wt: Tensor4<D, T> = self.param(
+                    &format!("{name}.weight"),
+                    (*cout, (cin + extra) / groups, *k, *k),
+                )?;
+                let bt: Option<Tensor1<D, T>> = if *bias {
+                    Some(self.param(&format!("{name}.bias"), (*cout,))?)
+                } else {
+                    None
+                };
+                let out = if *tc == TimeChannel::None {
+                    ops::conv2d(x.put_tape(tape), wt, bt, cfg).map_err(op_err)?
+                } else {
+                    let Value::Time(tv) = input(1)? else {
+                        return Err(RuntimeError::Internal("time channel without time".into()));
+                    };
+                    let chan = self.time_channel(tv, *tc, b, h, w)?;
+                    let cat = ops::concat_channels(chan.retaped::<T>(), x.put_tape(tape))
+                        .map_err(op_err)?;
+                    ops::conv2d(cat, wt, bt, cfg).map_err(op_err)?
+                };
+                let (o, t) = out.split_tape();
+                (Value::Image(o), t)
+            }
+            Op::Linear { din, dout, bias } => {
+                let x = input(0)?.vector()?.clone();
+                let wt: Tensor2<D, T> = self.param(&format!("{name}.weight"), (*dout, *din))?;
+                let bt: Option<Tensor1<D, T>> = if *bias {
+                    Some(self.param(&format!("{name}.bias"), (*dout,))?)
+                } else {
+                    None
+                };
+                let (o, t) = ops::linear(x.put_tape(tape), wt, bt)
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Vector(o), t)
+            }
+            Op::Norm {
+                kind,
+                channels,
+                eps,
+                ..
+            } => {
+                let v = input(0)?;
+                let (x, is_vec) = match v {
+                    Value::Image(x) => (x.clone(), false),
+                    Value::Vector(x) => {
+                        let (b, d) = *x.shape();
+                        (x.clone().reshape_like(&(b, d, 1usize, 1usize)), true)
+                    }
+                    Value::Time(_) => {
+                        return Err(RuntimeError::Internal("norm of raw time".into()))
+                    }
+                };
+                let c = *channels;
+                let gamma: Tensor1<D, T> = self.param(&format!("{name}.weight"), (c,))?;
+                let beta: Tensor1<D, T> = self.param(&format!("{name}.bias"), (c,))?;
+                let out = self.norm(
+                    name,
+                    *kind,
+                    c,
+                    *eps,
+                    x.put_tape(tape),
+                    gamma,
+                    beta,
+                    Activation::Identity,
+                )?;
+                let (o, t) = out.split_tape();
+                if is_vec {
+                    let (b, d, _, _) = *o.shape();
+                    (Value::Vector(o.reshape_like(&(b, d))), t)
+                } else {
+                    (Value::Image(o), t)
+                }
+            }
+            Op::Act { act } => {
+                let u = match act {
+                    Act::Relu => Unary::Relu,
+                    Act::Silu => Unary::Silu,
+                    Act::Tanh => Unary::Tanh,
+                    Act::Softplus => Unary::Softplus,
+                };
+                match input(0)? {
+                    Value::Image(x) => {
+                        let (o, t) = ops::unary(x.clone().put_tape(tape), u)
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Image(o), t)
+                    }
+                    Value::Vector(x) => {
+                        let (o, t) = ops::unary(x.clone().put_tape(tape), u)
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    Value::Time(_) => {
+                        return Err(RuntimeError::Internal("activation of raw time".into()))
+                    }
+                }
+            }
+            Op::Dropout { p } => {
+                let v = input(0)?.clone();
+                // Dropout is active in training with a random source; probes run without one.
+                if !self.train || *p == 0.0 || self.rng.is_none() {
+                    (v, tape)
+                } else {
+                    let rng = self
+                        .rng
+                        .as_deref_mut()
+                        .ok_or_else(|| RuntimeError::Internal("dropout needs a seed".into()))?;
+                    let keep = 1.0 - *p as f32;
+                    match v {
+                        Value::Image(x) => {
+                            let n = x.shape().num_elements();
+                            let mask: Vec<f32> = (0..n)
+                                .map(|_| {
+                                    if rng.gen::<f32>() < keep {
+                                        1.0 / keep
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .collect();
+                            let m = self.dev.tensor_from_vec(mask, *x.shape());
+                            let (o, t) = x
+                                .put_tape(tape)
+                                .try_mul(m)
+                                .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
+                                .split_tape();
+                            (Value::Image(o), t)
+                        }
+                        Value::Vector(x) => {
+                            let n = x.shape().num_elements();
+                            let mask: Vec<f32> = (0..n)
+                                .map(|_| {
+                                    if rng.gen::<f32>() < keep {
+                                        1.0 / keep
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .collect();
+                            let m = self.dev.tensor_from_vec(mask, *x.shape());
+                            let (o, t) = x
+                                .put_tape(tape)
+                                .try_mul(m)
+                                .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
+                                .split_tape();
+                            (Value::Vector(o), t)
+                        }
+                        Value::Time(_) => {
+                            return Err(RuntimeError::Internal("dropout of raw time".into()))
+                        }
+                    }
+                }
+            }
+            Op::AvgPool { k, stride } => {
+                let x = input(0)?.image()?.clone();
+                let (o, t) = ops::avg_pool2d(x.put_tape(tape), *k, *stride)
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Image(o), t)
+            }
+            Op::GlobalAvgPool => {
+                let x = input(0)?.image()?.clone();
+                let (b, c, _, _) = *x.shape();
+                let (o, t) = ops::global_avg_pool(x.put_tape(tape))
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Image(o.reshape_like(&(b, c, 1usize, 1usize))), t)
+            }
+            Op::Upsample { factor } => {
+                let mut x = input(0)?.image()?.clone().put_tape(tape);
+                let mut f = *factor;
+                while f > 1 {
+                    x = ops::upsample_nearest2x(x).map_err(op_err)?;
+                    f /= 2;
+                }
+                let (o, t) = x.split_tape();
+                (Value::Image(o), t)
+            }
+            Op::Attention {
+                channels,
+                heads,
+                norm,
+            } => {
+                let x = input(0)?.image()?.clone();
+                let (b, c, h, w) = *x.shape();
+                let n = h * w;
+                let gamma: Tensor1<D, T> = self.param(&format!("{name}.norm.weight"), (c,))?;
+                let beta: Tensor1<D, T> = self.param(&format!("{name}.norm.bias"), (c,))?;
+                let normed = self.norm(
+                    &format!("{name}.norm"),
+                    *norm,
+                    *channels,
+                    1e-5,
+                    x.clone().put_tape(tape),
+                    gamma,
+                    beta,
+                    Activation::Identity,
+                )?;
+                let wq: Tensor4<D, T> =
+                    self.param(&format!("{name}.qkv.weight"), (3 * c, c, 1, 1))?;
+                let bq: Tensor1<D, T> = self.param(&format!("{name}.qkv.bias"), (3 * c,))?;
+                let qkv =
+                    ops::conv2d(normed, wq, Some(bq), Conv2dCfg::default()).map_err(op_err)?;
+                let (qkv, tp) = qkv.split_tape();
+                let q3: Tensor<(usize, usize, usize, usize), f32, D, T> =
+                    qkv.clone().put_tape(tp).reshape_like(&(b, 3 * c, h, w));
+                let (q, k, v, tp) = split_qkv(q3, b, c, n, *heads)?;
+                let att = ops::attention(q.put_tape(tp), k.retaped::<T>(), v.retaped::<T>())
+                    .map_err(op_err)?;
+                let att = att.reshape_like(&(b, c, h, w));
+                let wp: Tensor4<D, T> = self.param(&format!("{name}.proj.weight"), (c, c, 1, 1))?;
+                let bp: Tensor1<D, T> = self.param(&format!("{name}.proj.bias"), (c,))?;
+                let proj = ops::conv2d(att, wp, Some(bp), Conv2dCfg::default()).map_err(op_err)?;
+                let (o, t) = ops::add(proj, x.retaped::<T>())
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Image(o), t)
+            }
+            Op::Flatten => {
+                let v = input(0)?.clone();
+                match v {
+                    Value::Image(x) => {
+                        let (b, c, h, w) = *x.shape();
+                        let (o, t) = x.put_tape(tape).reshape_like(&(b, c * h * w)).split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    other => (other, tape),
+                }
+            }
+            Op::Add => {
+                let (a, b) = (input(0)?.clone(), input(1)?.clone());
+                match (a, b) {
+                    (Value::Image(a), Value::Image(b)) => {
+                        let (o, t) = ops::add(a.put_tape(tape), b.retaped::<T>())
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Image(o), t)
+                    }
+                    (Value::Vector(a), Value::Vector(b)) => {
+                        let (o, t) = ops::add(a.put_tape(tape), b.retaped::<T>())
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    _ => return Err(RuntimeError::Internal("add of different kinds".into())),
+                }
+            }
+            Op::Concat => {
+                let mut acc = input(0)?.image()?.clone().put_tape(tape);
+                for i in 1..node.inputs.len() {
+                    let nxt = input(i)?.image()?.clone();
+                    acc = ops::concat_channels(acc, nxt.retaped::<T>()).map_err(op_err)?;
+                }
+                let (o, t) = acc.split_tape();
+                (Value::Image(o), t)
+            }
+            Op::Sinusoidal { dim } => {
+                let Value::Time(tv) = input(0)? else {
+                    return Err(RuntimeError::Internal("sinusoidal of a tensor".into()));
+                };
+                let data = sinusoidal(tv, *dim);
+                (
+                    Value::Vector(self.dev.tensor_from_vec(data, (tv.len(), *dim))),
+                    tape,
+                )
+            }
+            Op::Inject {
+                mode,
+                din,
+                channels,
+            } => {
+                let target = input(0)?.clone();
+                let e = input(1)?.vector()?.clone();
+                let wt: Tensor2<D, T> = self.param(&format!("{name}.weight"), (*channels, *din))?;
+                let bt: Tensor1<D, T> = self.param(&format!("{name}.bias"), (*channels,))?;
+                let off = ops::linear(e.put_tape(tape), wt, Some(bt)).map_err(op_err)?;
+                match (target, mode) {
+                    (Value::Image(x), InjectMode::Offset) => {
+                        let (o, t) = ops::add_channel_offset(x.retaped::<T>(), off)
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Image(o), t)
+                    }
+                    (Value::Image(x), InjectMode::Positional) => {
+                        let (b, c, h, w) = *x.shape();
+                        let pat = pattern(c, h, w);
+                        let p = self.dev.tensor_from_vec(pat, (c, h, w));
+                        let offmap = off.broadcast_like_4(b, c, h, w)?;
+                        let pb: Tensor4<D> = dfdx::tensor_ops::BroadcastTo::broadcast_like::<
+                            _,
+                            dfdx::shapes::Axis<0>,
+                        >(p, &(b, c, h, w));
+                        let m = offmap
+                            .try_mul(pb)
+                            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?;
+                        let (o, t) = ops::add(m, x.retaped::<T>()).map_err(op_err)?.split_tape();
+                        (Value::Image(o), t)
+                    }
+                    (Value::Vector(x), _) => {
+                        let (o, t) = ops::add(off, x.retaped::<T>())
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    _ => return Err(RuntimeError::Internal("inject into raw time".into())),
+                }
+            }
+            Op::ScaleShift { din, channels } => {
+                let target = input(0)?.clone();
+                let e = input(1)?.vector()?.clone();
+                let c = *channels;
+                let wt: Tensor2<D, T> = self.param(&format!("{name}.weight"), (2 * c, *din))?;
+                let bt: Tensor1<D, T> = self.param(&format!("{name}.bias"), (2 * c,))?;
+                let ss = ops::linear(e.put_tape(tape), wt, Some(bt)).map_err(op_err)?;
+                let b = ss.shape().0;
+                let ss3 = ss.reshape_like(&(b, 2usize, c));
+                let (ss3, tp) = ss3.split_tape();
+                let scale = ss3
+                    .clone()
+                    .put_tape(tp)
+                    .slice((.., 0..1, ..))
+                    .reshape_like(&(b, c));
+                let (scale, tp) = scale.split_tape();
+                let shift = ss3
+                    .retaped::<T>()
+                    .slice((.., 1..2, ..))
+                    .reshape_like(&(b, c));
+                match target {
+                    Value::Image(x) => {
+                        let (bb, cc, h, w) = *x.shape();
+                        let s4 = (scale.put_tape(tp) + 1.0).broadcast_like_4(bb, cc, h, w)?;
+                        let scaled = s4
+                            .try_mul(x.retaped::<T>())
+                            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?;
+                        let (o, t) = ops::add_channel_offset(scaled, shift)
+                            .map_err(op_err)?
+                            .split_tape();
+                        (Value::Image(o), t)
+                    }
+                    Value::Vector(x) => {
+                        let scaled = (scale.put_tape(tp) + 1.0)
+                            .try_mul(x.retaped::<T>())
+                            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?;
+                        let (o, t) = ops::add(scaled, shift).map_err(op_err)?.split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    Value::Time(_) => {
+                        return Err(RuntimeError::Internal("scale-shift of raw time".into()))
+                    }
+                }
+            }
+            Op::Ode {
+                func,
+                t0,
+                t1,
+                solver,
+            } => {
+                let h = input(0)?.clone();
+                self.ode(func, h, *t0, *t1, *solver, tape)?
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm<T>(
+        &mut self,
+        name: &str,
+        kind: NormKind,
+        c: usize,
+        eps: f64,
+        x: Tensor4<D, T>,
+        gamma: Tensor1<D, T>,
+        beta: Tensor1<D, T>,
+        act: Activation,
+    ) -> R<Tensor4<D, T>>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let (x, tx) = x.split_tape();
+        let x = x.put_tape(tx);
+        let eps = eps as f32;
+        match kind {
+            NormKind::Batch => {
+                let (mean, var) = self
+                    .params
+                    .running
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| (vec![0.0; c], vec![1.0; c]));
+                let running = RunningStats {
+                    mean: self.dev.tensor_from_vec(mean, (c,)),
+                    var: self.dev.tensor_from_vec(var, (c,)),
+                };
+                let cfg = ops::BatchNormCfg { eps, momentum: 0.1 };
+                if self.train {
+                    let (out, stats) =
+                        ops::batch_norm_train(x, gamma, beta, &running, cfg).map_err(op_err)?;
+                    self.bn_updates.push((
+                        name.to_string(),
+                        stats.mean.as_vec(),
+                        stats.var.as_vec(),
+                    ));
+                    self.apply_act(out, act)
+                } else {
+                    let out =
+                        ops::batch_norm_eval(x, gamma, beta, &running, cfg).map_err(op_err)?;
+                    self.apply_act(out, act)
+                }
+            }
+            _ => {
+                let groups = match kind {
+                    NormKind::Group { groups } => groups,
+                    NormKind::Instance => c,
+                    _ => 1,
+                };
+                ops::group_norm(x, gamma, beta, GroupNormCfg { groups, eps, act }).map_err(op_err)
+            }
+        }
+    }
+
+    fn apply_act<T: Tape<f32, D>>(&self, x: Tensor4<D, T>, act: Activation) -> R<Tensor4<D, T>> {
+        match act {
+            Activation::Identity => Ok(x),
+            Activation::Relu => ops::unary(x, Unary::Relu).map_err(op_err),
+            Activation::Silu => ops::unary(x, Unary::Silu).map_err(op_err),
+        }
+    }
+
+    fn time_channel(
+        &self,
+        tv: &[f32],
+        tc: TimeChannel,
+        b: usize,
+        h: usize,
+        w: usize,
+    ) -> R<Tensor4<D>> {
+        if tv.len() != b {
+            return Err(RuntimeError::Internal(format!(
+                "{} time values for a batch of {b}",
+                tv.len()
+            )));
+        }
+        let mut data = Vec::with_capacity(b * h * w);
+        for &t in tv {
+            for i in 0..h {
+                for j in 0..w {
+                    let p = match tc {
+                        TimeChannel::Positional => positional_pattern(0, i, j, h, w) as f32,
+                        _ => 1.0,
+                    };
+                    data.push(t * p);
+                }
+            }
+        }
+        Ok(self.dev.tensor_from_vec(data, (b, 1, h, w)))
+    }
+
+    /// Evaluates an ODE function once: `f(t, h)`.
+    fn rhs<T>(&mut self, f: &OdeFunc, h: Tensor4<D, T>, t: f32) -> R<Tensor4<D, T>>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        self.nfe += 1;
+        let (h, tape) = h.split_tape();
+        let b = h.shape().0;
+        let (vals, tape) = self.run(&f.graph, Value::Image(h), &vec![t; b], tape)?;
+        let out = vals
+            .get(f.output)
+            .and_then(|v| v.clone())
+            .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
+        Ok(out.image()?.clone().put_tape(tape))
+    }
+
+    fn ode<T>(
+        &mut self,
+        f: &OdeFunc,
+        h0: Value<D>,
+        t0: f64,
+        t1: f64,
+        solver: Solver,
+        tape: T,
+    ) -> R<(Value<D>, T)>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        // ODE states are feature maps; vectors travel as [B, D, 1, 1].
+        let (h, was_vec) = match h0 {
+            Value::Image(x) => (x, false),
+            Value::Vector(x) => {
+                let (b, d) = *x.shape();
+                (x.reshape_like(&(b, d, 1usize, 1usize)), true)
+            }
+            Value::Time(_) => return Err(RuntimeError::Internal("ODE over raw time".into())),
+        };
+        let mut h = h.put_tape(tape);
+        match solver {
+            Solver::Euler { steps } | Solver::Rk4 { steps } => {
+                let dt = (t1 - t0) / steps as f64;
+                for i in 0..steps {
+                    let t = t0 + dt * i as f64;
+                    h = match solver {
+                        Solver::Euler { .. } => {
+                            let k = self.rhs(f, h.with_empty_tape_split(), t as f32)?;
+                            axpy(h, k, dt as f32)
+                        }
+                        _ => self.rk4_step(f, h, t, dt)?,
+                    };
+                }
+            }
+            Solver::Dopri5 { rtol, atol } => {
+                h = self.dopri5(f, h, t0, t1, rtol, atol)?;
+            }
+        }
+        let (h, tape) = h.split_tape();
+        if !h.as_vec().iter().all(|v| v.is_finite()) {
+            return Err(RuntimeError::NonFinite("the ODE solution".into()));
+        }
+        if was_vec {
+            let (b, d, _, _) = *h.shape();
+            Ok((Value::Vector(h.reshape_like(&(b, d))), tape))
+        } else {
+            Ok((Value::Image(h), tape))
+        }
+    }
+
+    fn rk4_step<T>(&mut self, f: &OdeFunc, h: Tensor4<D, T>, t: f64, dt: f64) -> R<Tensor4<D, T>>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let (h, tape) = h.split_tape();
+        let hd = || h.retaped::<T>();
+        let k1 = self.rhs(f, h.clone().put_tape(tape), t as f32)?;
+        let (k1, tape) = k1.split_tape();
+        let k2 = self.rhs(
+            f,
+            axpy(
+                h.clone().put_tape(tape),
+                k1.retaped::<T>(),
+                (dt / 2.0) as f32,
+            ),
+            (t + dt / 2.0) as f32,
+        )?;
+        let (k2, tape) = k2.split_tape();
+        let k3 = self.rhs(
+            f,
+            axpy(
+                h.clone().put_tape(tape),
+                k2.retaped::<T>(),
+                (dt / 2.0) as f32,
+            ),
+            (t + dt / 2.0) as f32,
+        )?;
+        let (k3, tape) = k3.split_tape();
+        let k4 = self.rhs(
+            f,
+            axpy(h.clone().put_tape(tape), k3.retaped::<T>(), dt as f32),
+            (t + dt) as f32,
+        )?;
+        let (k4, tape) = k4.split_tape();
+        let sum = combine(
+            hd(),
+            &[
+                (k1, dt / 6.0),
+                (k2, dt / 3.0),
+                (k3, dt / 3.0),
+                (k4, dt / 6.0),
+            ],
+        );
+        let (s, t2) = sum.split_tape();
+        Ok(s.put_tape(tape.merge(t2)))
+    }
+
+    fn dopri5<T>(
+        &mut self,
+        f: &OdeFunc,
+        h: Tensor4<D, T>,
+        t0: f64,
+        t1: f64,
+        rtol: f64,
+        atol: f64,
+    ) -> R<Tensor4<D, T>>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        // Dormand-Prince 5(4) tableau.
+        const C: [f64; 7] = [0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
+        const A: [[f64; 6]; 7] = [
+            [0.0; 6],
+            [0.2, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+            [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+            [
+                19372.0 / 6561.0,
+                -25360.0 / 2187.0,
+                64448.0 / 6561.0,
+                -212.0 / 729.0,
+                0.0,
+                0.0,
+            ],
+            [
+                9017.0 / 3168.0,
+                -355.0 / 33.0,
+                46732.0 / 5247.0,
+                49.0 / 176.0,
+                -5103.0 / 18656.0,
+                0.0,
+            ],
+            [
+                35.0 / 384.0,
+                0.0,
+                500.0 / 1113.0,
+                125.0 / 192.0,
+                -2187.0 / 6784.0,
+                11.0 / 84.0,
+            ],
+        ];
+        const B5: [f64; 7] = [
+            35.0 / 384.0,
+            0.0,
+            500.0 / 1113.0,
+            125.0 / 192.0,
+            -2187.0 / 6784.0,
+            11.0 / 84.0,
+            0.0,
+        ];
+        const B4: [f64; 7] = [
+            5179.0 / 57600.0,
+            0.0,
+            7571.0 / 16695.0,
+            393.0 / 640.0,
+            -92097.0 / 339200.0,
+            187.0 / 2100.0,
+            1.0 / 40.0,
+        ];
+        let span = t1 - t0;
+        let dir = span.signum();
+        let (mut h, mut tape) = h.split_tape();
+        let mut t = t0;
+        // Initial step: a simple heuristic from the first derivative's size.
+        let k0 = self.rhs(f, h.retaped::<NoneTape>(), t0 as f32)?;
+        let d0 = rms(&h.as_vec(), &h.as_vec(), rtol, atol, None);
+        let d1 = rms(&k0.as_vec(), &h.as_vec(), rtol, atol, None);
+        let mut dt = if d0 < 1e-5 || d1 < 1e-5 {
+            1e-6_f64.max(span.abs() * 1e-3)
+        } else {
+            0.01 * d0 / d1
+        };
+        dt = dt.min(span.abs()) * dir;
+        let mut steps = 0;
+        while (t1 - t) * dir > 1e-12 * span.abs().max(1.0) {
+            steps += 1;
+            if steps > self.max_ode_steps {
+                return Err(RuntimeError::Solver(format!(
+                    "dopri5 took more than {} steps (rtol {rtol}, atol {atol}); loosen the tolerances",
+                    self.max_ode_steps
+                )));
+            }
+            if (t + dt - t1) * dir > 0.0 {
+                dt = t1 - t;
+            }
+            // One trial step on its own tape; kept only if accepted.
+            let mut step_tape = T::default();
+            let mut ks: Vec<Tensor4<D>> = Vec::with_capacity(7);
+            for s in 0..7 {
+                let mut terms: Vec<(Tensor4<D>, f64)> = Vec::new();
+                for (j, kj) in ks.iter().enumerate() {
+                    if A[s][j] != 0.0 {
+                        terms.push((kj.clone(), A[s][j] * dt));
+                    }
+                }
+                let stage_in = combine(h.clone().put_tape(step_tape), &terms);
+                let k = self.rhs(f, stage_in, (t + C[s] * dt) as f32)?;
+                let (k, tp) = k.split_tape();
+                step_tape = tp;
+                ks.push(k);
+            }
+            // 5th-order solution (FSAL: stage 7 input equals it) and error estimate.
+            let terms5: Vec<(Tensor4<D>, f64)> = ks
+                .iter()
+                .zip(B5)
+                .filter(|(_, b)| *b != 0.0)
+                .map(|(k, b)| (k.clone(), b * dt))
+                .collect();
+            let y5 = combine(h.clone().put_tape(step_tape), &terms5);
+            let (y5, step_tape) = y5.split_tape();
+            let hv = h.as_vec();
+            let y5v = y5.as_vec();
+            let kv: Vec<Vec<f32>> = ks.iter().map(|k| k.as_vec()).collect();
+            let mut err = vec![0.0f32; hv.len()];
+            for (s, k) in kv.iter().enumerate() {
+                let c = (B5[s] - B4[s]) * dt;
+                if c != 0.0 {
+                    for (e, kv) in err.iter_mut().zip(k) {
+                        *e += (c as f32) * kv;
+                    }
+                }
+            }
+            let en = rms(&err, &hv, rtol, atol, Some(&y5v));
+            if !en.is_finite() {
+                return Err(RuntimeError::NonFinite(
+                    "the ODE solver's error estimate".into(),
+                ));
+            }
+            if en <= 1.0 {
+                t += dt;
+                h = y5;
+                tape = tape.merge(step_tape);
+            }
+            let factor = if en == 0.0 {
+                5.0
+            } else {
+                (0.9 * en.powf(-0.2)).clamp(0.2, 5.0)
+            };
+            dt *= factor;
+            if dt.abs() < 1e-10 * span.abs() {
+                return Err(RuntimeError::Solver(
+                    "dopri5 step size underflow: the dynamics are too stiff".into(),
+                ));
+            }
+        }
+        Ok(h.put_tape(tape))
+    }
+}
+
+/// RMS norm of `v` scaled by `atol + rtol * max(|y|, |y_new|)`.
+fn rms(v: &[f32], y: &[f32], rtol: f64, atol: f64, y_new: Option<&[f32]>) -> f64 {
+    let n = v.len().max(1) as f64;
+    let mut s = 0.0;
+    for i in 0..v.len() {
+        let mut m = y[i].abs() as f64;
+        if let Some(yn) = y_new {
+            m = m.max(yn[i].abs() as f64);
+        }
+        let sc = atol + rtol * m;
+        let r = v[i] as f64 / sc;
+        s += r * r;
+    }
+    (s / n).sqrt()
+}
+
+/// `h + a * k`.
+fn axpy<D: Kernels, T>(h: Tensor4<D, T>, k: Tensor4<D, T>, a: f32) -> Tensor4<D, T>
+where
+    T: Tape<f32, D> + Merge<T>,
+{
+    h + k * a
+}
+
+/// `h + Σ c_i k_i` with tape-free `k_i`.
+fn combine<D: Kernels, T>(h: Tensor4<D, T>, terms: &[(Tensor4<D>, f64)]) -> Tensor4<D, T>
+where
+    T: Tape<f32, D> + Merge<NoneTape>,
+{
+    let mut acc = h;
+    for (k, c) in terms {
+        acc = acc + k.clone() * (*c as f32);
+    }
+    acc
+}
+
+trait EmptyTapeSplit<D: Device<f32>, T> {
+    fn with_empty_tape_split(&self) -> Tensor4<D, T>;
+}
+
+impl<D: Device<f32>, T: Tape<f32, D> + Default> EmptyTapeSplit<D, T> for Tensor4<D, T> {
+    fn with_empty_tape_split(&self) -> Tensor4<D, T> {
+        self.retaped::<T>()
+    }
+}
+
+trait Broadcast4<D: Device<f32>, T> {
+    fn broadcast_like_4(self, b: usize, c: usize, h: usize, w: usize) -> R<Tensor4<D, T>>;
+}
+
+impl<D: Device<f32>, T: Tape<f32, D>> Broadcast4<D, T> for Tensor2<D, T> {
+    fn broadcast_like_4(self, b: usize, c: usize, h: usize, w: usize) -> R<Tensor4<D, T>> {
+        use dfdx::shapes::Axes2;
+        use dfdx::tensor_ops::BroadcastTo;
+        Ok(BroadcastTo::broadcast_like::<_, Axes2<2, 3>>(
+            self,
+            &(b, c, h, w),
+        ))
+    }
+}
+
+/// Splits `[B, 3C, H, W]` into q, k, v of `[B·heads, C/heads, N]`, keeping the tape on q.
+#[allow(clippy::type_complexity)]
+fn split_qkv<D: Kernels, T>(
+    x: Tensor4<D, T>,
+    b: usize,
+    c: usize,
+    n: usize,
+    heads: usize,
+) -> R<(
+    Tensor<(usize, usize, usize), f32, D>,
+    Tensor<(usize, usize, usize), f32, D>,
+    Tensor<(usize, usize, usize), f32, D>,
+    T,
+)>
+where
+    T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+{
+    let hd = c / heads;
+    let x5 = x.reshape_like(&(b, 3usize, c, n));
+    let (x5, tape) = x5.split_tape();
+    let q = x5
+        .retaped::<T>()
+        .slice((.., 0..1, .., ..))
+        .reshape_like(&(b * heads, hd, n));
+    let (q, tq) = q.split_tape();
+    let k = x5
+        .retaped::<T>()
+        .slice((.., 1..2, .., ..))
+        .reshape_like(&(b * heads, hd, n));
+    let (k, tk) = k.split_tape();
+    let v = x5
+        .retaped::<T>()
+        .slice((.., 2..3, .., ..))
+        .reshape_like(&(b * heads, hd, n));
+    let (v, tv) = v.split_tape();
+    Ok((q, k, v, tape.merge(tq).merge(tk).merge(tv)))
+}
+
+/// DDPM's sinusoidal embedding: `[sin(t·f_i), cos(t·f_i)]`, `f_i = exp(-ln(10000) i / (d/2 - 1))`.
+pub fn sinusoidal(t: &[f32], dim: usize) -> Vec<f32> {
+    let half = dim / 2;
+    let denom = (half.max(2) - 1) as f64;
+    let mut out = Vec::with_capacity(t.len() * dim);
+    for &tv in t {
+        let freqs = (0..half).map(|i| (-(10000f64.ln()) * i as f64 / denom).exp());
+        let args: Vec<f64> = freqs.map(|f| tv as f64 * f).collect();
+        out.extend(args.iter().map(|a| a.sin() as f32));
+        out.extend(args.iter().map(|a| a.cos() as f32));
+    }
+    out
+}
+
+/// The positional injection pattern `[C, H, W]`.
+pub fn pattern(c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(c * h * w);
+    for ci in 0..c {
+        for i in 0..h {
+            for j in 0..w {
+                out.push(positional_pattern(ci, i, j, h, w) as f32);
+            }
+        }
+    }
+    out
+}
+
+/// The batch/feature dims of an IR shape for batch `b`.
+pub fn dims(s: &IrShape, b: usize) -> Vec<usize> {
+    s.dims(b)
+}

@@ -1,0 +1,188 @@
+//! Elementwise ops on the CPU: activations (relu, silu, tanh, softplus) of any shape, residual
+//! sums of equal shapes and the broadcast of a `[B, C]` offset over NCHW positions. Tensors in,
+//! a tensor of the input's shape out, backward recorded on the tape.
+
+use dfdx::shapes::{HasShape, Shape};
+use dfdx::tensor::{Cpu, PutTape, Tape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu::{output, put_grad, split, take_grad};
+use super::math::{multiversion, sigmoid, sum, tanh};
+use super::{shape_err, OpsError, Tensor2, Tensor4, Unary};
+
+/// Elements per parallel work item.
+const CHUNK: usize = 1 << 14;
+
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+multiversion! {
+    /// `y = op(x)` on one chunk.
+    fn unary_chunk(op: Unary, x: &[f32], y: &mut [f32]) {
+        let y = &mut y[..x.len()];
+        match op {
+            Unary::Relu => y.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+            Unary::Silu => y.iter_mut().zip(x).for_each(|(o, &v)| *o = v * sigmoid(v)),
+            Unary::Tanh => y.iter_mut().zip(x).for_each(|(o, &v)| *o = tanh(v)),
+            Unary::Softplus => y.iter_mut().zip(x).for_each(|(o, &v)| *o = softplus(v)),
+        }
+    }
+}
+
+multiversion! {
+    /// `gx += op'(x) * dy` on one chunk.
+    fn unary_grad_chunk(op: Unary, x: &[f32], dy: &[f32], gx: &mut [f32]) {
+        let (dy, gx) = (&dy[..x.len()], &mut gx[..x.len()]);
+        let it = gx.iter_mut().zip(x).zip(dy);
+        match op {
+            Unary::Relu => it.for_each(|((g, &v), &d)| *g += if v > 0.0 { d } else { 0.0 }),
+            Unary::Silu => it.for_each(|((g, &v), &d)| {
+                let s = sigmoid(v);
+                *g += d * s * (1.0 + v * (1.0 - s));
+            }),
+            Unary::Tanh => it.for_each(|((g, &v), &d)| {
+                let t = tanh(v);
+                *g += d * (1.0 - t * t);
+            }),
+            Unary::Softplus => it.for_each(|((g, &v), &d)| *g += d * sigmoid(v)),
+        }
+    }
+}
+
+multiversion! {
+    /// `dst += src`.
+    fn add_chunk(dst: &mut [f32], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
+
+pub(crate) fn unary_forward(op: Unary, x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(yc, xc)| unary_chunk(op, xc, yc));
+    y
+}
+
+pub(crate) fn unary_backward(op: Unary, x: &[f32], dy: &[f32], gx: &mut [f32]) {
+    gx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(gc, (xc, dc))| unary_grad_chunk(op, xc, dc, gc));
+}
+
+/// [`super::Kernels::unary`] for [`Cpu`].
+pub(crate) fn cpu_unary<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+    op: Unary,
+) -> Result<Tensor<S, f32, Cpu, T>, OpsError> {
+    let shape = *x.shape();
+    let (x, mut tape, xd) = split(x)?;
+    let out = output(x.device(), unary_forward(op, &xd), shape)?;
+    if T::OWNS_TAPE {
+        let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            let mut gx = take_grad!(grads, &x_ghost);
+            unary_backward(op, &xd, &dy, &mut gx);
+            put_grad!(grads, &x_ghost, gx);
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+/// [`super::Kernels::add`] for [`Cpu`].
+pub(crate) fn cpu_add<S: Shape, T: Tape<f32, Cpu>>(
+    a: Tensor<S, f32, Cpu, T>,
+    b: Tensor<S, f32, Cpu, T>,
+) -> Result<Tensor<S, f32, Cpu, T>, OpsError> {
+    let shape = *a.shape();
+    if shape.concrete() != b.shape().concrete() {
+        return Err(shape_err(
+            "add",
+            format!("{:?} vs {:?}", shape.concrete(), b.shape().concrete()),
+        ));
+    }
+    let (a, ta, mut y) = split(a)?;
+    let (b, tb, bd) = split(b)?;
+    let mut tape = ta.merge(tb);
+    y.par_chunks_mut(CHUNK)
+        .zip(bd.par_chunks(CHUNK))
+        .for_each(|(yc, bc)| add_chunk(yc, bc));
+    drop(bd);
+    let out = output(a.device(), y, shape)?;
+    if T::OWNS_TAPE {
+        let (a_ghost, b_ghost, out_ghost) = (a.ghost(), b.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            for g in [&a_ghost, &b_ghost] {
+                let mut ga = take_grad!(grads, g);
+                add_par(&mut ga, &dy);
+                put_grad!(grads, g, ga);
+            }
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+fn add_par(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| add_chunk(d, s));
+}
+
+/// [`super::Kernels::add_channel_offset`] for [`Cpu`].
+pub(crate) fn cpu_add_channel_offset<T: Tape<f32, Cpu>>(
+    x: Tensor4<Cpu, T>,
+    offset: Tensor2<Cpu, T>,
+) -> Result<Tensor4<Cpu, T>, OpsError> {
+    let shape = *x.shape();
+    let (b, c, hw) = (shape.0, shape.1, shape.2 * shape.3);
+    if *offset.shape() != (b, c) {
+        return Err(shape_err(
+            "add_channel_offset",
+            format!(
+                "offset {:?} does not match [batch, channels] of {:?}",
+                offset.shape(),
+                shape
+            ),
+        ));
+    }
+    let (x, tx, mut y) = split(x)?;
+    let (offset, to, od) = split(offset)?;
+    let mut tape = tx.merge(to);
+    if hw > 0 {
+        y.par_chunks_mut(hw).enumerate().for_each(|(row, yr)| {
+            let v = od[row];
+            for o in yr {
+                *o += v;
+            }
+        });
+    }
+    let out = output(x.device(), y, shape)?;
+    if T::OWNS_TAPE {
+        let (x_ghost, o_ghost, out_ghost) = (x.ghost(), offset.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            let mut gx = take_grad!(grads, &x_ghost);
+            add_par(&mut gx, &dy);
+            put_grad!(grads, &x_ghost, gx);
+            let mut go = take_grad!(grads, &o_ghost);
+            if hw > 0 {
+                for (g, row) in go.iter_mut().zip(dy.chunks_exact(hw)) {
+                    *g += sum(row);
+                }
+            }
+            put_grad!(grads, &o_ghost, go);
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}

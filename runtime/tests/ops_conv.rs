@@ -1,0 +1,227 @@
+//! conv2d: forward against naive loops, gradients of input, weight and bias against central
+//! finite differences of the f64 reference, and the fast CPU kernel against the composed version.
+
+mod ops_support;
+
+use dfdx::prelude::*;
+use ops_support::*;
+use tdspec_runtime::ops::{self, composed, Conv2dCfg, OpsError};
+
+struct Grads {
+    y: Vec<f32>,
+    gx: Vec<f32>,
+    gw: Vec<f32>,
+    gb: Option<Vec<f32>>,
+}
+
+fn inputs(c: &ConvCase, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (ho, wo) = c.out_hw();
+    (
+        rand_vec(seed, c.b * c.cin * c.h * c.w),
+        rand_vec(seed + 1, c.cout * (c.cin / c.groups) * c.k * c.k),
+        rand_vec(seed + 2, c.cout),
+        rand_vec(seed + 3, c.b * c.cout * ho * wo),
+    )
+}
+
+fn cfg(c: &ConvCase) -> Conv2dCfg {
+    Conv2dCfg {
+        stride: c.stride,
+        padding: c.pad,
+        groups: c.groups,
+    }
+}
+
+fn run(c: &ConvCase, seed: u64, use_composed: bool) -> Grads {
+    let dev = Dev::default();
+    let (xv, wv, bv, r) = inputs(c, seed);
+    let x = t4(&dev, &xv, (c.b, c.cin, c.h, c.w));
+    let w = t4(&dev, &wv, (c.cout, c.cin / c.groups, c.k, c.k));
+    let b = t1(&dev, &bv);
+    let bt = c.bias.then(|| b.retaped::<Tp>());
+    let y = if use_composed {
+        composed::conv2d(x.clone().leaky_traced(), w.retaped::<Tp>(), bt, cfg(c))
+    } else {
+        ops::conv2d(x.clone().leaky_traced(), w.retaped::<Tp>(), bt, cfg(c))
+    }
+    .unwrap();
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let g = backward_weighted(y, &r);
+    Grads {
+        y: yv,
+        gx: g.get(&x).as_vec(),
+        gw: g.get(&w).as_vec(),
+        gb: c.bias.then(|| g.get(&b).as_vec()),
+    }
+}
+
+fn check_case(c: ConvCase, seed: u64) {
+    let (xv, wv, bv, r) = inputs(&c, seed);
+    let (x64, w64, b64) = (f64s(&xv), f64s(&wv), f64s(&bv));
+    let bias = c.bias.then_some(&b64[..]);
+
+    // forward without any tape
+    let dev = Dev::default();
+    let y = ops::conv2d(
+        t4(&dev, &xv, (c.b, c.cin, c.h, c.w)),
+        t4(&dev, &wv, (c.cout, c.cin / c.groups, c.k, c.k)),
+        c.bias.then(|| t1(&dev, &bv)),
+        cfg(&c),
+    )
+    .unwrap();
+    let want = conv_ref(&c, &x64, &w64, bias);
+    assert_close(&format!("{c:?} forward"), &y.as_vec(), &want, 1e-4);
+
+    let fast = run(&c, seed, false);
+    assert_close(&format!("{c:?} taped forward"), &fast.y, &want, 1e-4);
+    let fdx = fd(&x64, |p| weighted(&conv_ref(&c, p, &w64, bias), &r));
+    let fdw = fd(&w64, |p| weighted(&conv_ref(&c, &x64, p, bias), &r));
+    assert_close(&format!("{c:?} grad x"), &fast.gx, &fdx, 1e-3);
+    assert_close(&format!("{c:?} grad w"), &fast.gw, &fdw, 1e-3);
+    if c.bias {
+        let fdb = fd(&b64, |p| weighted(&conv_ref(&c, &x64, &w64, Some(p)), &r));
+        assert_close(
+            &format!("{c:?} grad b"),
+            fast.gb.as_ref().unwrap(),
+            &fdb,
+            1e-3,
+        );
+    }
+
+    let comp = run(&c, seed, true);
+    assert_close32(&format!("{c:?} composed forward"), &comp.y, &fast.y, 1e-4);
+    assert_close32(&format!("{c:?} composed grad x"), &comp.gx, &fast.gx, 1e-4);
+    assert_close32(&format!("{c:?} composed grad w"), &comp.gw, &fast.gw, 1e-4);
+    if c.bias {
+        assert_close32(
+            &format!("{c:?} composed grad b"),
+            comp.gb.as_ref().unwrap(),
+            fast.gb.as_ref().unwrap(),
+            1e-4,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+    bias: bool,
+) -> ConvCase {
+    ConvCase {
+        b,
+        cin,
+        h,
+        w,
+        cout,
+        k,
+        stride,
+        pad,
+        groups,
+        bias,
+    }
+}
+
+#[test]
+fn conv3x3_pad1() {
+    check_case(case(2, 3, 5, 5, 4, 3, 1, 1, 1, true), 1);
+}
+
+#[test]
+fn conv3x3_pad0_nonsquare_no_bias() {
+    check_case(case(2, 2, 6, 5, 3, 3, 1, 0, 1, false), 2);
+}
+
+#[test]
+fn conv3x3_stride2_groups2() {
+    check_case(case(2, 4, 6, 6, 6, 3, 2, 1, 2, true), 3);
+}
+
+#[test]
+fn conv4x4_stride2_pad1() {
+    check_case(case(2, 3, 7, 7, 4, 4, 2, 1, 1, true), 4);
+}
+
+#[test]
+fn conv4x4_stride2_pad0() {
+    check_case(case(1, 2, 8, 8, 3, 4, 2, 0, 1, true), 5);
+}
+
+#[test]
+fn conv1x1() {
+    check_case(case(2, 3, 4, 4, 5, 1, 1, 0, 1, true), 6);
+}
+
+#[test]
+fn conv1x1_depthwise_groups() {
+    check_case(case(2, 4, 3, 5, 4, 1, 1, 0, 4, false), 7);
+}
+
+#[test]
+fn conv1x1_stride2_pad1() {
+    check_case(case(2, 2, 5, 5, 3, 1, 2, 1, 1, true), 8);
+}
+
+#[test]
+fn conv_multi_image_chunks() {
+    // small images and an odd batch: several images per GEMM chunk and a short last chunk
+    check_case(case(9, 3, 4, 4, 4, 3, 1, 1, 1, true), 9);
+    check_case(case(7, 2, 2, 3, 2, 1, 1, 0, 1, true), 10);
+}
+
+#[test]
+fn conv_long_rows() {
+    // output rows of 16+ positions take the row-copy window path on AVX-512 CPUs
+    check_case(case(1, 2, 16, 17, 3, 3, 1, 1, 1, true), 12);
+    check_case(case(1, 2, 33, 34, 4, 3, 2, 1, 2, true), 13);
+}
+
+#[test]
+fn constant_input_gets_no_gradient_work() {
+    let c = case(2, 3, 5, 5, 4, 3, 1, 1, 1, true);
+    let (xv, wv, bv, r) = inputs(&c, 11);
+    let dev = Dev::default();
+    let x = t4(&dev, &xv, (2, 3, 5, 5));
+    let w = t4(&dev, &wv, (4, 3, 3, 3));
+    let b = t1(&dev, &bv);
+    let y = ops::conv2d(
+        x.clone(),
+        w.clone().leaky_traced(),
+        Some(b.retaped::<Tp>()),
+        cfg(&c),
+    )
+    .unwrap();
+    let g = backward_weighted(y, &r);
+    let full = run(&c, 11, false);
+    assert_close32("gw", &g.get(&w).as_vec(), &full.gw, 1e-6);
+    assert_close32("gb", &g.get(&b).as_vec(), full.gb.as_ref().unwrap(), 1e-6);
+}
+
+#[test]
+fn shape_errors_are_reported() {
+    let dev = Dev::default();
+    let x = t4(&dev, &[0.0; 2 * 3 * 4 * 4], (2, 3, 4, 4));
+    let w = t4(&dev, &[0.0; 4 * 2 * 9], (4, 2, 3, 3));
+    let e = ops::conv2d(x.clone(), w.clone(), None, Conv2dCfg::default()).unwrap_err();
+    assert!(matches!(e, OpsError::Shape { .. }), "{e}");
+    let w3 = t4(&dev, &[0.0; 4 * 3 * 9], (4, 3, 3, 3));
+    let bad_bias = t1(&dev, &[0.0; 3]);
+    assert!(ops::conv2d(x.clone(), w3.clone(), Some(bad_bias), Conv2dCfg::default()).is_err());
+    let stride0 = Conv2dCfg {
+        stride: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        ops::conv2d(x.clone(), w3.clone(), None, stride0),
+        Err(OpsError::Config { .. })
+    ));
+    let big = t4(&dev, &[0.0; 4 * 3 * 36], (4, 3, 6, 6));
+    assert!(ops::conv2d(x, big, None, Conv2dCfg::default()).is_err());
+}

@@ -1,0 +1,84 @@
+//! `tdspec compile`: the graph lowers and runs for every reference spec, the summary's figures
+//! are snapshotted, and what the runtime cannot run is a diagnostic before any allocation.
+
+use std::process::Command;
+
+fn tdspec(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tdspec"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tdspec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn compile_summaries() {
+    for spec in [
+        "specs/odenet_mnist.tds",
+        "specs/small_ddpm_mnist.tds",
+        "specs/small_odenet_mnist.tds",
+    ] {
+        let (code, out, err) = tdspec(&["compile", "--summary", spec]);
+        assert_eq!(code, 0, "{spec}: {err}");
+        let name = spec.trim_start_matches("specs/").trim_end_matches(".tds");
+        insta::assert_snapshot!(format!("compile_{name}"), out);
+    }
+}
+
+#[test]
+fn compile_json_counts_match_check() {
+    for spec in ["specs/odenet_mnist.tds", "specs/ddpm_cifar10.tds"] {
+        let (_, out, _) = tdspec(&["compile", "--format", "json", spec]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let (_, out2, _) = tdspec(&["check", "--format", "json", spec]);
+        let c: serde_json::Value = serde_json::from_str(&out2).expect("json");
+        assert_eq!(v[0]["params"], c[0]["params"], "{spec}");
+        assert!(v[0]["macs_per_sample"].as_u64().unwrap_or(0) > 0);
+    }
+}
+
+#[test]
+fn huge_batches_are_refused_before_allocation() {
+    let (code, _, err) = tdspec(&["compile", "--batch", "10000000", "specs/ddpm_cifar10.tds"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E302"), "{err}");
+    assert!(err.contains("GiB"), "{err}");
+}
+
+#[test]
+fn unsupported_ops_are_diagnostics() {
+    let (code, _, err) = tdspec(&["compile", "tests/runtime_errors/upsample_by_three.tds"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E301") && err.contains("upsample(3)"), "{err}");
+}
+
+#[test]
+fn probe_rejects_a_mismatching_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("tdspec-ck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let bad = dir.join("bad.safetensors");
+    std::fs::write(&bad, b"not a checkpoint").expect("write");
+    let (code, _, err) = tdspec(&[
+        "probe",
+        "--checkpoint",
+        bad.to_str().expect("utf8"),
+        "specs/odenet_mnist.tds",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("safetensors"), "{err}");
+    // A real checkpoint of another model: the error names the first mismatching tensor.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runtime/tests/fixtures/torch/odenet_func.safetensors"
+    );
+    let (code, _, err) = tdspec(&["probe", "--checkpoint", fixture, "specs/odenet_mnist.tds"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tensor `"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
