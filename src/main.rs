@@ -8,6 +8,10 @@ mod files;
 mod lint_cmd;
 mod probe_cmd;
 mod render;
+mod demo_cmd;
+mod eval_cmd;
+mod run_dir;
+mod sample_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,6 +33,12 @@ struct Cli {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    Ancestral,
+    Ddim,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +102,43 @@ enum Command {
         eval_every: Option<usize>,
         /// Test samples per evaluation
         #[arg(long, default_value_t = 2000)]
+        eval_samples: usize,
+    },
+    /// Generate digits from a trained denoiser and write a PNG grid
+    Sample {
+        /// A run directory (or its checkpoint file)
+        run: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        #[arg(long, value_enum, default_value = "ddim")]
+        sampler: SamplerArg,
+        /// Denoising steps (evenly spaced over the schedule)
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(short = 'o', long, default_value = "samples.png")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Evaluate a run on its test split: accuracy, or eps-MSE per timestep quarter
+    Eval {
+        run: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The main job: lint, train, probe and evaluate three small diffusion variants on the embedded digits
+    Demo {
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
         eval_samples: usize,
     },
     /// Measure at every normalization how much of the time signal survives, beside the lint's prediction
@@ -163,6 +210,17 @@ fn main() -> ExitCode {
             eval_samples,
             quiet: false,
         }),
+        Command::Sample { run, n, sampler, steps, out, seed } => {
+            let s = match sampler {
+                SamplerArg::Ancestral => tdspec_runtime::sample::Sampler::Ancestral,
+                SamplerArg::Ddim => tdspec_runtime::sample::Sampler::Ddim,
+            };
+            sample_cmd::run(&run, n, s, steps, &out, seed)
+        }
+        Command::Eval { run, samples, format } => eval_cmd::run(&run, samples, format == Format::Json),
+        Command::Demo { steps, batch, seed, out, eval_samples } => {
+            demo_cmd::run(&demo_cmd::DemoArgs { steps, batch, seed, out, eval_samples })
+        }
         Command::Probe {
             spec,
             checkpoint,

@@ -36,7 +36,6 @@ pub struct TrainArgs {
 pub struct RunResult {
     pub dir: PathBuf,
     pub final_eval: EvalReport,
-    pub steps: usize,
     pub seconds: f64,
 }
 
@@ -265,7 +264,6 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
     Ok(RunResult {
         dir,
         final_eval: last_eval,
-        steps: trainer.step,
         seconds,
     })
 }
