@@ -15,9 +15,21 @@ use tdspec_runtime::train::forward;
 
 /// The variants: name, role, spec text.
 pub const VARIANTS: [(&str, &str, &str); 3] = [
-    ("canceled", "time cancelled (GroupNorm, 1 channel/group)", include_str!("../specs/small_ddpm_mnist_canceled.tds")),
-    ("baseline", "DDPM-style additive (4 channels/group)", include_str!("../specs/small_ddpm_mnist.tds")),
-    ("scale_shift", "remedy: scale-shift after the norm", include_str!("../specs/small_ddpm_mnist_scale_shift.tds")),
+    (
+        "canceled",
+        "time cancelled (GroupNorm, 1 channel/group)",
+        include_str!("../specs/small_ddpm_mnist_canceled.tds"),
+    ),
+    (
+        "baseline",
+        "DDPM-style additive (4 channels/group)",
+        include_str!("../specs/small_ddpm_mnist.tds"),
+    ),
+    (
+        "scale_shift",
+        "remedy: scale-shift after the norm",
+        include_str!("../specs/small_ddpm_mnist_scale_shift.tds"),
+    ),
 ];
 
 pub struct DemoArgs {
@@ -41,8 +53,15 @@ struct Row {
 }
 
 pub fn run(a: &DemoArgs) -> u8 {
-    if a.out.exists() && std::fs::read_dir(&a.out).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        eprintln!("error: {} is not empty; choose another --out (runs are never overwritten)", a.out.display());
+    if a.out.exists()
+        && std::fs::read_dir(&a.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        eprintln!(
+            "error: {} is not empty; choose another --out (runs are never overwritten)",
+            a.out.display()
+        );
         return 2;
     }
     eprintln!(
@@ -55,7 +74,10 @@ pub fn run(a: &DemoArgs) -> u8 {
         let reports = match lint_source(text, &LintOptions::default()) {
             Ok(r) => r,
             Err(d) => {
-                eprintln!("error: the embedded spec {name} does not check: {:?}", d.first().map(|d| &d.message));
+                eprintln!(
+                    "error: the embedded spec {name} does not check: {:?}",
+                    d.first().map(|d| &d.message)
+                );
                 return 2;
             }
         };
@@ -63,8 +85,20 @@ pub fn run(a: &DemoArgs) -> u8 {
         let mut codes: Vec<String> = rep.diagnostics.iter().map(|d| d.code.clone()).collect();
         codes.sort();
         codes.dedup();
-        let predicted = rep.analysis.norms.iter().filter_map(|v| v.survival).fold(1.0f64, f64::min);
-        eprintln!("[{name}] lint: {} (predicted survival of the injected offset: {predicted:.2})", if codes.is_empty() { "clean".to_string() } else { codes.join(", ") });
+        let predicted = rep
+            .analysis
+            .norms
+            .iter()
+            .filter_map(|v| v.survival)
+            .fold(1.0f64, f64::min);
+        eprintln!(
+            "[{name}] lint: {} (predicted survival of the injected offset: {predicted:.2})",
+            if codes.is_empty() {
+                "clean".to_string()
+            } else {
+                codes.join(", ")
+            }
+        );
 
         // 2. Train.
         let dir = a.out.join(name);
@@ -121,10 +155,22 @@ pub fn run(a: &DemoArgs) -> u8 {
             }
         };
         let reached: Vec<f64> = probes.iter().filter_map(|p| p.fraction).collect();
-        let measured = if reached.is_empty() { 0.0 } else { reached.iter().sum::<f64>() / reached.len() as f64 };
-        let output_change = match (forward(m, &run.params, x.clone(), b, &vec![100.0; b]), forward(m, &run.params, x, b, &vec![900.0; b])) {
+        let measured = if reached.is_empty() {
+            0.0
+        } else {
+            reached.iter().sum::<f64>() / reached.len() as f64
+        };
+        let output_change = match (
+            forward(m, &run.params, x.clone(), b, &vec![100.0; b]),
+            forward(m, &run.params, x, b, &vec![900.0; b]),
+        ) {
             (Ok((o1, _)), Ok((o2, _))) => {
-                let d: f64 = o1.iter().zip(&o2).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>().sqrt();
+                let d: f64 = o1
+                    .iter()
+                    .zip(&o2)
+                    .map(|(p, q)| ((p - q) as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 let n: f64 = o1.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
                 d / n.max(1e-12)
             }
@@ -154,27 +200,64 @@ pub fn run(a: &DemoArgs) -> u8 {
         .map(|r| json!({"variant": r.name, "lint": r.codes, "predicted_survival": r.predicted, "measured_survival": r.measured,
             "output_change": r.output_change, "eps_mse": r.eps, "eps_mse_quarters": r.buckets, "seconds": r.seconds}))
         .collect();
-    let _ = std::fs::write(a.out.join("demo.json"), serde_json::to_string_pretty(&summary).unwrap_or_default());
+    let _ = std::fs::write(
+        a.out.join("demo.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
     0
 }
 
 fn print_table(rows: &[Row], a: &DemoArgs) {
     println!();
-    println!("small_ddpm_mnist, {} steps x batch {}, seed {}; test eps-MSE on {} embedded test digits", a.steps, a.batch, a.seed, a.eval_samples);
+    println!(
+        "small_ddpm_mnist, {} steps x batch {}, seed {}; test eps-MSE on {} embedded test digits",
+        a.steps, a.batch, a.seed, a.eval_samples
+    );
     println!(
         "{:12} {:44} {:16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "variant", "", "lint", "predicted", "measured", "output Δt", "eps-MSE", "q1 (low)", "q2", "q3", "q4 (high)"
+        "variant",
+        "",
+        "lint",
+        "predicted",
+        "measured",
+        "output Δt",
+        "eps-MSE",
+        "q1 (low)",
+        "q2",
+        "q3",
+        "q4 (high)"
     );
     for r in rows {
-        let lint = if r.codes.is_empty() { "clean".to_string() } else { r.codes.join(",") };
-        let q = |i: usize| r.buckets.get(i).map(|v| format!("{v:.5}")).unwrap_or_else(|| "-".into());
+        let lint = if r.codes.is_empty() {
+            "clean".to_string()
+        } else {
+            r.codes.join(",")
+        };
+        let q = |i: usize| {
+            r.buckets
+                .get(i)
+                .map(|v| format!("{v:.5}"))
+                .unwrap_or_else(|| "-".into())
+        };
         println!(
             "{:12} {:44} {:16} {:>9.2} {:>9.2} {:>9.3} {:>9.5} {:>9} {:>9} {:>9} {:>9}",
-            r.name, r.role, lint, r.predicted, r.measured, r.output_change, r.eps, q(0), q(1), q(2), q(3)
+            r.name,
+            r.role,
+            lint,
+            r.predicted,
+            r.measured,
+            r.output_change,
+            r.eps,
+            q(0),
+            q(1),
+            q(2),
+            q(3)
         );
     }
     println!();
-    println!("predicted: the lint's surviving fraction of the injected time offset at the worst norm");
+    println!(
+        "predicted: the lint's surviving fraction of the injected time offset at the worst norm"
+    );
     println!("measured: mean surviving fraction of the time signal over the norms it reaches (probe, trained weights)");
     println!("output Δt: relative change of the predicted noise when t goes from 100 to 900 at the same input");
     println!("q1..q4: test eps-MSE per quarter of the timesteps, low noise first");

@@ -28,10 +28,19 @@ pub fn run(path: &Path, samples: usize, json_out: bool) -> u8 {
         }
     };
     if json_out {
-        println!("{}", json!({"run": run.dir.display().to_string(), "model": run.model.name, "report": rep}));
+        println!(
+            "{}",
+            json!({"run": run.dir.display().to_string(), "model": run.model.name, "report": rep})
+        );
         return 0;
     }
-    println!("{}: model {} on {} ({} test samples)", run.dir.display(), run.model.name, split.source, rep.samples);
+    println!(
+        "{}: model {} on {} ({} test samples)",
+        run.dir.display(),
+        run.model.name,
+        split.source,
+        rep.samples
+    );
     if let Some(a) = rep.accuracy {
         println!("  test accuracy: {a:.4}");
         if let Some(n) = rep.nfe {

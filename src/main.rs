@@ -4,12 +4,12 @@
 
 mod check_cmd;
 mod compile_cmd;
+mod demo_cmd;
+mod eval_cmd;
 mod files;
 mod lint_cmd;
 mod probe_cmd;
 mod render;
-mod demo_cmd;
-mod eval_cmd;
 mod run_dir;
 mod sample_cmd;
 mod train_cmd;
@@ -210,17 +210,38 @@ fn main() -> ExitCode {
             eval_samples,
             quiet: false,
         }),
-        Command::Sample { run, n, sampler, steps, out, seed } => {
+        Command::Sample {
+            run,
+            n,
+            sampler,
+            steps,
+            out,
+            seed,
+        } => {
             let s = match sampler {
                 SamplerArg::Ancestral => tdspec_runtime::sample::Sampler::Ancestral,
                 SamplerArg::Ddim => tdspec_runtime::sample::Sampler::Ddim,
             };
             sample_cmd::run(&run, n, s, steps, &out, seed)
         }
-        Command::Eval { run, samples, format } => eval_cmd::run(&run, samples, format == Format::Json),
-        Command::Demo { steps, batch, seed, out, eval_samples } => {
-            demo_cmd::run(&demo_cmd::DemoArgs { steps, batch, seed, out, eval_samples })
-        }
+        Command::Eval {
+            run,
+            samples,
+            format,
+        } => eval_cmd::run(&run, samples, format == Format::Json),
+        Command::Demo {
+            steps,
+            batch,
+            seed,
+            out,
+            eval_samples,
+        } => demo_cmd::run(&demo_cmd::DemoArgs {
+            steps,
+            batch,
+            seed,
+            out,
+            eval_samples,
+        }),
         Command::Probe {
             spec,
             checkpoint,

@@ -26,16 +26,24 @@ pub fn open(path: &Path) -> Result<Run, u8> {
     let (dir, ckpt) = if path.is_dir() {
         (path.to_path_buf(), path.join("checkpoint.safetensors"))
     } else {
-        (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
+        )
     };
     let spec = dir.join("spec.tds");
     if !spec.exists() {
-        return Err(fail(format!("{} has no spec.tds: is it a tdspec run directory?", dir.display())));
+        return Err(fail(format!(
+            "{} has no spec.tds: is it a tdspec run directory?",
+            dir.display()
+        )));
     }
     let (model, _) = load_model(&spec)?;
     let loaded = read_safetensors(&ckpt).map_err(fail)?;
     let mut params = Params::init(&model, &Cpu::default(), 0);
-    params.load_named(&loaded.tensors).map_err(|e| fail(format!("{}: {e}", ckpt.display())))?;
+    params
+        .load_named(&loaded.tensors)
+        .map_err(|e| fail(format!("{}: {e}", ckpt.display())))?;
     // Prefer the EMA weights when the run kept them.
     let mut ema = params.clone();
     let mut have_ema = true;
@@ -54,7 +62,12 @@ pub fn open(path: &Path) -> Result<Run, u8> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
-    Ok(Run { dir, model, params, info })
+    Ok(Run {
+        dir,
+        model,
+        params,
+        info,
+    })
 }
 
 impl Run {

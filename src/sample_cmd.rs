@@ -14,7 +14,10 @@ pub fn run(path: &Path, n: usize, sampler: Sampler, steps: usize, out: &Path, se
         Err(code) => return code,
     };
     let Some(Task::Denoise { schedule, .. }) = &run.model.task else {
-        eprintln!("error: model `{}` is not a denoiser; `sample` needs `task denoise(...)`", run.model.name);
+        eprintln!(
+            "error: model `{}` is not a denoiser; `sample` needs `task denoise(...)`",
+            run.model.name
+        );
         return 2;
     };
     if n == 0 {
@@ -36,10 +39,22 @@ pub fn run(path: &Path, n: usize, sampler: Sampler, steps: usize, out: &Path, se
     };
     eprintln!();
     let cols = (n as f64).sqrt().ceil() as usize;
-    if let Err(e) = save_grid(out, &imgs, n, m.input.channels, m.input.height, m.input.width, cols) {
+    if let Err(e) = save_grid(
+        out,
+        &imgs,
+        n,
+        m.input.channels,
+        m.input.height,
+        m.input.width,
+        cols,
+    ) {
         eprintln!("error: {e}");
         return 2;
     }
-    eprintln!("wrote {} ({n} samples, {:?}, {steps} steps, seed {seed})", out.display(), sampler);
+    eprintln!(
+        "wrote {} ({n} samples, {:?}, {steps} steps, seed {seed})",
+        out.display(),
+        sampler
+    );
     0
 }

@@ -172,7 +172,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
         .map_err(|e| fail(format!("cannot open metrics: {e}")))?;
     if !args.quiet {
         eprintln!(
-            "training {} on {} ({} train / {} test samples used), batch {}, steps {}..{target}, seed {seed} -> {}",
+            "training {} on {}, using {} train / {} test samples, batch {}, steps {}..{target}, seed {seed} -> {}",
             model.name,
             split.source,
             split.train.n,

@@ -939,14 +939,15 @@ where
     h + k * a
 }
 
-/// `h + Σ c_i k_i` with tape-free `k_i`.
+/// `h + Σ c_i k_i` with tape-free `k_i`. Each `k_i` joins with an empty tape of `h`'s kind,
+/// so the scaling is recorded and gradients reach `k_i` (a tape-free op records nothing).
 fn combine<D: Kernels, T>(h: Tensor4<D, T>, terms: &[(Tensor4<D>, f64)]) -> Tensor4<D, T>
 where
-    T: Tape<f32, D> + Merge<NoneTape>,
+    T: Tape<f32, D> + Merge<T> + Default,
 {
     let mut acc = h;
     for (k, c) in terms {
-        acc = acc + k.clone() * (*c as f32);
+        acc = acc + k.retaped::<T>() * (*c as f32);
     }
     acc
 }
