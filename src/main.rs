@@ -125,6 +125,12 @@ enum Command {
         run: PathBuf,
         #[arg(long, default_value_t = 2000)]
         samples: usize,
+        /// Images generated for the Fréchet distance of denoisers (0 skips it)
+        #[arg(long, default_value_t = 256)]
+        fd_samples: usize,
+        /// DDIM steps per generated image for the Fréchet distance
+        #[arg(long, default_value_t = 25)]
+        fd_steps: usize,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -165,6 +171,8 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // Training allocates and frees the same large buffers every step; keep them mapped.
+    tdspec_runtime::ops::keep_freed_memory();
     let code = match cli.command {
         Command::Check { paths, format } => check_cmd::run(&paths, format),
         Command::Lint(args) => lint_cmd::run(&args),
@@ -227,8 +235,18 @@ fn main() -> ExitCode {
         Command::Eval {
             run,
             samples,
+            fd_samples,
+            fd_steps,
             format,
-        } => eval_cmd::run(&run, samples, format == Format::Json),
+        } => eval_cmd::run(
+            &run,
+            samples,
+            format == Format::Json,
+            &eval_cmd::FdOptions {
+                samples: fd_samples,
+                steps: fd_steps,
+            },
+        ),
         Command::Demo {
             steps,
             batch,

@@ -143,7 +143,7 @@ pub fn run(path: &Path, checkpoint: Option<&Path>, batch: usize, seed: u64, form
                 );
                 for (p, v, ok, why) in &rows {
                     println!(
-                        "  {:w$}  {:10}  {:>3}  {:>8.4}  {:>8.4}  {:>8}  {:>8}  {:>9}  {}{}",
+                        "  {:w$}  {:10}  {:>3}  {:>8.4}  {:>8.4}  {:>8}  {:>8}  {:>9}  {} ({why})",
                         p.node,
                         p.kind,
                         p.channels_per_unit,
@@ -153,7 +153,6 @@ pub fn run(path: &Path, checkpoint: Option<&Path>, batch: usize, seed: u64, form
                         fmt_opt(p.interior_variation),
                         fmt_opt(v.and_then(|v| v.survival)),
                         if *ok { "agree" } else { "DISAGREE" },
-                        format!(" ({why})"),
                     );
                 }
             }

@@ -150,7 +150,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
         std::fs::write(dir.join("spec.tds"), &spec_text)
             .map_err(|e| fail(format!("cannot write the run's spec: {e}")))?;
         let cmd: Vec<String> = std::env::args().collect();
-        std::fs::write(dir.join("command.txt"), cmd.join(" ") + "\n").map_err(|e| fail(e))?;
+        std::fs::write(dir.join("command.txt"), cmd.join(" ") + "\n").map_err(fail)?;
         let run = json!({
             "model": model.name, "seed": seed, "data": data_arg, "source": split.source,
             "limit_train": limit, "batch": trainer.batch, "target_steps": target, "steps_per_epoch": spe,
@@ -159,7 +159,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
             &run_json_path,
             serde_json::to_string_pretty(&run).unwrap_or_default(),
         )
-        .map_err(|e| fail(e))?;
+        .map_err(fail)?;
     }
     let classify = matches!(model.task, Some(Task::Classify { .. }));
     let eval_every = args
@@ -208,7 +208,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
         if let Some(a) = log.accuracy {
             rec["batch_accuracy"] = json!(a);
         }
-        let do_eval = log.step % eval_every == 0 || log.step == target;
+        let do_eval = log.step.is_multiple_of(eval_every) || log.step == target;
         if do_eval {
             match trainer.evaluate(&split, args.eval_samples) {
                 Ok(r) => {
@@ -241,7 +241,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
                 String::new()
             }
         ));
-        if bar.is_hidden() && !args.quiet && (log.step % 50 == 0 || do_eval) {
+        if bar.is_hidden() && !args.quiet && (log.step.is_multiple_of(50) || do_eval) {
             eprintln!(
                 "step {}/{target} loss {:.5} lr {:.2e}{}",
                 log.step,

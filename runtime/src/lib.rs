@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod exec;
+pub mod frechet;
 pub mod lower;
 pub mod ops;
 pub mod optim;

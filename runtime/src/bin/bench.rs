@@ -1,7 +1,8 @@
 //! Benchmark of the ops layer: builds the three yardstick workloads of
 //! `shared/bench/torch_reference.py bench` at the same shapes from random tensors, runs forward +
 //! backward repeatedly and prints the median milliseconds per workload (`--json`: one JSON line).
-//! Run with `cargo run --release -p tdspec-runtime --bin bench [-- --json]`.
+//! Run with `cargo run --release -p tdspec-runtime --bin bench [-- --json] [NAME...]`; naming
+//! `attention` adds the (non-yardstick) attention-core timings, fast kernel vs dfdx composed.
 
 use std::time::Instant;
 
@@ -244,6 +245,37 @@ fn ddpm_resblock(dev: &Dev) -> Result<Timing, OpsError> {
     )
 }
 
+/// Extra (not a yardstick): the DDPM attention core at the 16x16 level, q, k, v [32, 256, 256],
+/// loss mean(out^2); the CPU kernel, or dfdx's composed matmul + softmax with `composed`.
+fn attention_core(dev: &Dev, composed: bool) -> Result<Timing, OpsError> {
+    let s = (32, 256, 256);
+    let q: Tensor<(usize, usize, usize), f32, Dev> = dev.sample_normal_like(&s);
+    let k: Tensor<(usize, usize, usize), f32, Dev> = dev.sample_normal_like(&s);
+    let v: Tensor<(usize, usize, usize), f32, Dev> = dev.sample_normal_like(&s);
+    median_ms(
+        || {
+            let (qt, kt, vt) = (q.leaky_trace(), k.retaped::<Tp>(), v.retaped::<Tp>());
+            let out = if composed {
+                ops::composed::attention(qt, kt, vt)?
+            } else {
+                ops::attention(qt, kt, vt)?
+            };
+            let g = out.square().mean::<Rank0, _>().backward();
+            std::hint::black_box(g);
+            Ok(())
+        },
+        5,
+    )
+}
+
+fn attention_fast(dev: &Dev) -> Result<Timing, OpsError> {
+    attention_core(dev, false)
+}
+
+fn attention_composed(dev: &Dev) -> Result<Timing, OpsError> {
+    attention_core(dev, true)
+}
+
 fn main() -> Result<(), OpsError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
@@ -259,9 +291,19 @@ fn main() -> Result<(), OpsError> {
         ("odenet_func_b128_c64_6x6", odenet_func),
         ("ddpm_resblock_b32_c128_32x32", ddpm_resblock),
     ];
+    // Run only when named.
+    let extras: [(&str, Workload); 2] = [
+        ("attention_b32_c256_n256", attention_fast),
+        ("attention_composed_b32_c256_n256", attention_composed),
+    ];
     let mut results = Vec::new();
     for (name, run) in workloads {
         if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            results.push((name, run(&dev)?));
+        }
+    }
+    for (name, run) in extras {
+        if filters.iter().any(|f| name.contains(f.as_str())) {
             results.push((name, run(&dev)?));
         }
     }

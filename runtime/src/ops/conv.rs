@@ -224,40 +224,54 @@ fn col2im(g: &ConvGeom, cols: &[f32], ld: usize, off: usize, c0: usize, img: &mu
     }
 }
 
-/// Marks a window position that falls on the zero padding.
-const PAD: usize = usize::MAX;
+/// Window lookup for short output rows: the chunk's images copied with their zero padding
+/// (`[nbc, cin, h + 2 pad, w + 2 pad]`) and, for kernel offset `q = ky * k + kx` and chunk
+/// position `j`, `tab[q * n + j]` = the padded pixel's offset inside the chunk (image offset plus
+/// `iy * wp + ix`; the channel plane is added per row).
+struct Windows {
+    xpad: Vec<f32>,
+    tab: Vec<usize>,
+    plane: usize,
+}
 
-/// Builds the window table of a chunk of `nbc` images: for kernel offset `q = ky * k + kx` and
-/// chunk position `j`, `tab[q * n + j]` is the offset of the input pixel inside the chunk (image
-/// offset plus `iy * w + ix`, channel not included) or [`PAD`].
-fn window_table(g: &ConvGeom, nbc: usize, tab: &mut Vec<usize>) {
-    let (k, howo, n) = (g.k, g.howo(), nbc * g.howo());
-    tab.clear();
-    tab.resize(k * k * n, PAD);
-    for ky in 0..k {
-        for kx in 0..k {
-            let row = &mut tab[(ky * k + kx) * n..][..n];
-            for (j, slot) in row.iter_mut().enumerate() {
-                let (img, pos) = (j / howo, j % howo);
-                let (iy, ix) = ((pos / g.wo) * g.stride + ky, (pos % g.wo) * g.stride + kx);
-                if iy >= g.pad && ix >= g.pad && iy - g.pad < g.h && ix - g.pad < g.w {
-                    *slot = img * g.cin * g.h * g.w + (iy - g.pad) * g.w + ix - g.pad;
+impl Windows {
+    fn new(g: &ConvGeom, nbc: usize, xs: &[f32]) -> Self {
+        let (k, howo, n) = (g.k, g.howo(), nbc * g.howo());
+        let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+        let plane = hp * wp;
+        let mut xpad = vec![0.0f32; nbc * g.cin * plane];
+        for (dst, src) in xpad.chunks_exact_mut(plane).zip(xs.chunks_exact(g.h * g.w)) {
+            for (y, row) in src.chunks_exact(g.w).enumerate() {
+                dst[(y + g.pad) * wp + g.pad..][..g.w].copy_from_slice(row);
+            }
+        }
+        let mut tab = vec![0usize; k * k * n];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut tab[(ky * k + kx) * n..][..n];
+                for (j, slot) in row.iter_mut().enumerate() {
+                    let (img, pos) = (j / howo, j % howo);
+                    let (iy, ix) = ((pos / g.wo) * g.stride + ky, (pos % g.wo) * g.stride + kx);
+                    *slot = img * g.cin * plane + iy * wp + ix;
                 }
             }
         }
+        Self { xpad, tab, plane }
     }
 }
 
 /// The im2col matrix of a chunk of images, read straight from the images while packing GEMM
 /// panels: element `(kidx, j)` is input channel `c0 + kidx / (k * k)` at kernel offset
-/// `kidx % (k * k)` for chunk position `j`, looked up through [`window_table`].
+/// `kidx % (k * k)` for chunk position `j`.
 struct ConvView<'a> {
     g: &'a ConvGeom,
-    /// The chunk's images, NCHW.
+    /// The chunk's images, NCHW (zero-padded when `tab` is used).
     x: &'a [f32],
-    /// [`window_table`] of the chunk; empty: read through row runs instead (long output rows,
-    /// where slice copies beat per-element lookups).
+    /// [`Windows::tab`] of the chunk; empty: read the unpadded images through row runs instead
+    /// (long output rows, where slice copies beat per-element lookups).
     tab: &'a [usize],
+    /// Channel plane size of `x` in table mode.
+    plane: usize,
     /// Positions in the chunk.
     n: usize,
     c0: usize,
@@ -273,7 +287,7 @@ impl ConvView<'_> {
         let kk2 = self.g.k * self.g.k;
         let (c, q) = (kidx / kk2, kidx % kk2);
         (
-            (self.c0 + c) * self.g.h * self.g.w,
+            (self.c0 + c) * self.plane,
             &self.tab[q * self.n..][..self.n],
         )
     }
@@ -281,11 +295,7 @@ impl ConvView<'_> {
 
 #[inline(always)]
 fn fetch(x: &[f32], base: usize, off: usize) -> f32 {
-    if off == PAD {
-        0.0
-    } else {
-        x[base + off]
-    }
+    x[base + off]
 }
 
 /// A run of consecutive output positions inside one output row: `len` positions starting at
@@ -577,16 +587,14 @@ fn forward_into(
                 let nbc = ychunk.len() / (g.cout * howo);
                 let n = nbc * howo;
                 let xs = &x[b0 * g.cin * hw..][..nbc * g.cin * hw];
-                let mut tab = Vec::new();
-                if fast && g.table_windows() {
-                    window_table(g, nbc, &mut tab);
-                }
+                let win = (fast && g.table_windows()).then(|| Windows::new(g, nbc, xs));
                 for grp in 0..g.groups {
                     let c0 = grp * g.cg();
                     let view = ConvView {
                         g,
-                        x: xs,
-                        tab: &tab,
+                        x: win.as_ref().map_or(xs, |w| &w.xpad),
+                        tab: win.as_ref().map_or(&[], |w| &w.tab),
+                        plane: win.as_ref().map_or(0, |w| w.plane),
                         n,
                         c0,
                         lhs: false,
@@ -728,15 +736,14 @@ fn backward_weight_fast(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32]) {
                     let b0 = ci * nb;
                     let nbc = gochunk.len() / (g.cout * howo);
                     let n = nbc * howo;
-                    let mut tab = Vec::new();
-                    if g.table_windows() {
-                        window_table(g, nbc, &mut tab);
-                    }
+                    let xs = &x[b0 * g.cin * hw..][..nbc * g.cin * hw];
+                    let win = g.table_windows().then(|| Windows::new(g, nbc, xs));
                     for grp in 0..g.groups {
                         let view = ConvView {
                             g,
-                            x: &x[b0 * g.cin * hw..][..nbc * g.cin * hw],
-                            tab: &tab,
+                            x: win.as_ref().map_or(xs, |w| &w.xpad),
+                            tab: win.as_ref().map_or(&[], |w| &w.tab),
+                            plane: win.as_ref().map_or(0, |w| w.plane),
                             n,
                             c0: grp * cg,
                             lhs: true,
