@@ -16,7 +16,7 @@ pub struct FdOptions {
 
 /// Fréchet distance of generated digits to real test digits (and, as the floor, of real train
 /// digits to real test digits) in the features of tdspec's own small classifier.
-fn frechet(
+pub fn frechet(
     run: &run_dir::Run,
     split: &tdspec_runtime::data::Split,
     sched: &NoiseSchedule,

@@ -6,6 +6,7 @@ mod check_cmd;
 mod compile_cmd;
 mod demo_cmd;
 mod eval_cmd;
+mod experiment_cmd;
 mod files;
 mod lint_cmd;
 mod probe_cmd;
@@ -147,6 +148,15 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         eval_samples: usize,
     },
+    /// Run an experiment plan: train, evaluate, probe and lint every variant over seeds
+    Experiment {
+        plan: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only this group of the plan
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Measure at every normalization how much of the time signal survives, beside the lint's prediction
     Probe {
         spec: PathBuf,
@@ -260,6 +270,7 @@ fn main() -> ExitCode {
             out,
             eval_samples,
         }),
+        Command::Experiment { plan, out, only } => experiment_cmd::run(&plan, out, only.as_deref()),
         Command::Probe {
             spec,
             checkpoint,
