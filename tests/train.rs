@@ -266,3 +266,54 @@ fn bad_data_arguments_are_clear_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("/does/not/exist"), "{err}");
 }
+
+#[test]
+fn experiment_runner_records_every_run_and_summarizes() {
+    let dir = tmp("exp");
+    let d = dir.to_str().expect("utf8");
+    let (code, _, err) = tdspec(&["experiment", "tests/train_specs/tiny_plan.json", "--out", d]);
+    assert_eq!(code, 0, "{err}");
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results"))
+            .expect("json");
+    assert_eq!(results.len(), 4, "2 variants x 2 seeds");
+    for r in &results {
+        assert!(r["measured_survival"].as_f64().is_some(), "{r}");
+        assert!(
+            r["lint"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|c| c == "TD102")),
+            "{r}"
+        );
+    }
+    let ode = results
+        .iter()
+        .find(|r| r["group"] == "odenet")
+        .expect("ode run");
+    assert!(ode["adaptive_nfe"].as_f64().unwrap_or(0.0) >= 6.0, "{ode}");
+    let ddpm = results
+        .iter()
+        .find(|r| r["group"] == "ddpm")
+        .expect("ddpm run");
+    assert!(
+        ddpm["frechet"].as_f64().is_some_and(|f| f.is_finite()),
+        "{ddpm}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("| tiny ode |") && summary.contains("| tiny ddpm |"),
+        "{summary}"
+    );
+    for f in [
+        "odenet_metric.png",
+        "ddpm_metric.png",
+        "odenet_survival_per_layer.png",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    // A rerun skips the finished runs.
+    let (code, _, err) = tdspec(&["experiment", "tests/train_specs/tiny_plan.json", "--out", d]);
+    assert_eq!(code, 0);
+    assert!(!err.contains("seed 0"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
