@@ -829,15 +829,33 @@ impl<'a, D: Kernels> Exec<'a, D> {
         let dir = span.signum();
         let (mut h, mut tape) = h.split_tape();
         let mut t = t0;
-        // Initial step: a simple heuristic from the first derivative's size.
-        let k0 = self.rhs(f, h.retaped::<NoneTape>(), t0 as f32)?;
-        let d0 = rms(&h.as_vec(), &h.as_vec(), rtol, atol, None);
-        let d1 = rms(&k0.as_vec(), &h.as_vec(), rtol, atol, None);
-        let mut dt = if d0 < 1e-5 || d1 < 1e-5 {
-            1e-6_f64.max(span.abs() * 1e-3)
+        // Initial step (Hairer, Nørsett & Wanner, II.4): from the sizes of y, f(y) and an
+        // Euler-step estimate of f's change, aiming at a local error near the tolerance.
+        let hv0 = h.as_vec();
+        let k0 = self.rhs(f, h.retaped::<NoneTape>(), t0 as f32)?.as_vec();
+        let d0 = rms(&hv0, &hv0, rtol, atol, None);
+        let d1 = rms(&k0, &hv0, rtol, atol, None);
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
+            1e-6
         } else {
             0.01 * d0 / d1
+        }
+        .min(span.abs());
+        let y1: Vec<f32> = hv0
+            .iter()
+            .zip(&k0)
+            .map(|(y, k)| y + (h0 * dir) as f32 * k)
+            .collect();
+        let y1t = self.dev.tensor_from_vec(y1, *h.shape());
+        let k1 = self.rhs(f, y1t, (t0 + h0 * dir) as f32)?.as_vec();
+        let diff: Vec<f32> = k1.iter().zip(&k0).map(|(a, b)| a - b).collect();
+        let d2 = rms(&diff, &hv0, rtol, atol, None) / h0;
+        let h1 = if d1.max(d2) <= 1e-15 {
+            (h0 * 1e-3).max(1e-6)
+        } else {
+            (0.01 / d1.max(d2)).powf(0.2)
         };
+        let mut dt = (100.0 * h0).min(h1);
         dt = dt.min(span.abs()) * dir;
         let mut steps = 0;
         while (t1 - t) * dir > 1e-12 * span.abs().max(1.0) {

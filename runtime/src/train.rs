@@ -220,12 +220,16 @@ impl<'a, D: Kernels> Trainer<'a, D> {
         let epoch = step / spe;
         let idx = self.batch_indices(data, step);
         let (mut x, labels) = crate::data::batch(&data.train, &idx);
-        to_signed(&mut x);
         let b = idx.len();
         let m = self.model;
         let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
         let dev = self.params.dev.clone();
         let mut rng = StdRng::seed_from_u64(mix(self.seed, step as u64));
+        if data.source.starts_with("CIFAR") {
+            // Random horizontal flips, the standard CIFAR augmentation.
+            crate::data::hflip_batch(&mut x, b, c, h, w, &mut rng, 0.5);
+        }
+        to_signed(&mut x);
         let lr = lr_at(
             self.optim.base_lr(),
             m.train.warmup,

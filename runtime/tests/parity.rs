@@ -96,6 +96,7 @@ fn odenet_function_matches_pytorch() {
     let out = run(src, &fx, "", "input.h", vec![t; 4], &[]);
     let want = &fx["output"].1;
     let (e, m) = (rel_err(&out, want), max_rel(&out, want));
+    eprintln!("relative L2 error {e:.2e}, max abs error / max abs {m:.2e}");
     assert!(e < 1e-4 && m < 1e-4, "relative error {e}, max {m}");
 }
 
@@ -126,5 +127,6 @@ fn ddpm_resblock_matches_pytorch() {
     );
     let want = &fx["output"].1;
     let (e, m) = (rel_err(&out, want), max_rel(&out, want));
+    eprintln!("relative L2 error {e:.2e}, max abs error / max abs {m:.2e}");
     assert!(e < 1e-4 && m < 1e-4, "relative error {e}, max {m}");
 }
