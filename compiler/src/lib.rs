@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod ast;
 pub mod diagnostics;
+pub mod emit;
 pub mod ir;
 pub mod lint;
 pub mod sema;
