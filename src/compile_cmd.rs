@@ -4,20 +4,40 @@
 //! evaluation, and the estimated activation memory for a batch size.
 
 use crate::check_cmd::thousands;
+use crate::device::{on_device, DeviceArg};
 use crate::{files, render, Format};
 use dfdx::prelude::*;
 use serde_json::json;
 use std::path::Path;
+use tdspec_compiler::ir::{ModelIr, ParamInfo};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::exec::{Exec, Value};
 use tdspec_runtime::lower;
+use tdspec_runtime::ops::Kernels;
 use tdspec_runtime::params::Params;
+use tdspec_runtime::RuntimeError;
 
 pub struct Options {
     pub batch: usize,
     pub memory_limit_gib: f64,
     pub format: Format,
     pub summary: bool,
+    pub device: DeviceArg,
+}
+
+/// Initializes the parameters on `dev` and runs the graph once on a zero batch of 1: proves it
+/// lowers and executes there. Returns the parameter descriptions and the solver evaluations.
+fn build_and_run<D: Kernels>(
+    m: &ModelIr,
+    dev: &D,
+) -> Result<(Vec<ParamInfo>, usize), RuntimeError> {
+    let params = Params::init(m, dev, 0);
+    let x = dev.zeros_like(&(1usize, m.input.channels, m.input.height, m.input.width));
+    let mut ex = Exec::new(&params, false);
+    ex.run(&m.graph, Value::Image(x), &[0.0], NoneTape)?;
+    let nfe = ex.nfe;
+    drop(ex);
+    Ok((params.list.into_iter().map(|p| p.info).collect(), nfe))
 }
 
 fn mib(bytes: f64) -> String {
@@ -69,28 +89,30 @@ pub fn run(path: &Path, opts: &Options) -> u8 {
                 return 1;
             }
         };
-        let dev = Cpu::default();
-        let params = Params::init(m, &dev, 0);
-        // Build and run the graph once on a zero batch of 1: proves it lowers and executes.
-        let x = dev.zeros_like(&(1usize, m.input.channels, m.input.height, m.input.width));
-        let mut ex = Exec::new(&params, false);
-        if let Err(e) = ex.run(&m.graph, Value::Image(x), &[0.0], NoneTape) {
-            eprintln!("error: {}: the compiled graph failed to run: {e}", m.name);
-            return 2;
-        }
-        let nfe = ex.nfe;
+        let (infos, nfe) = match on_device!(opts.device, |dev| build_and_run(m, &dev)) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                eprintln!("error: {}: the compiled graph failed to run: {e}", m.name);
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        let count: usize = infos.iter().map(|i| i.numel()).sum();
         let act_bytes = cost.activations_per_sample as f64 * opts.batch as f64 * 4.0;
         match opts.format {
             Format::Text => {
-                println!("{}: model {} (compiled for cpu)", src.name, m.name);
+                println!("{}: model {} (compiled for {})", src.name, m.name, opts.device.name());
                 if opts.summary {
-                    let w = params.list.iter().map(|p| p.info.name.len()).max().unwrap_or(4);
-                    println!("  parameter tensors ({}):", params.list.len());
-                    for p in &params.list {
-                        println!("    {:w$}  {:<18}  {:>11}", p.info.name, format!("{:?}", p.info.shape), thousands(p.info.numel()));
+                    let w = infos.iter().map(|i| i.name.len()).max().unwrap_or(4);
+                    println!("  parameter tensors ({}):", infos.len());
+                    for i in &infos {
+                        println!("    {:w$}  {:<18}  {:>11}", i.name, format!("{:?}", i.shape), thousands(i.numel()));
                     }
                 }
-                println!("  parameters: {} ({} as f32)", thousands(params.count()), mib(params.count() as f64 * 4.0));
+                println!("  parameters: {} ({} as f32)", thousands(count), mib(count as f64 * 4.0));
                 println!(
                     "  forward: {}MAC per sample ({}FLOP)",
                     si(cost.macs_per_sample as f64),
@@ -118,8 +140,8 @@ pub fn run(path: &Path, opts: &Options) -> u8 {
             Format::Json => out_json.push(json!({
                 "file": src.name,
                 "model": m.name,
-                "params": params.count(),
-                "tensors": params.list.iter().map(|p| json!({"name": p.info.name, "shape": p.info.shape})).collect::<Vec<_>>(),
+                "params": count,
+                "tensors": infos.iter().map(|i| json!({"name": i.name, "shape": i.shape})).collect::<Vec<_>>(),
                 "macs_per_sample": cost.macs_per_sample,
                 "macs_per_nfe": cost.macs_per_nfe,
                 "nfe_per_solve": cost.nfe_per_solve,

@@ -7,6 +7,36 @@ use std::path::Path;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::train::{evaluate, NoiseSchedule};
 
+/// Parses `dopri5:RTOL:ATOL`, `rk4:STEPS` or `euler:STEPS`.
+pub fn parse_solver(s: &str) -> Result<tdspec_compiler::ir::Solver, String> {
+    use tdspec_compiler::ir::Solver;
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |i: usize| -> Result<f64, String> {
+        parts
+            .get(i)
+            .and_then(|p| p.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| {
+                format!("bad solver `{s}`: expected dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS")
+            })
+    };
+    match parts[0] {
+        "dopri5" => Ok(Solver::Dopri5 {
+            rtol: num(1)?,
+            atol: num(2)?,
+        }),
+        "rk4" => Ok(Solver::Rk4 {
+            steps: num(1)? as usize,
+        }),
+        "euler" => Ok(Solver::Euler {
+            steps: num(1)? as usize,
+        }),
+        _ => Err(format!(
+            "bad solver `{s}`: expected dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS"
+        )),
+    }
+}
+
 pub struct FdOptions {
     /// Generated (and real) images for the Fréchet distance; 0 skips it.
     pub samples: usize,
@@ -69,11 +99,32 @@ pub fn frechet(
     Ok((frechet_distance(&fg, &ft), frechet_distance(&fr, &ft), acc))
 }
 
-pub fn run(path: &Path, samples: usize, json_out: bool, fd: &FdOptions) -> u8 {
-    let run = match run_dir::open(path) {
+pub fn run(
+    path: &Path,
+    samples: usize,
+    json_out: bool,
+    fd: &FdOptions,
+    solver: Option<&str>,
+) -> u8 {
+    let mut run = match run_dir::open(path) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Some(sv) = solver {
+        // Evaluate the trained weights under another ODE solver (the parameters do not change).
+        let new = match parse_solver(sv) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        for n in &mut run.model.graph.nodes {
+            if let tdspec_compiler::ir::Op::Ode { solver, .. } = &mut n.op {
+                *solver = new;
+            }
+        }
+    }
     let split = match run.data() {
         Ok(s) => s,
         Err(code) => return code,

@@ -5,9 +5,12 @@
 mod check_cmd;
 mod compile_cmd;
 mod demo_cmd;
+mod device;
+mod emit_cmd;
 mod eval_cmd;
 mod experiment_cmd;
 mod files;
+mod gpu_cmd;
 mod lint_cmd;
 mod probe_cmd;
 mod render;
@@ -70,6 +73,9 @@ enum Command {
         memory_limit: f64,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Build and run the graph on this device (cuda needs a binary built with --features cuda)
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: device::DeviceArg,
     },
     /// Train what the spec's task says (neural-ODE classifier or diffusion model)
     Train {
@@ -104,6 +110,9 @@ enum Command {
         /// Test samples per evaluation
         #[arg(long, default_value_t = 2000)]
         eval_samples: usize,
+        /// Train on this device (cuda needs a binary built with --features cuda)
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: device::DeviceArg,
     },
     /// Generate digits from a trained denoiser and write a PNG grid
     Sample {
@@ -132,12 +141,15 @@ enum Command {
         /// DDIM steps per generated image for the Fréchet distance
         #[arg(long, default_value_t = 25)]
         fd_steps: usize,
+        /// Evaluate ODE blocks with another solver: dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS
+        #[arg(long)]
+        solver: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// The main job: lint, train, probe and evaluate three small diffusion variants on the embedded digits
     Demo {
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 150)]
         steps: usize,
         #[arg(long, default_value_t = 32)]
         batch: usize,
@@ -157,6 +169,18 @@ enum Command {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Emit a PyTorch package (model.py, train.py for torchrun/DDP, README.md) from a spec
+    Emit {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value = "pytorch")]
+        target: emit_cmd::Target,
+        /// Output directory
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// The model to emit when the file defines several
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Measure at every normalization how much of the time signal survives, beside the lint's prediction
     Probe {
         spec: PathBuf,
@@ -170,6 +194,34 @@ enum Command {
         seed: u64,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Run the probe on this device (cuda needs a binary built with --features cuda)
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: device::DeviceArg,
+    },
+    /// CPU-vs-device parity of one forward + backward per spec (diagnostic; scripts/gpu-check.sh)
+    #[command(hide = true)]
+    GpuParity {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "cuda")]
+        device: device::DeviceArg,
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Largest accepted relative difference (max|a-b| / max|a| per tensor)
+        #[arg(long, default_value_t = 1e-3)]
+        tol: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The yardstick workloads (fwd+bwd medians) on a device (diagnostic; scripts/gpu-check.sh)
+    #[command(hide = true)]
+    GpuBench {
+        #[arg(long, value_enum, default_value = "cuda")]
+        device: device::DeviceArg,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -193,6 +245,7 @@ fn main() -> ExitCode {
             batch,
             memory_limit,
             format,
+            device,
         } => compile_cmd::run(
             &spec,
             &compile_cmd::Options {
@@ -200,6 +253,7 @@ fn main() -> ExitCode {
                 memory_limit_gib: memory_limit,
                 format,
                 summary,
+                device,
             },
         ),
         Command::Train {
@@ -214,20 +268,24 @@ fn main() -> ExitCode {
             limit_train,
             eval_every,
             eval_samples,
-        } => train_cmd::run(&train_cmd::TrainArgs {
-            spec,
-            data,
-            steps,
-            epochs,
-            seed,
-            out,
-            resume,
-            batch,
-            limit_train,
-            eval_every,
-            eval_samples,
-            quiet: false,
-        }),
+            device,
+        } => train_cmd::run_on(
+            &train_cmd::TrainArgs {
+                spec,
+                data,
+                steps,
+                epochs,
+                seed,
+                out,
+                resume,
+                batch,
+                limit_train,
+                eval_every,
+                eval_samples,
+                quiet: false,
+            },
+            device,
+        ),
         Command::Sample {
             run,
             n,
@@ -247,6 +305,7 @@ fn main() -> ExitCode {
             samples,
             fd_samples,
             fd_steps,
+            solver,
             format,
         } => eval_cmd::run(
             &run,
@@ -256,6 +315,7 @@ fn main() -> ExitCode {
                 samples: fd_samples,
                 steps: fd_steps,
             },
+            solver.as_deref(),
         ),
         Command::Demo {
             steps,
@@ -271,13 +331,36 @@ fn main() -> ExitCode {
             eval_samples,
         }),
         Command::Experiment { plan, out, only } => experiment_cmd::run(&plan, out, only.as_deref()),
+        Command::Emit {
+            spec,
+            target,
+            out,
+            model,
+        } => emit_cmd::run(&spec, target, &out, model.as_deref()),
         Command::Probe {
             spec,
             checkpoint,
             batch,
             seed,
             format,
-        } => probe_cmd::run(&spec, checkpoint.as_deref(), batch, seed, format),
+            device,
+        } => probe_cmd::run(&spec, checkpoint.as_deref(), batch, seed, format, device),
+        Command::GpuParity {
+            specs,
+            device,
+            batch,
+            seed,
+            tol,
+            json,
+        } => gpu_cmd::parity(&gpu_cmd::ParityArgs {
+            specs,
+            device,
+            batch,
+            seed,
+            tol,
+            json,
+        }),
+        Command::GpuBench { device, json } => gpu_cmd::bench(device, json),
     };
     ExitCode::from(code)
 }

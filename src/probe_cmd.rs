@@ -2,14 +2,16 @@
 //! times and prints, for every normalization, the measured survival of the time signal next
 //! to the lint's static prediction; disagreements are flagged (exit 1).
 
+use crate::device::{on_device, DeviceArg};
 use crate::{files, render, Format};
-use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::json;
 use std::path::Path;
 use tdspec_compiler::analysis::{analyze, NormVerdict};
+use tdspec_compiler::ir::ModelIr;
 use tdspec_compiler::sema::check_source;
+use tdspec_runtime::ops::Kernels;
 use tdspec_runtime::params::{normal, read_safetensors, Params};
 use tdspec_runtime::probe::{probe, NormProbe};
 
@@ -69,7 +71,45 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
 }
 
-pub fn run(path: &Path, checkpoint: Option<&Path>, batch: usize, seed: u64, format: Format) -> u8 {
+/// Initial (or checkpoint) weights on `dev`, then the probe on a seeded normal batch.
+fn probe_on<D: Kernels>(
+    m: &ModelIr,
+    dev: &D,
+    checkpoint: Option<&Path>,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<NormProbe>, u8> {
+    let mut params = Params::init(m, dev, seed);
+    if let Some(ck) = checkpoint {
+        let loaded = match read_safetensors(ck) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(2);
+            }
+        };
+        if let Err(e) = params.load_named(&loaded.tensors) {
+            eprintln!("error: {}: {e}", ck.display());
+            return Err(2);
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = batch * m.input.channels * m.input.height * m.input.width;
+    let x: Vec<f32> = (0..n).map(|_| normal(&mut rng) as f32).collect();
+    probe(m, &params, x, batch).map_err(|e| {
+        eprintln!("error: {}: probe failed: {e}", m.name);
+        2
+    })
+}
+
+pub fn run(
+    path: &Path,
+    checkpoint: Option<&Path>,
+    batch: usize,
+    seed: u64,
+    format: Format,
+    device: DeviceArg,
+) -> u8 {
     let src = match files::read(path) {
         Ok(s) => s,
         Err(e) => {
@@ -93,28 +133,11 @@ pub fn run(path: &Path, checkpoint: Option<&Path>, batch: usize, seed: u64, form
     let mut disagreements = 0;
     let mut out_json = Vec::new();
     for m in &models {
-        let dev = Cpu::default();
-        let mut params = Params::init(m, &dev, seed);
-        if let Some(ck) = checkpoint {
-            let loaded = match read_safetensors(ck) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 2;
-                }
-            };
-            if let Err(e) = params.load_named(&loaded.tensors) {
-                eprintln!("error: {}: {e}", ck.display());
-                return 2;
-            }
-        }
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = batch * m.input.channels * m.input.height * m.input.width;
-        let x: Vec<f32> = (0..n).map(|_| normal(&mut rng) as f32).collect();
-        let probes = match probe(m, &params, x, batch) {
-            Ok(p) => p,
+        let probes = match on_device!(device, |dev| probe_on(m, &dev, checkpoint, batch, seed)) {
+            Ok(Ok(p)) => p,
+            Ok(Err(code)) => return code,
             Err(e) => {
-                eprintln!("error: {}: probe failed: {e}", m.name);
+                eprintln!("error: {e}");
                 return 2;
             }
         };

@@ -4,9 +4,9 @@
 //! curves as PNG. `--resume RUNDIR` continues exactly where the run stopped. A NaN or infinite
 //! loss stops the run with a message and leaves the last good checkpoint in place.
 
+use crate::device::{on_device, DeviceArg};
 use crate::files;
 use crate::render;
-use dfdx::prelude::*;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use std::time::Instant;
 use tdspec_compiler::ir::{ModelIr, Task};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::data::{self, Split};
+use tdspec_runtime::ops::Kernels;
 use tdspec_runtime::train::{EvalReport, StepLog, Trainer};
 use tdspec_runtime::{plot, RuntimeError};
 
@@ -76,15 +77,25 @@ pub fn load_data(arg: Option<&str>, limit: Option<usize>) -> Result<Split, Runti
     Ok(split)
 }
 
-pub fn run(args: &TrainArgs) -> u8 {
-    match train(args) {
+/// `tdspec train` on `device`: 0 when the run finished, else the exit code.
+pub fn run_on(args: &TrainArgs, device: DeviceArg) -> u8 {
+    match train_on(args, device) {
         Ok(_) => 0,
         Err(code) => code,
     }
 }
 
-/// Trains per `args`; returns the run's outcome or an exit code after printing the error.
+/// Trains per `args` on the CPU; returns the run's outcome or an exit code after printing the error.
 pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
+    train_on(args, DeviceArg::Cpu)
+}
+
+/// Trains per `args` on `device` (`--device`).
+pub fn train_on(args: &TrainArgs, device: DeviceArg) -> Result<RunResult, u8> {
+    on_device!(device, |dev| train_with(args, &dev)).map_err(fail)?
+}
+
+fn train_with<D: Kernels>(args: &TrainArgs, dev: &D) -> Result<RunResult, u8> {
     let (spec_path, dir, resuming) = match (&args.resume, &args.spec) {
         (Some(dir), _) => (dir.join("spec.tds"), dir.clone(), true),
         (None, Some(spec)) => {
@@ -121,8 +132,7 @@ pub fn train(args: &TrainArgs) -> Result<RunResult, u8> {
     let split = load_data(data_arg.as_deref(), limit).map_err(fail)?;
 
     let batch = args.batch.or(prior["batch"].as_u64().map(|v| v as usize));
-    let dev = Cpu::default();
-    let mut trainer = Trainer::new(&model, &dev, seed, batch, 1).map_err(fail)?;
+    let mut trainer = Trainer::new(&model, dev, seed, batch, 1).map_err(fail)?;
     trainer.check_data(&split).map_err(fail)?;
     let spe = trainer.steps_per_epoch(&split);
     let target = args
