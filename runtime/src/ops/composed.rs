@@ -114,16 +114,32 @@ where
                 let mut e = vec![0.0f32; k * k];
                 e[ky * k + kx] = 1.0;
                 let e = constant(&dev, e, k * k, 1)?;
+                // One 2-D matmul over all samples: (og, cg) x (cg, b·howo). Broadcasting the
+                // weight over the batch instead would need dfdx to sum the broadcast in backward,
+                // which its CUDA reshape kernel does not do reliably.
                 let wk = wg
                     .clone()
                     .retaped::<T>()
                     .try_matmul(e)
                     .map_err(dev_err)?
                     .try_reshape_like(&(og, cg))
-                    .map_err(dev_err)?
-                    .try_broadcast_like::<_, Axis<0>>(&(g.b, og, cg))
                     .map_err(dev_err)?;
-                let yk = wk.try_matmul(xs).map_err(dev_err)?;
+                let xs2 = xs
+                    .try_permute::<_, Axes3<1, 0, 2>>()
+                    .map_err(dev_err)?
+                    .try_contiguous()
+                    .map_err(dev_err)?
+                    .try_reshape_like(&(cg, g.b * howo))
+                    .map_err(dev_err)?;
+                let yk = wk
+                    .try_matmul(xs2)
+                    .map_err(dev_err)?
+                    .try_reshape_like(&(og, g.b, howo))
+                    .map_err(dev_err)?
+                    .try_permute::<_, Axes3<1, 0, 2>>()
+                    .map_err(dev_err)?
+                    .try_contiguous()
+                    .map_err(dev_err)?;
                 acc = Some(match acc {
                     None => yk,
                     Some(a) => a.try_add(yk).map_err(dev_err)?,
