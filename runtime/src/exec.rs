@@ -301,41 +301,13 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     let keep = 1.0 - *p as f32;
                     match v {
                         Value::Image(x) => {
-                            let n = x.shape().num_elements();
-                            let mask: Vec<f32> = (0..n)
-                                .map(|_| {
-                                    if rng.gen::<f32>() < keep {
-                                        1.0 / keep
-                                    } else {
-                                        0.0
-                                    }
-                                })
-                                .collect();
-                            let m = self.dev.tensor_from_vec(mask, *x.shape());
-                            let (o, t) = x
-                                .put_tape(tape)
-                                .try_mul(m)
-                                .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
-                                .split_tape();
+                            let (o, t) =
+                                dropout(&self.dev, x.put_tape(tape), keep, rng)?.split_tape();
                             (Value::Image(o), t)
                         }
                         Value::Vector(x) => {
-                            let n = x.shape().num_elements();
-                            let mask: Vec<f32> = (0..n)
-                                .map(|_| {
-                                    if rng.gen::<f32>() < keep {
-                                        1.0 / keep
-                                    } else {
-                                        0.0
-                                    }
-                                })
-                                .collect();
-                            let m = self.dev.tensor_from_vec(mask, *x.shape());
-                            let (o, t) = x
-                                .put_tape(tape)
-                                .try_mul(m)
-                                .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
-                                .split_tape();
+                            let (o, t) =
+                                dropout(&self.dev, x.put_tape(tape), keep, rng)?.split_tape();
                             (Value::Vector(o), t)
                         }
                         Value::Time(_) => {
@@ -931,6 +903,27 @@ impl<'a, D: Kernels> Exec<'a, D> {
         }
         Ok(h.put_tape(tape))
     }
+}
+
+/// Inverted dropout: keeps each entry with probability `keep` and scales it by `1 / keep`.
+fn dropout<D: Kernels, S: Shape, T: Tape<f32, D>>(
+    dev: &D,
+    x: Tensor<S, f32, D, T>,
+    keep: f32,
+    rng: &mut StdRng,
+) -> R<Tensor<S, f32, D, T>> {
+    let n = x.shape().num_elements();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| {
+            if rng.gen::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let m = dev.tensor_from_vec(mask, *x.shape());
+    x.try_mul(m).map_err(|e| RuntimeError::Op(format!("{e:?}")))
 }
 
 /// RMS norm of `v` scaled by `atol + rtol * max(|y|, |y_new|)`.
