@@ -176,7 +176,7 @@ fn one(g: &Json, spec: &str, seed: u64, dir: &Path) -> Result<Json, u8> {
     let t0 = Instant::now();
     let res = train_cmd::train(&TrainArgs {
         spec: Some(spec_path),
-        data: None,
+        data: g["data"].as_str().map(str::to_string),
         steps: g["steps"].as_u64().map(|v| v as usize),
         epochs: g["epochs"].as_u64().map(|v| v as usize),
         seed,
