@@ -209,7 +209,10 @@ pub fn save_bars(
         }
     }
     let n = values.len();
-    let width = (120 + 90 * n).clamp(480, 2400);
+    // Wide enough for the title (drawn at scale 2: 12 pixels per character).
+    let width = (120 + 90 * n)
+        .clamp(480, 2400)
+        .max(title.chars().count() * 12 + 40);
     let height = 420;
     let mut cv = Canvas::new(width, height);
     let err = |i: usize| {
