@@ -21,8 +21,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
-    positional_pattern, Act, Graph, InjectMode, Node, NormKind, OdeFunc, Op, Shape as IrShape,
-    Solver, TimeChannel,
+    positional_pattern, Act, Graph, InjectMode, Node, NormKind, OdeFunc, Op, Solver, TimeChannel,
 };
 
 /// A node's value, without tape.
@@ -665,7 +664,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     let t = t0 + dt * i as f64;
                     h = match solver {
                         Solver::Euler { .. } => {
-                            let k = self.rhs(f, h.with_empty_tape_split(), t as f32)?;
+                            let k = self.rhs(f, h.retaped::<T>(), t as f32)?;
                             axpy(h, k, dt as f32)
                         }
                         _ => self.rk4_step(f, h, t, dt)?,
@@ -963,16 +962,6 @@ where
     acc
 }
 
-trait EmptyTapeSplit<D: Device<f32>, T> {
-    fn with_empty_tape_split(&self) -> Tensor4<D, T>;
-}
-
-impl<D: Device<f32>, T: Tape<f32, D> + Default> EmptyTapeSplit<D, T> for Tensor4<D, T> {
-    fn with_empty_tape_split(&self) -> Tensor4<D, T> {
-        self.retaped::<T>()
-    }
-}
-
 trait Broadcast4<D: Device<f32>, T> {
     fn broadcast_like_4(self, b: usize, c: usize, h: usize, w: usize) -> R<Tensor4<D, T>>;
 }
@@ -1051,9 +1040,4 @@ pub fn pattern(c: usize, h: usize, w: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// The batch/feature dims of an IR shape for batch `b`.
-pub fn dims(s: &IrShape, b: usize) -> Vec<usize> {
-    s.dims(b)
 }

@@ -20,7 +20,7 @@ use crate::ops::Kernels;
 use crate::params::Params;
 use crate::RuntimeError;
 use dfdx::tensor::NoneTape;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tdspec_compiler::ir::{Graph, ModelIr, Node, NormKind, Op, Sharing, TimeKind};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,14 +49,14 @@ pub struct NormProbe {
 type Record = (Vec<f32>, Vec<f32>, [usize; 4]);
 
 struct Recorder {
-    want: HashMap<String, usize>,
+    want: HashSet<String>,
     seen: HashMap<String, Record>,
 }
 
 impl<D: Kernels> Observer<D> for Recorder {
     fn node(&mut self, path: &str, node: &Node, inputs: &[&Value<D>], out: &Value<D>) {
         if !matches!(node.op, Op::Norm { .. })
-            || !self.want.contains_key(path)
+            || !self.want.contains(path)
             || self.seen.contains_key(path)
         {
             return;
@@ -251,12 +251,12 @@ fn probe_graph<D: Kernels>(
     tb: &[f32],
 ) -> Result<Vec<NormProbe>, RuntimeError> {
     let ring = rings(g);
-    let mut want = HashMap::new();
-    for (i, n) in g.nodes.iter().enumerate() {
-        if matches!(n.op, Op::Norm { .. }) {
-            want.insert(n.name.clone(), i);
-        }
-    }
+    let want: HashSet<String> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Norm { .. }))
+        .map(|n| n.name.clone())
+        .collect();
     let rec = |t: &[f32]| -> Result<HashMap<String, Record>, RuntimeError> {
         let mut r = Recorder {
             want: want.clone(),

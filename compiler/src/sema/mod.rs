@@ -1202,7 +1202,7 @@ impl<'a> Sema<'a> {
         }
         let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
         let required = def.params.iter().filter(|p| p.default.is_none()).count();
-        let bound = self.bind_args_named(c, &names, Some(required), &def.params)?;
+        let bound = args::bind(self.diags, c, &names, required)?;
         // Evaluate arguments in the caller's scope.
         let mut vals = Vec::new();
         for (p, e) in def.params.iter().zip(&bound) {
@@ -1349,17 +1349,7 @@ impl<'a> Sema<'a> {
         names: &[&str],
         required: usize,
     ) -> Option<Vec<Option<&'e Expr>>> {
-        self.bind_args_named(c, names, Some(required), &[])
-    }
-
-    fn bind_args_named<'e>(
-        &mut self,
-        c: &'e ast::Call,
-        names: &[&str],
-        required: Option<usize>,
-        _decl: &[ast::Param],
-    ) -> Option<Vec<Option<&'e Expr>>> {
-        args::bind(self.diags, c, names, required.unwrap_or(0))
+        args::bind(self.diags, c, names, required)
     }
 
     /// A number argument, through block parameters.

@@ -219,36 +219,7 @@ impl<'a> Sema<'a> {
             );
             return None;
         };
-        let kind = match spec {
-            NormSpec::Batch => NormKind::Batch,
-            NormSpec::Instance => NormKind::Instance,
-            NormSpec::Layer => NormKind::Layer,
-            NormSpec::Group {
-                groups,
-                per_group,
-                min_per_group,
-            } => {
-                let g = match (groups, per_group) {
-                    (Some(g), _) => match min_per_group {
-                        Some(m) => g.min((c / m).max(1)),
-                        None => g,
-                    },
-                    (None, Some(m)) => {
-                        if c % m != 0 {
-                            self.divisibility(span, decl, c, &format!("{m} channels per group"), m);
-                            return None;
-                        }
-                        c / m
-                    }
-                    (None, None) => return None,
-                };
-                if g == 0 || c % g != 0 {
-                    self.divisibility(span, decl, c, &format!("{g} groups"), g);
-                    return None;
-                }
-                NormKind::Group { groups: g }
-            }
-        };
+        let kind = self.resolve_norm_kind(spec, c, span, decl)?;
         if matches!(kind, NormKind::Instance) && !matches!(shape, Shape::Image { .. }) {
             self.err(
                 Diagnostic::error("E207", "instance normalization needs a feature map")
@@ -613,8 +584,7 @@ impl<'a> Sema<'a> {
                     );
                     return None;
                 };
-                // Resolve the norm kind through a throwaway check on the same channels.
-                let kind = self.resolve_norm_kind(spec, ch, c.span, decl)?;
+                let kind = self.resolve_norm_kind(spec, ch, c.span, Some(decl))?;
                 let op = Op::Attention {
                     channels: ch,
                     heads,
@@ -729,12 +699,14 @@ impl<'a> Sema<'a> {
         }
     }
 
+    /// The norm `spec` asks for on `c` channels, with its group count checked (E203 at `span`,
+    /// pointing also at the setting `decl` when the model's default is used).
     fn resolve_norm_kind(
         &mut self,
         spec: NormSpec,
         c: usize,
         span: Span,
-        decl: Span,
+        decl: Option<Span>,
     ) -> Option<NormKind> {
         Some(match spec {
             NormSpec::Batch => NormKind::Batch,
@@ -749,19 +721,13 @@ impl<'a> Sema<'a> {
                     (Some(g), _) => min_per_group.map(|m| g.min((c / m).max(1))).unwrap_or(g),
                     (None, Some(m)) if c.is_multiple_of(m) => c / m,
                     (None, Some(m)) => {
-                        self.divisibility(
-                            span,
-                            Some(decl),
-                            c,
-                            &format!("{m} channels per group"),
-                            m,
-                        );
+                        self.divisibility(span, decl, c, &format!("{m} channels per group"), m);
                         return None;
                     }
                     (None, None) => return None,
                 };
                 if !c.is_multiple_of(g) {
-                    self.divisibility(span, Some(decl), c, &format!("{g} groups"), g);
+                    self.divisibility(span, decl, c, &format!("{g} groups"), g);
                     return None;
                 }
                 NormKind::Group { groups: g }
