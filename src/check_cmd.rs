@@ -7,7 +7,7 @@ use crate::render;
 use crate::Format;
 use serde_json::json;
 use std::path::PathBuf;
-use tdspec_compiler::diagnostics::SourceFile;
+use tdspec_compiler::diagnostics::{thousands, SourceFile};
 use tdspec_compiler::ir::{Graph, ModelIr, Op};
 use tdspec_compiler::sema::check_source;
 
@@ -61,19 +61,6 @@ pub fn run(paths: &[PathBuf], format: Format) -> u8 {
         );
     }
     u8::from(failed)
-}
-
-/// Formats 1234567 as "1,234,567".
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct Row {

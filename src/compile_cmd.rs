@@ -3,12 +3,12 @@
 //! summary out: parameter tensors, multiply-accumulates per forward and per ODE function
 //! evaluation, and the estimated activation memory for a batch size.
 
-use crate::check_cmd::thousands;
 use crate::device::{on_device, DeviceArg};
 use crate::{files, render, Format};
 use dfdx::prelude::*;
 use serde_json::json;
 use std::path::Path;
+use tdspec_compiler::diagnostics::thousands;
 use tdspec_compiler::ir::{ModelIr, ParamInfo};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::exec::{Exec, Value};

@@ -7,36 +7,6 @@ use std::path::Path;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::train::{evaluate, NoiseSchedule};
 
-/// Parses `dopri5:RTOL:ATOL`, `rk4:STEPS` or `euler:STEPS`.
-pub fn parse_solver(s: &str) -> Result<tdspec_compiler::ir::Solver, String> {
-    use tdspec_compiler::ir::Solver;
-    let parts: Vec<&str> = s.split(':').collect();
-    let num = |i: usize| -> Result<f64, String> {
-        parts
-            .get(i)
-            .and_then(|p| p.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| {
-                format!("bad solver `{s}`: expected dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS")
-            })
-    };
-    match parts[0] {
-        "dopri5" => Ok(Solver::Dopri5 {
-            rtol: num(1)?,
-            atol: num(2)?,
-        }),
-        "rk4" => Ok(Solver::Rk4 {
-            steps: num(1)? as usize,
-        }),
-        "euler" => Ok(Solver::Euler {
-            steps: num(1)? as usize,
-        }),
-        _ => Err(format!(
-            "bad solver `{s}`: expected dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS"
-        )),
-    }
-}
-
 pub struct FdOptions {
     /// Generated (and real) images for the Fréchet distance; 0 skips it.
     pub samples: usize,
@@ -112,7 +82,7 @@ pub fn run(
     };
     if let Some(sv) = solver {
         // Evaluate the trained weights under another ODE solver (the parameters do not change).
-        let new = match parse_solver(sv) {
+        let new = match sv.parse::<tdspec_compiler::ir::Solver>() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -168,6 +168,54 @@ impl fmt::Display for Solver {
     }
 }
 
+/// The largest number of whole numbers (solver steps, sizes) a spec or a flag may state: 2^24.
+pub const MAX_INT: usize = 1 << 24;
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+
+    /// Parses the command-line form `dopri5:RTOL:ATOL`, `rk4:STEPS` or `euler:STEPS` with the
+    /// limits a spec has: steps from 1 to 2^24, tolerances finite and positive.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = "expected dopri5:RTOL:ATOL, rk4:STEPS or euler:STEPS";
+        let parts: Vec<&str> = s.split(':').collect();
+        let arity = if parts[0] == "dopri5" { 3 } else { 2 };
+        if parts.len() != arity {
+            return Err(format!("bad solver `{s}`: {expected}"));
+        }
+        let steps = || -> Result<usize, String> {
+            match parts[1].parse::<usize>() {
+                Ok(n) if (1..=MAX_INT).contains(&n) => Ok(n),
+                Ok(n) => Err(format!(
+                    "bad solver `{s}`: {n} steps is outside 1..={MAX_INT} (the limit a spec has)"
+                )),
+                Err(_) => Err(format!(
+                    "bad solver `{s}`: the number of steps `{}` is not a whole number",
+                    parts[1]
+                )),
+            }
+        };
+        let tol = |i: usize, what: &str| -> Result<f64, String> {
+            match parts[i].parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+                _ => Err(format!(
+                    "bad solver `{s}`: {what} `{}` must be a finite positive number",
+                    parts[i]
+                )),
+            }
+        };
+        match parts[0] {
+            "euler" => Ok(Solver::Euler { steps: steps()? }),
+            "rk4" => Ok(Solver::Rk4 { steps: steps()? }),
+            "dopri5" => Ok(Solver::Dopri5 {
+                rtol: tol(1, "rtol")?,
+                atol: tol(2, "atol")?,
+            }),
+            _ => Err(format!("bad solver `{s}`: {expected}")),
+        }
+    }
+}
+
 /// An ODE block's right-hand side: a graph from the state `h` (node `input`) and the time node
 /// `time` to the derivative (node `output`), which has the state's shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,6 +16,7 @@
 
 use super::{EmitError, EmittedFile};
 use crate::ast::{self, BlockDef, Expr, ExprKind, Span, StmtKind};
+use crate::diagnostics::thousands;
 use crate::ir::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -2139,18 +2140,6 @@ def build_model():
 "#
     ));
     Ok(s)
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

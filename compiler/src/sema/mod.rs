@@ -130,8 +130,6 @@ struct Sema<'a> {
 }
 
 const MAX_BLOCK_DEPTH: usize = 24;
-/// The largest whole number a spec may use for a size or count.
-const MAX_INT: usize = 1 << 24;
 
 impl<'a> Sema<'a> {
     fn new(model: &'a ast::Model, diags: &'a mut Vec<Diagnostic>) -> Self {
