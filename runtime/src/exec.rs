@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
-    positional_pattern, Act, Graph, InjectMode, Node, NormKind, OdeFunc, Op, Solver, TimeChannel,
+    positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver, TimeChannel,
 };
 
 /// A node's value, without tape.
@@ -77,6 +77,17 @@ pub struct Exec<'a, D: Kernels> {
     pub max_ode_steps: usize,
     /// Values that replace the named nodes' results (tests feed embeddings this way).
     pub overrides: HashMap<String, Value<D>>,
+    /// One node that reads other values for some of its inputs (the probe changes t at one
+    /// origin only this way).
+    pub swap: Option<Swap<D>>,
+}
+
+/// Inputs replaced for one node of one graph: `(input node, value)` pairs.
+pub struct Swap<D: Device<f32>> {
+    /// The graph holding the node, by address (ODE functions are graphs of their own).
+    pub graph: *const Graph,
+    pub node: NodeId,
+    pub values: Vec<(NodeId, Value<D>)>,
 }
 
 type R<T> = Result<T, RuntimeError>;
@@ -97,6 +108,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             observer: None,
             max_ode_steps: 10_000,
             overrides: HashMap::new(),
+            swap: None,
         }
     }
 
@@ -134,7 +146,21 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .ok_or_else(|| RuntimeError::Internal("two inputs".into()))?,
                 Op::Time => Value::Time(time.to_vec()),
                 _ => {
-                    let (v, t) = self.node(node, &vals, tape)?;
+                    let swapped: Vec<(NodeId, Value<D>)> = match &self.swap {
+                        Some(s) if std::ptr::eq(s.graph, g) && s.node == id => s.values.clone(),
+                        _ => Vec::new(),
+                    };
+                    let n_vals = vals.len();
+                    let saved: Vec<(NodeId, Option<Value<D>>)> = swapped
+                        .into_iter()
+                        .filter(|(i, _)| *i < n_vals)
+                        .map(|(i, v)| (i, std::mem::replace(&mut vals[i], Some(v))))
+                        .collect();
+                    let r = self.node(node, &vals, tape);
+                    for (i, v) in saved {
+                        vals[i] = v;
+                    }
+                    let (v, t) = r?;
                     tape = t;
                     v
                 }

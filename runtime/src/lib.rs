@@ -14,6 +14,7 @@ pub mod params;
 pub mod plot;
 pub mod probe;
 pub mod sample;
+pub mod survival;
 pub mod train;
 
 /// Errors of the runtime. None of them is a panic: user input that slips past sema, a corrupt
