@@ -1,7 +1,8 @@
 //! Layout checks of the workspace: the `.rs` files of compiler/src, runtime/src and src in, one
 //! verdict per rule out, printing the offending import cycle, file or import on failure.
 //!
-//! Rules: no import cycle among the modules of any crate of compiler/ or runtime/; no file of
+//! Rules: no import cycle among the modules of any crate of compiler/ or runtime/; the bottom of
+//! the runtime's ops layer (`tape`, `types`, `gemm512`) imports nothing else from `ops`; no file of
 //! compiler/src or runtime/src over [`MAX_FILE_LINES`] lines; the binary (src/) at most
 //! [`MAX_BINARY_LINES`] lines in all; no `src/*_cmd.rs` command module importing another one.
 //!
@@ -481,7 +482,11 @@ fn crate_graph(files: &Files, root: &str, name: &str) -> Result<Graph, String> {
                 continue;
             };
             if &to != module {
-                let at = format!("{}:{} `{}`", modules[module], r.line, r.segs.join("::"));
+                let shown: Vec<&str> = (r.segs.iter().enumerate())
+                    .filter(|(i, s)| *i == 0 || *s != "self")
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                let at = format!("{}:{} `{}`", modules[module], r.line, shown.join("::"));
                 edges
                     .entry(module.clone())
                     .or_default()
@@ -623,6 +628,26 @@ fn assert_no_cycles(sub: &str) {
 #[test]
 fn runtime_has_no_import_cycle() {
     assert_no_cycles("runtime/src");
+}
+
+/// The bottom of the runtime's ops layer: the tape plumbing, the shared types and the AVX-512
+/// GEMM engine import nothing else from `ops`, so every kernel can build on them.
+#[test]
+fn runtime_ops_bottom_imports_nothing_from_ops() {
+    let files = workspace("runtime/src");
+    let graphs = crate_graphs(&files, "runtime/src").unwrap_or_else(|e| panic!("{e}"));
+    let lib = graphs.iter().find(|g| g.name.ends_with("(lib)")).unwrap();
+    let mut bad = Vec::new();
+    for bottom in ["tape", "types", "gemm512"] {
+        let m: ModPath = vec!["ops".into(), bottom.into()];
+        assert!(lib.modules.contains_key(&m), "no module ops::{bottom}");
+        for (to, at) in lib.edges.get(&m).into_iter().flatten() {
+            if to.first().is_some_and(|s| s == "ops") {
+                bad.push(format!("  {} -> {}  ({at})", show(&m), show(to)));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "\n{}\n", bad.join("\n"));
 }
 
 #[test]
