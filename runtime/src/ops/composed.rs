@@ -15,10 +15,10 @@ use dfdx::tensor_ops::{
     TrySub, VarTo,
 };
 
-use super::conv::ConvGeom;
+use super::conv::geom::ConvGeom;
 use super::norm::GnGeom;
 use super::pool::pool_out;
-use super::{
+use super::types::{
     config_err, dev_err, shape_err, Activation, BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError,
     RunningStats, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,
 };
@@ -444,7 +444,7 @@ pub fn upsample_nearest2x<D: Device<f32>, T: Tape<f32, D>>(
     spatial_map(x, m, ho, wo)
 }
 
-/// Composed [`super::attention`].
+/// Composed [`attention`](fn@super::attention).
 pub fn attention<D: Device<f32>, T: Tape<f32, D>>(
     q: Tensor3<D, T>,
     k: Tensor3<D, T>,
@@ -499,7 +499,7 @@ pub fn add<D: Device<f32>, S: Shape, T: Tape<f32, D>>(
 }
 
 #[cfg(feature = "cuda")]
-impl super::Kernels for dfdx::tensor::Cuda {
+impl super::dispatch::Kernels for dfdx::tensor::Cuda {
     fn conv2d<Tx, T>(
         x: Tensor4<Self, Tx>,
         w: Tensor4<Self, T>,

@@ -6,9 +6,9 @@ use dfdx::shapes::HasShape;
 use dfdx::tensor::{Cpu, PutTape, Tape};
 use rayon::prelude::*;
 
-use super::cpu::{output, put_grad, split, take_grad};
 use super::math::sum;
-use super::{config_err, shape_err, OpsError, Shape4, Tensor2, Tensor4};
+use super::tape::{output, put_grad, split, take_grad};
+use super::types::{config_err, shape_err, OpsError, Shape4, Tensor2, Tensor4};
 
 /// Output size of a `kernel`-window, `stride`-step pooling without padding.
 pub(crate) fn pool_out(x: Shape4, kernel: usize, stride: usize) -> Result<Shape4, OpsError> {
