@@ -125,7 +125,13 @@ impl Accounting {
 
 /// Runs the accounting on a checked model.
 pub fn account(m: &ModelIr) -> Accounting {
+    account_with(m, m.train.batch)
+}
+
+/// The accounting for batches of `batch` samples (BatchNorm's units span the batch).
+pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
     let mut a = Acc {
+        batch: batch.max(1),
         per_sample: m.time.sharing == Sharing::PerSample,
         origins: Vec::new(),
         norms: Vec::new(),
@@ -150,6 +156,7 @@ pub fn account(m: &ModelIr) -> Accounting {
 }
 
 struct Acc {
+    batch: usize,
     per_sample: bool,
     origins: Vec<Origin>,
     norms: Vec<NormAccount>,
@@ -266,8 +273,12 @@ impl Acc {
                 let extra = usize::from(*time != TimeChannel::None);
                 let var = weight_var((cin + extra) / (*groups).max(1) * k * k);
                 let geo = (*k, *stride, *pad);
+                // A 1x1 convolution mixes channels pointwise: channels that were mean-free (per
+                // sample over H, W, or over the batch too) stay so.
+                let pointwise = *k == 1 && *stride == 1 && *pad == 0;
                 for p in input(0).parts() {
-                    let mut q = map_lin(p, None, |l| Lin {
+                    let keep = p.centered.filter(|c| pointwise && c.m <= 1);
+                    let mut q = map_lin(p, keep, |l| Lin {
                         cov: l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)),
                         lineage: (gi, id),
                         ..l.clone()
@@ -293,7 +304,9 @@ impl Acc {
             Op::Linear { din, dout, .. } => {
                 let var = weight_var(*din);
                 for p in input(0).parts() {
-                    let mut q = map_lin(p, None, |l| Lin {
+                    // Mixing features keeps a batch-mean-free change batch-mean-free.
+                    let keep = p.centered.filter(|c| c.m == 0);
+                    let mut q = map_lin(p, keep, |l| Lin {
                         cov: l.cov.linear(*dout, var),
                         lineage: (gi, id),
                         flat: false,
@@ -329,10 +342,15 @@ impl Acc {
             }
             Op::GlobalAvgPool => {
                 for p in input(0).parts() {
-                    out.push(map_lin(p, None, |l| Lin {
-                        cov: l.cov.global_pool(),
-                        ..l.clone()
-                    }));
+                    match p.centered {
+                        // Mean-free over H, W per sample and channel: the average is exactly 0.
+                        Some(c) if c.m == 1 => {}
+                        // Mean-free per channel over the batch: so are the averages.
+                        keep => out.push(map_lin(p, keep.filter(|c| c.m == 0), |l| Lin {
+                            cov: l.cov.global_pool(),
+                            ..l.clone()
+                        })),
+                    }
                 }
             }
             Op::Upsample { factor } => {
@@ -358,6 +376,7 @@ impl Acc {
                                     inexact: Some(false),
                                     alive: false,
                                     centered: None,
+                                    unsure: false,
                                 }
                             });
                         }
@@ -383,6 +402,7 @@ impl Acc {
                                 inexact: Some(false),
                                 alive: false,
                                 centered: None,
+                                unsure: false,
                             }]
                         }
                         s => s.parts().to_vec(),
@@ -443,6 +463,7 @@ impl Acc {
                             inexact: None,
                             alive: true,
                             centered: None,
+                            unsure: false,
                         });
                     }
                 }
@@ -483,6 +504,7 @@ impl Acc {
                             inexact: None,
                             alive: true,
                             centered: None,
+                            unsure: false,
                         });
                     }
                 }
@@ -533,6 +555,7 @@ impl Acc {
                         inexact: None,
                         alive: true,
                         centered: None,
+                        unsure: p.unsure,
                     });
                 }
                 out = merge(out, combine_sum);
@@ -555,6 +578,7 @@ impl Acc {
                         inexact: None,
                         alive: true,
                         centered: None,
+                        unsure: false,
                     });
                 }
             }
@@ -587,6 +611,14 @@ impl Acc {
             NormKind::Group { .. } | NormKind::Layer => m == 1,
             NormKind::Batch => !self.per_sample,
         };
+        // A unit of two values normalizes to ±1: what leaves it changes only if their order does.
+        let (_, h, w) = spatial(&shape);
+        let space = if flat_space { 1 } else { h * w };
+        let n_eff = match kind {
+            NormKind::Batch => self.batch * space,
+            _ => m * space,
+        };
+        let degenerate = n_eff == 2;
         let mut verdicts = Vec::new();
         let mut out = Vec::new();
         let mut lin_only = true;
@@ -618,6 +650,7 @@ impl Acc {
                             m
                         },
                     }),
+                    unsure: p.unsure || pred == Prediction::Unknown || degenerate,
                 });
             }
         }
@@ -644,6 +677,24 @@ impl Acc {
 
     /// One origin's prediction at a norm with `m` channels per unit.
     fn predict(
+        &self,
+        p: &Part,
+        kind: NormKind,
+        m: usize,
+        per_channel: bool,
+        vector: bool,
+        flat_space: bool,
+    ) -> (Prediction, String, Option<f64>, Option<f64>) {
+        let (mut pred, mut words, cp, bp) =
+            self.predict_part(p, kind, m, per_channel, vector, flat_space);
+        if p.unsure && !pred.is_zero() {
+            pred = Prediction::Unknown;
+            words.push_str(" (possibly nothing: an earlier norm may have undone it)");
+        }
+        (pred, words, cp, bp)
+    }
+
+    fn predict_part(
         &self,
         p: &Part,
         kind: NormKind,

@@ -50,6 +50,7 @@ pub(super) fn fresh_lin(
         inexact: None,
         alive: false,
         centered: None,
+        unsure: false,
     }
 }
 
@@ -87,6 +88,7 @@ pub(super) fn to_alive(p: &Part) -> Part {
         inexact: None,
         alive: true,
         centered: None,
+        unsure: p.unsure,
     }
 }
 
@@ -123,6 +125,7 @@ pub(super) fn combine_sum(a: Part, b: Part) -> Part {
         inexact,
         alive: a.alive || b.alive,
         centered,
+        unsure: a.unsure && b.unsure,
     })
 }
 
@@ -139,15 +142,26 @@ pub(super) fn concat_parts(
     let mut lins: Vec<(usize, &Lin)> = Vec::new();
     let mut inexact: Option<bool> = None;
     let mut alive = false;
+    let mut unsure = true;
+    // Per-channel mean-freeness survives placing channels side by side (absent inputs are 0).
+    let mut centered: Option<Option<Centered>> = None;
     for (k, p) in parts {
         let Some(p) = p else { continue };
         if let Some(l) = &p.lin {
             lins.push((*k, l));
         }
-        if p.inexact.is_some() {
-            inexact = Some(false);
+        if let Some(scale) = p.inexact {
+            // A per-channel scale stays one when channels are only placed side by side.
+            inexact = Some(inexact.unwrap_or(true) && scale);
         }
         alive |= p.alive;
+        unsure &= p.unsure;
+        let c = p.centered.filter(|c| c.m <= 1);
+        centered = Some(match centered {
+            None => c,
+            Some(prev) if prev == c => c,
+            Some(_) => None,
+        });
     }
     let distinct = lins
         .iter()
@@ -179,7 +193,8 @@ pub(super) fn concat_parts(
         lin,
         inexact,
         alive,
-        centered: None,
+        centered: centered.flatten(),
+        unsure,
     })
 }
 

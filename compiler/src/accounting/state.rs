@@ -79,6 +79,9 @@ pub struct Part {
     pub alive: bool,
     /// The change is mean-free on the units of this norm (channels per unit, per-sample).
     pub(super) centered: Option<Centered>,
+    /// The part may be exactly zero: a per-channel scale that a norm undid unless `1 + s`
+    /// changed sign, or a norm over two values (which outputs ±1). Nonzero claims are off.
+    pub(super) unsure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

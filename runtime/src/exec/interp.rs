@@ -358,13 +358,10 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 (Value::Image(o.reshape_like(&(b, c, 1usize, 1usize))), t)
             }
             Op::Upsample { factor } => {
-                let mut x = input(0)?.image()?.clone().put_tape(tape);
-                let mut f = *factor;
-                while f > 1 {
-                    x = ops::upsample_nearest2x(x).map_err(op_err)?;
-                    f /= 2;
-                }
-                let (o, t) = x.split_tape();
+                let x = input(0)?.image()?.clone().put_tape(tape);
+                let (o, t) = ops::upsample_nearest(x, *factor)
+                    .map_err(op_err)?
+                    .split_tape();
                 (Value::Image(o), t)
             }
             Op::Attention {

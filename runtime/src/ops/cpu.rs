@@ -87,10 +87,11 @@ impl Kernels for Cpu {
         pool::cpu_global_avg_pool(x)
     }
 
-    fn upsample_nearest2x<T: Tape<f32, Self>>(
+    fn upsample_nearest<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,
+        factor: usize,
     ) -> Result<Tensor4<Self, T>, OpsError> {
-        pool::cpu_upsample_nearest2x(x)
+        pool::cpu_upsample_nearest(x, factor)
     }
 
     fn attention<T: Tape<f32, Self>>(

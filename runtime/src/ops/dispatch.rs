@@ -83,9 +83,10 @@ pub trait Kernels: Device<f32> {
         x: Tensor4<Self, T>,
     ) -> Result<Tensor2<Self, T>, OpsError>;
 
-    /// See [`upsample_nearest2x`](super::upsample_nearest2x).
-    fn upsample_nearest2x<T: Tape<f32, Self>>(
+    /// See [`upsample_nearest`](super::upsample_nearest).
+    fn upsample_nearest<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,
+        factor: usize,
     ) -> Result<Tensor4<Self, T>, OpsError>;
 
     /// See [`attention`](fn@super::attention).

@@ -182,15 +182,16 @@ pub fn global_avg_pool<D: Kernels, T: Tape<f32, D>>(
     D::global_avg_pool(x)
 }
 
-/// Nearest-neighbour upsampling by 2 on both spatial axes.
+/// Nearest-neighbour upsampling by `factor` (at least 1) on both spatial axes.
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`
-/// - output: `[B, C, 2H, 2W]`
-pub fn upsample_nearest2x<D: Kernels, T: Tape<f32, D>>(
+/// - output: `[B, C, factor·H, factor·W]`
+pub fn upsample_nearest<D: Kernels, T: Tape<f32, D>>(
     x: Tensor4<D, T>,
+    factor: usize,
 ) -> Result<Tensor4<D, T>, OpsError> {
-    D::upsample_nearest2x(x)
+    D::upsample_nearest(x, factor)
 }
 
 /// Self-attention over positions as in DDPM: `out[b, :, i] = sum_j softmax_j(q_i . k_j / sqrt(C))
