@@ -225,3 +225,12 @@ fn shape_errors_are_reported() {
     let big = t4(&dev, &[0.0; 4 * 3 * 36], (4, 3, 6, 6));
     assert!(ops::conv2d(x, big, None, Conv2dCfg::default()).is_err());
 }
+
+/// Padding wider than the map: whole rows of the packed window read only zeros (the fuzzer
+/// found an index underflow here).
+#[test]
+fn conv_padding_wider_than_the_map() {
+    check_case(case(2, 3, 2, 2, 4, 4, 1, 3, 1, true), 31);
+    check_case(case(1, 2, 1, 3, 3, 5, 1, 4, 1, false), 32);
+    check_case(case(2, 2, 3, 2, 2, 4, 2, 3, 1, true), 33);
+}

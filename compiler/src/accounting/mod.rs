@@ -298,7 +298,11 @@ impl Acc {
                     };
                     let o = self.origin(gi, gpath, id, n, kind);
                     let cov = src.conv(*cout, 1, var, geo, (h_out, w_out));
-                    out.push(fix_lin(fresh_lin(o, cov, (gi, id), from_constant)));
+                    // The taps may see only zeros of the pattern (its centre on a 1 x 1 or
+                    // 3 x 3 map, where the cosines vanish): then nothing enters.
+                    if cov.energy() > 1e-12 * var * src.energy() {
+                        out.push(fix_lin(fresh_lin(o, cov, (gi, id), from_constant)));
+                    }
                 }
             }
             Op::Linear { din, dout, .. } => {
@@ -440,7 +444,10 @@ impl Acc {
                             ),
                         };
                         let o = self.origin(gi, gpath, id, n, kind);
-                        out.push(fix_lin(fresh_lin(o, cov, (gi, id), constant)));
+                        // A pattern that vanishes on this map (cosines at their zeros) adds nothing.
+                        if cov.energy() > 1e-12 * (c_out * h_out * w_out) as f64 {
+                            out.push(fix_lin(fresh_lin(o, cov, (gi, id), constant)));
+                        }
                     }
                     s @ Sig::Depends(_) => {
                         // The embedding carries other origins' changes (and features).

@@ -248,6 +248,11 @@ impl ConvView<'_> {
             let first = r.ox + kx;
             let lo = g.pad.saturating_sub(first).min(r.len);
             let hi = (g.w + g.pad).saturating_sub(first).min(r.len).max(lo);
+            if lo == hi {
+                // The whole run reads padding (a pad wider than what the run covers).
+                out.fill(0.0);
+                return;
+            }
             out[..lo].fill(0.0);
             copy_short(
                 &mut out[lo..hi],
