@@ -298,10 +298,11 @@ fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasu
     let tol = se.map(|se| t_quantile(r.saturating_sub(1)) * se + 2.0 * rounding.sqrt() + 1e-6);
     let (agree, why) = match (prediction, measured) {
         (None, None) => (true, "time does not reach it".to_string()),
-        // Rounding left by an exact cancellation upstream is amplified by later norms; a claim
-        // that nothing arrives holds below 1e-4 of the input's rms.
+        // Rounding left by an exact cancellation upstream is amplified by later norms (by the
+        // ratio of a unit's mean to its spread, 1e3 and more on small maps after biased convs);
+        // a claim that nothing arrives holds below 1e-3 of the input's rms.
         (None, Some(f)) => (
-            den <= 1e-8 * st.base,
+            den <= 1e-6 * st.base,
             format!(
                 "the accounting says this origin does not reach the norm; a change of relative rms {:.1e} arrives ({f:.3} of it survives centering)",
                 (den / st.base.max(1e-300)).sqrt()

@@ -123,6 +123,25 @@ impl Accounting {
     }
 }
 
+/// Whether every channel's positional pattern sums to zero over the `h x w` plane.
+fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
+    (0..c.min(9)).all(|ch| {
+        let (u, v) = pattern(ch, h, w);
+        let su: f64 = u.iter().sum();
+        let sv: f64 = v.iter().sum();
+        (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
+    })
+}
+
+/// Whether a change mean-free on the units of `c` is mean-free on this norm's units (each of
+/// them a union of those).
+fn fits(c: Centered, kind: NormKind, m: usize) -> bool {
+    match kind {
+        NormKind::Batch => c.m <= 1,
+        _ => c.m >= 1 && m.is_multiple_of(c.m),
+    }
+}
+
 /// Runs the accounting on a checked model.
 pub fn account(m: &ModelIr) -> Accounting {
     account_with(m, m.train.batch)
@@ -185,9 +204,32 @@ impl Acc {
         let mut states: Vec<Sig> = Vec::with_capacity(g.nodes.len());
         // Whether the whole value is constant over H, W (then so is any change of it).
         let mut flat_space: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        // Whether the value itself is mean-free on some norm's units (a norm's output at
+        // initialization, γ = 1 and β = 0, and what keeps that exactly).
+        let mut feat: Vec<Option<Centered>> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
+            let fin = n.inputs.first().and_then(|&i| feat[i]);
+            let fc = match &n.op {
+                Op::Norm { kind, channels, .. } => Some(Centered {
+                    m: if matches!(kind, NormKind::Batch) {
+                        0
+                    } else {
+                        kind.channels_per_unit(*channels).max(1)
+                    },
+                }),
+                Op::Dropout { .. } | Op::Upsample { .. } => fin,
+                Op::AvgPool { k, stride } => {
+                    let (_, hi, wi) = n
+                        .inputs
+                        .first()
+                        .map(|&i| spatial(&g.nodes[i].shape))
+                        .unwrap_or((0, 0, 0));
+                    fin.filter(|_| stride == k && hi % k == 0 && wi % k == 0)
+                }
+                _ => None,
+            };
             let fs = h * w == 1
                 || match &n.op {
                     Op::Input | Op::Time | Op::Sinusoidal { .. } => false,
@@ -199,9 +241,10 @@ impl Acc {
                     Op::Attention { .. } | Op::Ode { .. } => false,
                     _ => inp(0),
                 };
-            let s = self.node(gi, &path, id, n, g, &states, &flat_space);
+            let s = self.node(gi, &path, id, n, g, &states, (&flat_space, &feat));
             states.push(s);
             flat_space.push(fs);
+            feat.push(fc);
         }
         self.graphs[gi].states = states;
         gi
@@ -229,7 +272,7 @@ impl Acc {
         n: &Node,
         g: &Graph,
         states: &[Sig],
-        flat_space: &[bool],
+        (flat_space, feat): (&[bool], &[Option<Centered>]),
     ) -> Sig {
         let input = |k: usize| -> &Sig {
             n.inputs
@@ -300,8 +343,14 @@ impl Acc {
                     let cov = src.conv(*cout, 1, var, geo, (h_out, w_out));
                     // The taps may see only zeros of the pattern (its centre on a 1 x 1 or
                     // 3 x 3 map, where the cosines vanish): then nothing enters.
-                    if cov.energy() > 1e-12 * var * src.energy() {
-                        out.push(fix_lin(fresh_lin(o, cov, (gi, id), from_constant)));
+                    if src.energy() > 1e-12 * (h * w) as f64
+                        && cov.energy() > 1e-12 * var * src.energy()
+                    {
+                        let mut p = fresh_lin(o, cov, (gi, id), from_constant);
+                        if pointwise && !from_constant && zero_mean_patterns(1, h, w) {
+                            p.centered = Some(Centered { m: 1 });
+                        }
+                        out.push(fix_lin(p));
                     }
                 }
             }
@@ -337,8 +386,11 @@ impl Acc {
             // multiplies by an independent mask and no number is stated for it.
             Op::Dropout { .. } => out.extend_from_slice(input(0).parts()),
             Op::AvgPool { k, stride } => {
+                // Windows that tile the map exactly keep every channel's spatial mean.
+                let (_, h, w) = spatial(&in_shape(0));
+                let tiles = stride == k && h % k == 0 && w % k == 0;
                 for p in input(0).parts() {
-                    out.push(map_lin(p, None, |l| Lin {
+                    out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
                         cov: l.cov.pool(*k, *stride, (h_out, w_out)),
                         ..l.clone()
                     }));
@@ -446,7 +498,13 @@ impl Acc {
                         let o = self.origin(gi, gpath, id, n, kind);
                         // A pattern that vanishes on this map (cosines at their zeros) adds nothing.
                         if cov.energy() > 1e-12 * (c_out * h_out * w_out) as f64 {
-                            out.push(fix_lin(fresh_lin(o, cov, (gi, id), constant)));
+                            let mut p = fresh_lin(o, cov, (gi, id), constant);
+                            // The patterns have zero mean over every (H, W) plane (but on a
+                            // map one pixel high or wide).
+                            if *mode == InjectMode::Positional && zero_mean_patterns(c_out, h_out, w_out) {
+                                p.centered = Some(Centered { m: 1 });
+                            }
+                            out.push(fix_lin(p));
                         }
                     }
                     s @ Sig::Depends(_) => {
@@ -522,6 +580,7 @@ impl Acc {
             Op::Norm { kind, channels, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                let fc = n.inputs.first().and_then(|&i| feat[i]);
                 out = self.norm(
                     gi,
                     gpath,
@@ -531,7 +590,7 @@ impl Acc {
                     *kind,
                     *channels,
                     shape,
-                    fs,
+                    (fs, fc),
                     input(0),
                     false,
                 );
@@ -539,6 +598,7 @@ impl Acc {
             Op::Attention { channels, norm, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                let fc = n.inputs.first().and_then(|&i| feat[i]);
                 let inner = self.norm(
                     gi,
                     gpath,
@@ -548,7 +608,7 @@ impl Acc {
                     *norm,
                     *channels,
                     shape,
-                    fs,
+                    (fs, fc),
                     input(0),
                     true,
                 );
@@ -606,7 +666,7 @@ impl Acc {
         kind: NormKind,
         channels: usize,
         shape: Shape,
-        flat_space: bool,
+        (flat_space, feat): (bool, Option<Centered>),
         input: &Sig,
         in_attention: bool,
     ) -> Vec<Part> {
@@ -650,13 +710,18 @@ impl Acc {
                         None
                     },
                     alive: p.alive,
-                    centered: Some(Centered {
-                        m: if matches!(kind, NormKind::Batch) {
-                            0
-                        } else {
-                            m
-                        },
-                    }),
+                    // The output change is Δ/σ minus a multiple of the normalized features: both
+                    // mean-free on finer units when Δ and the features are, on the same units.
+                    centered: match p.centered {
+                        Some(c) if fits(c, kind, m) && feat == Some(c) => Some(c),
+                        _ => Some(Centered {
+                            m: if matches!(kind, NormKind::Batch) {
+                                0
+                            } else {
+                                m
+                            },
+                        }),
+                    },
                     unsure: p.unsure || pred == Prediction::Unknown || degenerate,
                 });
             }
@@ -724,11 +789,7 @@ impl Acc {
         }
         if let Some(c) = p.centered {
             // Mean-free on finer units already: nothing more to remove.
-            let fits = match kind {
-                NormKind::Batch => c.m <= 1,
-                _ => c.m >= 1 && m.is_multiple_of(c.m),
-            };
-            if fits {
+            if fits(c, kind, m) {
                 return (
                     Prediction::Exact { fraction: 1.0 },
                     "already mean-free on this norm's units (an earlier norm)".into(),
