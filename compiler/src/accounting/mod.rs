@@ -90,6 +90,9 @@ pub struct NormAccount {
     /// Channels per reduction unit.
     pub channels_per_unit: usize,
     pub in_attention: bool,
+    /// Every reduction unit holds a single value (a constant map, a 1 x 1 instance norm): the
+    /// output is β at initialization, and a probe measures only f32 rounding here.
+    pub constant: bool,
     pub origins: Vec<OriginVerdict>,
     /// All origins changed together; `None` when time does not reach the norm.
     pub total: Option<Prediction>,
@@ -120,6 +123,16 @@ impl Accounting {
     }
     pub fn norm(&self, path: &str) -> Option<&NormAccount> {
         self.norms.iter().find(|n| n.node == path)
+    }
+}
+
+/// Whether a norm's units hold one value each when the value is constant over H, W (or for a
+/// vector, always for one feature per unit).
+fn single_value_units(kind: NormKind, m: usize) -> bool {
+    match kind {
+        NormKind::Instance => true,
+        NormKind::Group { .. } | NormKind::Layer => m == 1,
+        NormKind::Batch => false,
     }
 }
 
@@ -207,6 +220,7 @@ impl Acc {
         // Whether the value itself is mean-free on some norm's units (a norm's output at
         // initialization, γ = 1 and β = 0, and what keeps that exactly).
         let mut feat: Vec<Option<Centered>> = Vec::with_capacity(g.nodes.len());
+        let mut const_all: Vec<bool> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
@@ -238,13 +252,28 @@ impl Acc {
                     }
                     Op::Inject { mode, .. } => *mode == InjectMode::Offset && inp(0),
                     Op::Add | Op::Concat => (0..n.inputs.len()).all(inp),
-                    Op::Attention { .. } | Op::Ode { .. } => false,
+                    Op::Ode { .. } => false,
                     _ => inp(0),
                 };
-            let s = self.node(gi, &path, id, n, g, &states, (&flat_space, &feat));
+            // Whether the value is constant over samples and space too (a norm's output β when
+            // every unit it normalized was constant): later norms then see f32 rounding only.
+            let call = |k: usize| n.inputs.get(k).map(|&i| const_all[i]).unwrap_or(false);
+            let ca = match &n.op {
+                Op::Input | Op::Time | Op::Sinusoidal { .. } | Op::Ode { .. } => false,
+                Op::Norm { kind, channels, .. } => {
+                    let m = kind.channels_per_unit(*channels).max(1);
+                    call(0) || single_value_units(*kind, m) && inp(0)
+                }
+                Op::Conv { pad, time, .. } => *pad == 0 && call(0) && *time == TimeChannel::None,
+                Op::Inject { .. } | Op::ScaleShift { .. } => false,
+                Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
+                _ => call(0),
+            };
+            let s = self.node(gi, &path, id, n, g, &states, (&flat_space, &feat, &const_all));
             states.push(s);
             flat_space.push(fs);
             feat.push(fc);
+            const_all.push(ca);
         }
         self.graphs[gi].states = states;
         gi
@@ -272,7 +301,7 @@ impl Acc {
         n: &Node,
         g: &Graph,
         states: &[Sig],
-        (flat_space, feat): (&[bool], &[Option<Centered>]),
+        (flat_space, feat, const_all): (&[bool], &[Option<Centered>], &[bool]),
     ) -> Sig {
         let input = |k: usize| -> &Sig {
             n.inputs
@@ -581,6 +610,7 @@ impl Acc {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
                 let fc = n.inputs.first().and_then(|&i| feat[i]);
+                let ca = n.inputs.first().map(|&i| const_all[i]).unwrap_or(false);
                 out = self.norm(
                     gi,
                     gpath,
@@ -590,7 +620,7 @@ impl Acc {
                     *kind,
                     *channels,
                     shape,
-                    (fs, fc),
+                    (fs, fc, ca),
                     input(0),
                     false,
                 );
@@ -599,6 +629,7 @@ impl Acc {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
                 let fc = n.inputs.first().and_then(|&i| feat[i]);
+                let ca = n.inputs.first().map(|&i| const_all[i]).unwrap_or(false);
                 let inner = self.norm(
                     gi,
                     gpath,
@@ -608,7 +639,7 @@ impl Acc {
                     *norm,
                     *channels,
                     shape,
-                    (fs, fc),
+                    (fs, fc, ca),
                     input(0),
                     true,
                 );
@@ -666,7 +697,7 @@ impl Acc {
         kind: NormKind,
         channels: usize,
         shape: Shape,
-        (flat_space, feat): (bool, Option<Centered>),
+        (flat_space, feat, const_in): (bool, Option<Centered>, bool),
         input: &Sig,
         in_attention: bool,
     ) -> Vec<Part> {
@@ -686,12 +717,22 @@ impl Acc {
             _ => m * space,
         };
         let degenerate = n_eff == 2;
+        // Every unit holds one value: the output is β whatever arrives (exactly, at init).
+        let constant = const_in || single_value_units(kind, m) && flat_space;
         let mut verdicts = Vec::new();
         let mut out = Vec::new();
         let mut lin_only = true;
         for p in input.parts() {
-            let (pred, arrives, constant_part, border_part) =
-                self.predict(p, kind, m, per_channel, vector, flat_space);
+            let (pred, arrives, constant_part, border_part) = if constant {
+                (
+                    Prediction::Zero,
+                    "nothing: every unit of this norm holds a single value".to_string(),
+                    None,
+                    None,
+                )
+            } else {
+                self.predict(p, kind, m, per_channel, vector, flat_space)
+            };
             lin_only &= p.lin.is_some() && p.inexact.is_none() && !p.alive && p.centered.is_none();
             verdicts.push(OriginVerdict {
                 origin: p.origin,
@@ -741,6 +782,7 @@ impl Acc {
             channels,
             channels_per_unit: m,
             in_attention,
+            constant,
             origins: verdicts,
             total,
         });
@@ -850,7 +892,8 @@ impl Acc {
             }
         }
         if let Some(scale) = p.inexact {
-            if scale && (per_channel || batch && !self.per_sample) {
+            // BatchNorm with t per sample undoes it too when the samples' scales agree.
+            if scale && (per_channel || batch) {
                 preds.push(Prediction::Unknown);
                 words.push(
                     "a per-channel scale of the features (undone unless 1 + s changes sign)".into(),
