@@ -126,6 +126,11 @@ impl Accounting {
     }
 }
 
+/// Whether some output position of a convolution along one axis has a tap inside the input.
+fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
+    (0..n_out).any(|q| (0..k).any(|d| (q * s + d) >= p && q * s + d - p < n_in))
+}
+
 /// Whether a norm's units hold one value each when the value is constant over H, W (or for a
 /// vector, always for one feature per unit).
 fn single_value_units(kind: NormKind, m: usize) -> bool {
@@ -244,7 +249,20 @@ impl Acc {
                 }
                 _ => None,
             };
+            // A conv that sees only padding outputs its bias: constant everywhere.
+            let blind = match &n.op {
+                Op::Conv { k, stride, pad, .. } => {
+                    let (_, hi, wi) = n
+                        .inputs
+                        .first()
+                        .map(|&i| spatial(&g.nodes[i].shape))
+                        .unwrap_or((0, 0, 0));
+                    !sees_input(hi, *k, *stride, *pad, h) || !sees_input(wi, *k, *stride, *pad, w)
+                }
+                _ => false,
+            };
             let fs = h * w == 1
+                || blind
                 || match &n.op {
                     Op::Input | Op::Time | Op::Sinusoidal { .. } => false,
                     Op::Conv { pad, time, .. } => {
@@ -264,12 +282,22 @@ impl Acc {
                     let m = kind.channels_per_unit(*channels).max(1);
                     call(0) || single_value_units(*kind, m) && inp(0)
                 }
-                Op::Conv { pad, time, .. } => *pad == 0 && call(0) && *time == TimeChannel::None,
+                Op::Conv { pad, time, .. } => {
+                    blind || *pad == 0 && call(0) && *time == TimeChannel::None
+                }
                 Op::Inject { .. } | Op::ScaleShift { .. } => false,
                 Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
                 _ => call(0),
             };
-            let s = self.node(gi, &path, id, n, g, &states, (&flat_space, &feat, &const_all));
+            let s = self.node(
+                gi,
+                &path,
+                id,
+                n,
+                g,
+                &states,
+                (&flat_space, &feat, &const_all),
+            );
             states.push(s);
             flat_space.push(fs);
             feat.push(fc);
@@ -348,7 +376,12 @@ impl Acc {
                 // A 1x1 convolution mixes channels pointwise: channels that were mean-free (per
                 // sample over H, W, or over the batch too) stay so.
                 let pointwise = *k == 1 && *stride == 1 && *pad == 0;
-                for p in input(0).parts() {
+                // A kernel whose every tap, at every output position, falls in the padding
+                // sees nothing of its input (a strided 1x1 conv with padding on a tiny map).
+                let (_, hi, wi) = spatial(&in_shape(0));
+                let blind = !sees_input(hi, *k, *stride, *pad, h_out)
+                    || !sees_input(wi, *k, *stride, *pad, w_out);
+                for p in input(0).parts().iter().filter(|_| !blind) {
                     let keep = p.centered.filter(|c| pointwise && c.m <= 1);
                     let mut q = map_lin(p, keep, |l| Lin {
                         cov: l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)),
@@ -530,7 +563,9 @@ impl Acc {
                             let mut p = fresh_lin(o, cov, (gi, id), constant);
                             // The patterns have zero mean over every (H, W) plane (but on a
                             // map one pixel high or wide).
-                            if *mode == InjectMode::Positional && zero_mean_patterns(c_out, h_out, w_out) {
+                            if *mode == InjectMode::Positional
+                                && zero_mean_patterns(c_out, h_out, w_out)
+                            {
                                 p.centered = Some(Centered { m: 1 });
                             }
                             out.push(fix_lin(p));
