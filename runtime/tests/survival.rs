@@ -57,3 +57,63 @@ fn issue_examples_agree() {
         eprintln!("{body}\n{}", v.iter().map(|n| format!("  {} pred {:?} meas {:?} tol {:?}", n.node, n.predicted, n.measured, n.total.tolerance)).collect::<Vec<_>>().join("\n"));
     }
 }
+
+/// The embedding's varying fraction the accounting states, against the runtime's own
+/// `sinusoidal` sampled over the range (the midpoint rule on 20,000 points: its error is far
+/// below the 1e-3 tolerance for these frequencies).
+#[test]
+fn embedding_variation_matches_the_runtime_embedding() {
+    use tdspec_compiler::accounting::embedding::{frequencies, varying_fraction, TimeRange};
+    use tdspec_runtime::exec::sinusoidal;
+    for (dim, range, scale) in [
+        (
+            16usize,
+            TimeRange::Continuous {
+                low: 0.0,
+                high: 1.0,
+            },
+            1.0f64,
+        ),
+        (
+            16,
+            TimeRange::Continuous {
+                low: 0.0,
+                high: 1.0,
+            },
+            1000.0,
+        ),
+        (
+            32,
+            TimeRange::Continuous {
+                low: 0.25,
+                high: 0.75,
+            },
+            1.0,
+        ),
+        (16, TimeRange::Steps { n: 1000 }, 1.0),
+        (64, TimeRange::Steps { n: 50 }, 1.0),
+    ] {
+        let ts: Vec<f32> = match range {
+            TimeRange::Continuous { low, high } => (0..20_000)
+                .map(|i| ((low + (i as f64 + 0.5) / 20_000.0 * (high - low)) * scale) as f32)
+                .collect(),
+            TimeRange::Steps { n } => (0..n).map(|i| i as f32).collect(),
+        };
+        let e = sinusoidal(&ts, dim);
+        let n = ts.len() as f64;
+        let mut mean = vec![0.0f64; dim];
+        let mut sq = 0.0;
+        for row in e.chunks(dim) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += *v as f64 / n;
+            }
+            sq += row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n;
+        }
+        let measured = 1.0 - mean.iter().map(|m| m * m).sum::<f64>() / sq;
+        let stated = varying_fraction(&frequencies(dim), range, scale);
+        assert!(
+            (measured - stated).abs() < 1e-3,
+            "{dim} {range:?} x{scale}: stated {stated}, measured {measured}"
+        );
+    }
+}

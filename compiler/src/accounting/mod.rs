@@ -24,6 +24,7 @@
 //! the change is zero for every draw of the weights.
 
 pub mod cov;
+pub mod embedding;
 mod parts;
 mod state;
 
