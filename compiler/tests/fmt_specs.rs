@@ -51,9 +51,11 @@ fn fmt(src: &str) -> String {
     format_source(src).unwrap_or_else(|e| panic!("{e}\n--- input:\n{src}"))
 }
 
-/// What checking a spec yields, layout aside: the IR without spans and the parameter count,
+/// What checking a spec yields, layout aside: the IR without spans and the parameter counts,
 /// or the errors' codes and messages.
-fn meaning(src: &str) -> Result<(serde_json::Value, Vec<usize>), Vec<(String, String)>> {
+type Meaning = Result<(serde_json::Value, Vec<usize>), Vec<(String, String)>>;
+
+fn meaning(src: &str) -> Meaning {
     check_source(src)
         .map(|models| {
             (
@@ -72,7 +74,11 @@ fn assert_formats_well(name: &str, src: &str) -> String {
         "{name}: not idempotent\n{}",
         unified_diff(name, &once, &twice)
     );
-    assert_eq!(meaning(src), meaning(&once), "{name}: meaning changed\n{once}");
+    assert_eq!(
+        meaning(src),
+        meaning(&once),
+        "{name}: meaning changed\n{once}"
+    );
     once
 }
 
@@ -94,7 +100,10 @@ fn shipped_specs_are_in_the_canonical_layout() {
 fn corpus_formats_idempotently_and_keeps_meaning() {
     let mut n = 0;
     let mut errors = 0;
-    for (name, src) in canonical_specs().into_iter().chain(specs_in("tests/errors")) {
+    for (name, src) in canonical_specs()
+        .into_iter()
+        .chain(specs_in("tests/errors"))
+    {
         match format_source(&src) {
             Err(FmtError::Parse(_)) => assert!(tdspec_compiler::syntax::parse(&src).is_err()),
             Err(e) => panic!("{name}: {e}"),
@@ -106,7 +115,10 @@ fn corpus_formats_idempotently_and_keeps_meaning() {
         }
     }
     // Most of the error corpus parses and fails later, in sema: its errors must survive too.
-    assert!(n >= 70 && errors >= 30, "{n} formatted, {errors} with sema errors");
+    assert!(
+        n >= 70 && errors >= 30,
+        "{n} formatted, {errors} with sema errors"
+    );
 }
 
 /// Byte ranges between tokens (outside comments) of a spec.
@@ -128,7 +140,8 @@ fn gaps(src: &str) -> Vec<(usize, usize)> {
             if word(c) || c == b'-' {
                 i += 1;
                 while i < b.len()
-                    && (word(b[i]) || ((b[i] == b'-' || b[i] == b'+') && matches!(b[i - 1], b'e' | b'E')))
+                    && (word(b[i])
+                        || ((b[i] == b'-' || b[i] == b'+') && matches!(b[i - 1], b'e' | b'E')))
                 {
                     i += 1;
                 }

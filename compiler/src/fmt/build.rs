@@ -126,7 +126,11 @@ impl<'a> Builder<'a> {
             .map(Doc::Leading)
             .collect();
         v.push(Doc::text(text));
-        v.extend(std::mem::take(&mut t.trailing).into_iter().map(Doc::Trailing));
+        v.extend(
+            std::mem::take(&mut t.trailing)
+                .into_iter()
+                .map(Doc::Trailing),
+        );
         Doc::Seq(v)
     }
 
@@ -238,7 +242,11 @@ impl<'a> Builder<'a> {
                 j += 1;
             }
             let min = if class == Class::Decl { DECL_WIDTH } else { 0 };
-            let w = heads[i..j].iter().flatten().map(|h| h.1).fold(min, usize::max);
+            let w = heads[i..j]
+                .iter()
+                .flatten()
+                .map(|h| h.1)
+                .fold(min, usize::max);
             out[i..j].iter_mut().for_each(|o| *o = Some(w));
             i = j;
         }
@@ -411,7 +419,11 @@ impl<'a> Builder<'a> {
 
     /// Items separated by commas (a trailing comma dropped, its comments kept): a fill whose
     /// breaks are the author's line breaks between items and what does not fit.
-    fn sep_list<'i>(&mut self, items: Vec<P<'i>>, mut f: impl FnMut(&mut Self, P<'i>) -> Doc) -> Doc {
+    fn sep_list<'i>(
+        &mut self,
+        items: Vec<P<'i>>,
+        mut f: impl FnMut(&mut Self, P<'i>) -> Doc,
+    ) -> Doc {
         let n = items.len();
         let mut fill = Vec::with_capacity(n);
         for (i, item) in items.into_iter().enumerate() {
@@ -590,7 +602,10 @@ impl<'a> Builder<'a> {
 
 /// The class and head width of a statement that aligns with its neighbours.
 fn head(st: &P, model_level: bool) -> Option<(Class, usize)> {
-    let kind = st.clone().into_inner().find(|p| p.as_rule() != Rule::attr)?;
+    let kind = st
+        .clone()
+        .into_inner()
+        .find(|p| p.as_rule() != Rule::attr)?;
     match kind.as_rule() {
         Rule::input_decl | Rule::time_decl | Rule::embed_decl | Rule::task_decl => {
             let kw = kind.into_inner().next()?;

@@ -96,7 +96,9 @@ pub(crate) fn lex(src: &str) -> Result<Tokens, String> {
             while i < bytes.len() && is_word(bytes[i]) {
                 i += 1;
             }
-        } else if b.is_ascii_digit() || (b == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if b.is_ascii_digit()
+            || (b == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             i = number_end(bytes, i);
         } else if b == b'#' && bytes.get(i + 1) == Some(&b'[') {
             i += 2;
@@ -169,6 +171,9 @@ mod tests {
     fn numbers_are_one_token() {
         let t = lex("f(-1, 2e-4, 1.5E+3, 0.25)").unwrap();
         let texts: Vec<&str> = t.toks.iter().map(|t| t.text.as_str()).collect();
-        assert_eq!(texts, ["f", "(", "-1", ",", "2e-4", ",", "1.5E+3", ",", "0.25", ")"]);
+        assert_eq!(
+            texts,
+            ["f", "(", "-1", ",", "2e-4", ",", "1.5E+3", ",", "0.25", ")"]
+        );
     }
 }

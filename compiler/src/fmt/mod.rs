@@ -30,7 +30,9 @@ pub fn format_source(src: &str) -> Result<String, FmtError> {
     let before = crate::syntax::parse(src).map_err(FmtError::Parse)?;
     let tree = crate::syntax::parse_tree(src).map_err(FmtError::Parse)?;
     let tokens = lex::lex(src).map_err(FmtError::Internal)?;
-    let doc = build::Builder::new(src, tokens).file(tree).map_err(FmtError::Internal)?;
+    let doc = build::Builder::new(src, tokens)
+        .file(tree)
+        .map_err(FmtError::Internal)?;
     let out = doc::print(&doc);
 
     let after = crate::syntax::parse(&out).map_err(|d| {
@@ -174,7 +176,10 @@ model m {  // opens
     #[test]
     fn keeps_a_semicolon_only_where_it_separates() {
         let src = "model m { a = x; (a) | relu; b = a; }";
-        assert_eq!(fmt(src), "model m {\n    a = x;\n    (a) | relu\n    b = a\n}\n");
+        assert_eq!(
+            fmt(src),
+            "model m {\n    a = x;\n    (a) | relu\n    b = a\n}\n"
+        );
     }
 
     #[test]
