@@ -8,7 +8,7 @@ use crate::line_index::LineIndex;
 use tdspec_compiler::analysis::{ComponentVerdict, NormVerdict};
 use tdspec_compiler::ast::{self, Expr, ExprKind, Span, Stmt, StmtKind};
 use tdspec_compiler::diagnostics::{thousands, Diagnostic};
-use tdspec_compiler::ir::{Node, Op};
+use tdspec_compiler::ir::{Node, Op, Sharing, TimeKind};
 use tdspec_compiler::lint::{self, LintOptions, ModelReport};
 use tdspec_compiler::sema;
 
@@ -105,13 +105,22 @@ impl Document {
     /// Markdown about what is at `offset` and the span it is about.
     pub fn hover(&self, offset: usize) -> Option<(String, Span)> {
         let (model, report) = self.model_at(offset)?;
-        if let Some(r) = report {
-            if let Some(h) = self.hover_layer(r, offset) {
+        let named = name_at(model, offset);
+        let def = definition_in(model, offset).map(|(d, _)| d);
+        // A name the spec defines (not the default norm, which is a layer where it is used)
+        // is hovered as that name, even inside a layer's arguments.
+        let setting = |n: &str| n == "norm" || n == "bias";
+        let own_name = match (&def, &named) {
+            (Some(Def::Value { .. }), Some((n, _))) => !setting(n),
+            (Some(Def::Block { .. } | Def::Embedding { .. } | Def::Param), _) => true,
+            _ => false,
+        };
+        if !own_name {
+            if let Some(h) = report.and_then(|r| self.hover_layer(r, offset)) {
                 return Some(h);
             }
         }
-        let (name, span) = name_at(model, offset)?;
-        let def = definition_in(model, offset).map(|(d, _)| d);
+        let (name, span) = named?;
         let text = match def {
             Some(Def::Model) => {
                 let r = report?;
@@ -161,11 +170,15 @@ impl Document {
             }
             Some(Def::Time) => {
                 let r = report?;
-                format!(
-                    "time `{name}`: {:?}, {:?}",
-                    r.model.time.kind, r.model.time.sharing
-                )
-                .to_lowercase()
+                let kind = match r.model.time.kind {
+                    TimeKind::Continuous => "continuous".to_string(),
+                    TimeKind::Steps(n) => format!("step({n})"),
+                };
+                let sharing = match r.model.time.sharing {
+                    Sharing::Shared => "shared: one t for the whole batch",
+                    Sharing::PerSample => "per_sample: one t per sample",
+                };
+                format!("time `{name}`: {kind}, {sharing}")
             }
             None => return None,
         };
@@ -189,8 +202,10 @@ impl Document {
             }
         });
         // An ODE block's state input shares the block's span; the block is what was written.
-        if nodes.iter().any(|n| !matches!(n.op, Op::Input | Op::Time)) {
-            nodes.retain(|n| !matches!(n.op, Op::Input | Op::Time));
+        // The input and time declarations are names, hovered as such.
+        nodes.retain(|n| !matches!(n.op, Op::Input | Op::Time));
+        if nodes.is_empty() {
+            return None;
         }
         let mut s = format!("```tds\n{}\n```\n", first_line(&self.text, span));
         if nodes.len() > 1 {
@@ -485,20 +500,31 @@ fn definition_in(model: &ast::Model, offset: usize) -> Option<(Def, Span)> {
         return Some((Def::Model, span));
     }
     let stmt = model.stmts.iter().find(|s| inside(s.span, offset));
+    let block = match stmt {
+        Some(Stmt {
+            kind: StmtKind::Block(b),
+            ..
+        }) => Some(b),
+        _ => None,
+    };
     let mut scopes: Vec<&[Stmt]> = vec![&model.stmts];
-    if let Some(Stmt {
-        kind: StmtKind::Block(b),
-        ..
-    }) = stmt
-    {
-        for p in b.params.iter().chain(&b.inputs) {
-            if p.name.name == name {
-                return Some((Def::Param, p.name.span));
-            }
-        }
+    if let Some(b) = block {
         scopes.insert(0, &b.body);
     }
-    for scope in scopes {
+    for (k, scope) in scopes.into_iter().enumerate() {
+        // A block's parameters and inputs, unless an assignment in its body shadows them.
+        let params = || {
+            let b = block.filter(|_| k == 1)?;
+            let p = b
+                .params
+                .iter()
+                .chain(&b.inputs)
+                .find(|p| p.name.name == name)?;
+            Some((Def::Param, p.name.span))
+        };
+        if let Some(hit) = params() {
+            return Some(hit);
+        }
         let current = scope.iter().find(|s| inside(s.span, offset));
         // The latest assignment before the statement the name is in; the statement's own
         // assignment when the cursor is on its name.
@@ -602,4 +628,96 @@ fn stmt_symbols(stmts: &[Stmt], model_level: bool, r: Option<&ModelReport>) -> V
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn odenet() -> Document {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/odenet_mnist.tds");
+        Document::new(std::fs::read_to_string(path).unwrap(), 1)
+    }
+
+    fn at(d: &Document, needle: &str) -> usize {
+        d.text.find(needle).unwrap_or_else(|| panic!("{needle}"))
+    }
+
+    #[test]
+    fn hovers_on_names_show_what_they_stand_for() {
+        let d = odenet();
+        let hover = |needle: &str| d.hover(at(&d, needle)).map(|h| h.0).unwrap_or_default();
+        assert_eq!(hover("stem | ode"), "value `stem`: `[B, 64, 6, 6]`");
+        assert_eq!(
+            hover("t: continuous"),
+            "time `t`: continuous, shared: one t for the whole batch"
+        );
+        assert_eq!(hover("x | conv"), "input `x`: `[B, 1, 28, 28]`");
+        assert_eq!(hover("odefunc, t"), "block `odefunc`(h): 1 instance");
+        assert!(hover("ode(odefunc").contains("`features.0`: ode [0, 1] dopri5"));
+        assert!(
+            hover("ode(odefunc").contains("75,392 parameters"),
+            "{}",
+            hover("ode(odefunc")
+        );
+        // a norm inside the ODE function: ConcatConv's offset, 2 channels per group
+        let h = hover("norm as norm2");
+        assert!(h.contains("`features.0.norm2`: norm group(32)"), "{h}");
+        assert!(
+            h.contains("from `features.0.conv1` (concat constant): 1 → 0.5"),
+            "{h}"
+        );
+        assert_eq!(
+            d.hover(at(&d, "// Reproduces")),
+            None,
+            "comments have no hover"
+        );
+    }
+
+    #[test]
+    fn definitions_follow_scopes() {
+        let d = odenet();
+        let def = |needle: &str, back: usize| {
+            d.definition(at(&d, needle) + back)
+                .map(|s| &d.text[s.start..s.end])
+        };
+        // `h` in the block's second line is the first assignment; its own name is itself
+        let second = at(&d, "h = h | norm as norm2");
+        let first = at(&d, "h = h | norm as norm1");
+        assert_eq!(d.definition(second + 4).map(|s| s.start), Some(first));
+        assert_eq!(d.definition(second).map(|s| s.start), Some(second));
+        // the block's input, from its first use
+        let input = at(&d, "h) {");
+        assert_eq!(d.definition(first + 4).map(|s| s.start), Some(input));
+        assert_eq!(def("features | norm", 0), Some("features"));
+        assert_eq!(def("odefunc, t", 0), Some("odefunc"));
+        assert_eq!(def("relu | conv3", 0), None);
+    }
+
+    #[test]
+    fn outline_lists_declarations_with_shapes() {
+        let d = odenet();
+        let syms = d.symbols();
+        assert_eq!(syms.len(), 1);
+        assert_eq!(syms[0].detail.as_deref(), Some("208,266 parameters"));
+        let names: Vec<(&str, Option<&str>)> = syms[0]
+            .children
+            .iter()
+            .map(|s| (s.name.as_str(), s.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("x", None),
+                ("t", None),
+                ("norm", None),
+                ("odefunc", None),
+                ("stem", Some("[B, 64, 6, 6]")),
+                ("features", Some("[B, 64, 6, 6]")),
+                ("head", Some("[B, 10]")),
+                ("classify", None),
+                ("train", None),
+            ]
+        );
+    }
 }
