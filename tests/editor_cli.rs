@@ -3,7 +3,7 @@
 //! permissions, refuses read-only files, reports unparsable specs; the project's own specs pass
 //! `--check`; the language server answers the LSP handshake on stdio.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
