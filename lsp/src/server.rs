@@ -155,24 +155,24 @@ impl Server {
 
     fn notification(&mut self, n: Notification) -> Vec<Notification> {
         use lsp::notification::*;
+        fn params<N: lsp::notification::Notification>(
+            n: lsp_server::Notification,
+        ) -> Option<N::Params> {
+            n.extract(N::METHOD).ok()
+        }
         match n.method.as_str() {
             DidOpenTextDocument::METHOD => {
-                let Ok(p) =
-                    n.extract::<lsp::DidOpenTextDocumentParams>(DidOpenTextDocument::METHOD)
-                else {
+                let Some(p) = params::<DidOpenTextDocument>(n) else {
                     return Vec::new();
                 };
                 let doc = Document::new(p.text_document.text, p.text_document.version);
                 self.update(p.text_document.uri, doc)
             }
             DidChangeTextDocument::METHOD => {
-                let Ok(p) =
-                    n.extract::<lsp::DidChangeTextDocumentParams>(DidChangeTextDocument::METHOD)
-                else {
+                let Some(p) = params::<DidChangeTextDocument>(n) else {
                     return Vec::new();
                 };
-                let key = p.text_document.uri.as_str().to_string();
-                let Some((_, old)) = self.docs.get(&key) else {
+                let Some((_, old)) = self.docs.get(p.text_document.uri.as_str()) else {
                     return Vec::new();
                 };
                 let mut text = old.text.clone();
@@ -183,9 +183,7 @@ impl Server {
                 self.update(p.text_document.uri, doc)
             }
             DidCloseTextDocument::METHOD => {
-                let Ok(p) =
-                    n.extract::<lsp::DidCloseTextDocumentParams>(DidCloseTextDocument::METHOD)
-                else {
+                let Some(p) = params::<DidCloseTextDocument>(n) else {
                     return Vec::new();
                 };
                 self.docs.remove(p.text_document.uri.as_str());
