@@ -1,5 +1,5 @@
-//! `tdspec fmt`: spec text in; the same spec in tdspec's one canonical layout out (see
-//! [`build`] for the layout), every comment and blank-line paragraph kept. Formatting is
+//! `tdspec fmt`: spec text in; the same spec in tdspec's one canonical layout out (the layout is
+//! described in `build.rs`), every comment and blank-line paragraph kept. Formatting is
 //! idempotent and never changes what a spec means: before returning, the formatter parses its
 //! output and checks that the syntax tree (spans aside) and the comments are the input's, and
 //! reports an internal error instead of output that differs. [`unified_diff`] shows what
