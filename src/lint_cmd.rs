@@ -232,7 +232,7 @@ fn print_text(results: &[FileResult], messages: &[String], fix: bool) {
 
 /// Writes `text` to a temporary file beside `path` and renames it over `path`, so a failure
 /// never leaves a half-written spec.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

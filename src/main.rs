@@ -10,6 +10,7 @@ mod emit_cmd;
 mod eval_cmd;
 mod experiment_cmd;
 mod files;
+mod fmt_cmd;
 mod gpu_cmd;
 mod lint_cmd;
 mod probe_cmd;
@@ -55,6 +56,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Format specs in the canonical layout (rewrites them; --check prints a diff instead)
+    Fmt {
+        /// Spec files or directories (searched for *.tds)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; print what would change and exit 1 if anything would
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server on stdin/stdout (diagnostics, hover, definitions, formatting, fixes)
+    Lsp,
     /// Lint specs for vanishing timestep embeddings (text, JSON or SARIF); apply fixes with --fix --unsafe-fixes
     Lint(lint_cmd::LintArgs),
     /// Print a lint rule's documentation
@@ -237,6 +249,14 @@ fn main() -> ExitCode {
     tdspec_runtime::ops::keep_freed_memory();
     let code = match cli.command {
         Command::Check { paths, format } => check_cmd::run(&paths, format),
+        Command::Fmt { paths, check } => fmt_cmd::run(&paths, check),
+        Command::Lsp => match tdspec_lsp::run_stdio() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: language server: {e}");
+                2
+            }
+        },
         Command::Lint(args) => lint_cmd::run(&args),
         Command::Explain(args) => lint_cmd::explain(&args),
         Command::Compile {
