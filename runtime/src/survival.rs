@@ -236,7 +236,10 @@ fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
                 }
             }
         }
-        stat.reps.push((num, den));
+        // A block the change does not reach is no replicate of the ratio.
+        if den > 0.0 {
+            stat.reps.push((num, den));
+        }
     }
     // The norm's actual output change, scaled back by each unit's σ (γ = 1 at init).
     if let (Some(oa), Some(ob)) = (&a.output, &b.output) {

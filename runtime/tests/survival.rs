@@ -117,3 +117,62 @@ fn embedding_variation_matches_the_runtime_embedding() {
         );
     }
 }
+
+/// Every norm of a reference spec: the accounting's prediction and the probe's measurement per
+/// origin and in total (`SPEC=odenet_mnist SEEDS=8 cargo test --release -p tdspec-runtime
+/// --test survival reference_table -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn reference_table() {
+    let name = std::env::var("SPEC").unwrap_or_else(|_| "small_ddpm_mnist".into());
+    let seeds: u64 = std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let path = format!("{}/../specs/{name}.tds", env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(&path).unwrap();
+    let m = check_source(&src).unwrap().remove(0);
+    let acc = account(&m);
+    let dev = Cpu::default();
+    let settings = ProbeSettings {
+        seeds: (0..seeds).collect(),
+        ..ProbeSettings::default()
+    };
+    let mm = m.clone();
+    let d2 = dev.clone();
+    let v = measure(
+        &m,
+        &acc,
+        &dev,
+        &move |s| Ok(Params::init(&mm, &d2, s)),
+        &settings,
+    )
+    .unwrap();
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    println!("| norm | origin | predicted | measured | tolerance | agree |");
+    println!("|---|---|---|---|---|---|");
+    for n in &v {
+        for o in std::iter::once(&n.total).chain(n.origins.iter()) {
+            if o.prediction.is_none() && o.measured.is_none() {
+                continue;
+            }
+            let pred = match o.prediction {
+                Some(p) => match p.fraction() {
+                    Some(x) => format!("{x:.3}"),
+                    None => format!("{p:?}").to_lowercase(),
+                },
+                None => "does not reach".into(),
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                n.node,
+                o.site,
+                pred,
+                f(o.measured),
+                f(o.tolerance),
+                if o.agree { "yes" } else { "NO" }
+            );
+        }
+    }
+    assert!(v.iter().all(|n| n.agree));
+}

@@ -390,6 +390,8 @@ impl Acc {
                         ..l.clone()
                     });
                     q.inexact = p.inexact.map(|_| false);
+                    // All taps valid everywhere: a constant map stays constant.
+                    q.flat &= *pad == 0;
                     out.push(q);
                 }
                 if *time != TimeChannel::None {
@@ -410,6 +412,7 @@ impl Acc {
                         && cov.energy() > 1e-12 * var * src.energy()
                     {
                         let mut p = fresh_lin(o, cov, (gi, id), from_constant);
+                        p.flat = from_constant && *pad == 0;
                         if pointwise && !from_constant && zero_mean_patterns(1, h, w) {
                             p.centered = Some(Centered { m: 1 });
                         }
@@ -496,6 +499,8 @@ impl Acc {
                                     alive: false,
                                     centered: None,
                                     unsure: false,
+                                    flat: false,
+                                    input_free: false,
                                 }
                             });
                         }
@@ -522,6 +527,8 @@ impl Acc {
                                 alive: false,
                                 centered: None,
                                 unsure: false,
+                                flat: false,
+                                input_free: false,
                             }]
                         }
                         s => s.parts().to_vec(),
@@ -594,6 +601,8 @@ impl Acc {
                             alive: true,
                             centered: None,
                             unsure: false,
+                            flat: false,
+                            input_free: false,
                         });
                     }
                 }
@@ -621,6 +630,8 @@ impl Acc {
                         // Δ = h·Δs + Δb: a per-channel scale of the features and an offset.
                         let mut p = fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true);
                         p.inexact = Some(true);
+                        p.flat = false;
+                        p.input_free = false;
                         out.push(p);
                     }
                     s @ Sig::Depends(_) => {
@@ -635,6 +646,8 @@ impl Acc {
                             alive: true,
                             centered: None,
                             unsure: false,
+                            flat: false,
+                            input_free: false,
                         });
                     }
                 }
@@ -690,6 +703,8 @@ impl Acc {
                         alive: true,
                         centered: None,
                         unsure: p.unsure,
+                        flat: false,
+                        input_free: false,
                     });
                 }
                 out = merge(out, combine_sum);
@@ -713,6 +728,8 @@ impl Acc {
                         alive: true,
                         centered: None,
                         unsure: false,
+                        flat: false,
+                        input_free: false,
                     });
                 }
             }
@@ -800,6 +817,8 @@ impl Acc {
                         }),
                     },
                     unsure: p.unsure || pred == Prediction::Unknown || degenerate,
+                    flat: false,
+                    input_free: false,
                 });
             }
         }
@@ -864,6 +883,36 @@ impl Acc {
                 None,
                 None,
             );
+        }
+        // A change constant over H, W per sample and channel: per-channel units remove it, and
+        // BatchNorm too when it is the same for every sample (shared t, input-free).
+        if p.flat && instance_like {
+            return (
+                Prediction::Zero,
+                "a change constant over each unit".into(),
+                None,
+                None,
+            );
+        }
+        if p.flat && p.input_free && batch {
+            return if self.per_sample {
+                (
+                    Prediction::Between {
+                        low: 0.0,
+                        high: 1.0,
+                    },
+                    "a per-channel constant that may differ per sample".into(),
+                    None,
+                    None,
+                )
+            } else {
+                (
+                    Prediction::Zero,
+                    "a per-channel constant shared by the batch".into(),
+                    None,
+                    None,
+                )
+            };
         }
         if let Some(c) = p.centered {
             // Mean-free on finer units already: nothing more to remove.
