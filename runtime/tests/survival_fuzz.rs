@@ -295,6 +295,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
         batch: 4,
         seeds: vec![seed, seed + 1, seed + 2, seed + 3],
         pairs: vec![(0.2, 0.8)],
+        target: None,
     };
     let mm = m.clone();
     let d2 = dev.clone();
@@ -406,6 +407,7 @@ fn dump() {
             batch: 4,
             seeds: vec![seed],
             pairs: vec![(0.2, 0.8)],
+            target: None,
         };
         let mm = m.clone();
         let d2 = dev.clone();
