@@ -388,13 +388,16 @@ fn model_range(m: &ModelIr) -> (f64, f64) {
     }
 }
 
+/// Every norm's record of one run, and every node's value.
+type Recorded<D> = (HashMap<String, Rec>, Vec<Option<Value<D>>>);
+
 fn run_recorded<D: Kernels>(
     params: &Params<D>,
     g: &Graph,
     input: &Value<D>,
     t: &[f32],
     swap: Option<Swap<D>>,
-) -> Result<(HashMap<String, Rec>, Vec<Option<Value<D>>>), RuntimeError> {
+) -> Result<Recorded<D>, RuntimeError> {
     let mut r = Recorder {
         seen: HashMap::new(),
     };
