@@ -220,6 +220,8 @@ impl std::str::FromStr for Solver {
 /// `time` to the derivative (node `output`), which has the state's shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OdeFunc {
+    /// The block whose body is the function (its nodes are the graph's own, not an instance).
+    pub block: String,
     pub graph: Graph,
     pub input: NodeId,
     pub time: NodeId,
@@ -431,9 +433,35 @@ impl Node {
     }
 }
 
+/// One expansion of a block: the nodes sema created for a call such as `res(64)` (a pipeline
+/// stage, or a resblock of `unet(...)`), so that back ends see the spec's structure in the flat
+/// graph without reconstructing it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Instance {
+    /// The block's name, e.g. `res`.
+    pub block: String,
+    /// The name prefix of the instance's nodes, e.g. `down.1.res0` (nodes `down.1.res0.conv1`).
+    pub prefix: String,
+    /// The instance whose body made this call (an index into [`Graph::instances`]); `None` at
+    /// the graph's own level.
+    pub parent: Option<usize>,
+    /// Every node the instance created, nested instances' included, in graph order. The
+    /// graph's shared nodes (the time input, embeddings) are not part of any instance.
+    pub nodes: Vec<NodeId>,
+    /// The values from outside the instance that its nodes read, in order of first use: the
+    /// block's input, embeddings, t, names of the enclosing scopes.
+    pub inputs: Vec<NodeId>,
+    /// The value the block returns.
+    pub output: NodeId,
+    /// The call that made the instance.
+    pub span: Span,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// The block instances among `nodes`, each after the instance it is nested in.
+    pub instances: Vec<Instance>,
 }
 
 impl Graph {

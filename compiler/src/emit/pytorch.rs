@@ -15,7 +15,7 @@
 //! spec assignment where possible).
 
 use super::{EmitError, EmittedFile};
-use crate::ast::{self, BlockDef, Expr, ExprKind, Span, StmtKind};
+use crate::ast::{self, BlockDef, Span, StmtKind};
 use crate::diagnostics::thousands;
 use crate::ir::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -57,54 +57,27 @@ pub fn emit(file: &ast::File, model: &ModelIr, spec_text: &str) -> R<Vec<Emitted
 }
 
 // ---------------------------------------------------------------------------------------------
-// Source structure: block definitions and statement targets.
+// Source: block definitions (for names and docs) and statement targets (for variable names).
 
 struct Source<'a> {
-    defs: Vec<&'a BlockDef>,
-    /// Per definition: the names that can follow an instance prefix (labels, targets, `out`).
-    locals: Vec<HashSet<String>>,
+    defs: HashMap<&'a str, &'a BlockDef>,
     /// Statement span -> the name it assigns (`a`, `temb`, ...).
     targets: HashMap<(usize, usize), String>,
 }
 
-fn collect_labels(e: &Expr, out: &mut HashSet<String>) {
-    match &e.kind {
-        ExprKind::Pipe(v) | ExprKind::Sum(v) | ExprKind::List(v) => {
-            v.iter().for_each(|x| collect_labels(x, out))
-        }
-        ExprKind::Labeled(inner, label) => {
-            out.insert(label.name.clone());
-            collect_labels(inner, out);
-        }
-        ExprKind::Call(c) => c.args.iter().for_each(|a| collect_labels(&a.value, out)),
-        ExprKind::Record(items) => items.iter().for_each(|(_, x)| collect_labels(x, out)),
-        ExprKind::Number(..) | ExprKind::Ident(_) => {}
-    }
-}
-
 impl<'a> Source<'a> {
     fn new(m: &'a ast::Model) -> Self {
-        let mut defs = Vec::new();
-        let mut locals = Vec::new();
+        let mut defs = HashMap::new();
         let mut targets = HashMap::new();
         for st in &m.stmts {
             match &st.kind {
                 StmtKind::Block(b) => {
-                    let mut l = HashSet::new();
-                    l.insert("out".to_string());
                     for s in &b.body {
-                        match &s.kind {
-                            StmtKind::Assign { name, value } => {
-                                l.insert(name.name.clone());
-                                collect_labels(value, &mut l);
-                                targets.insert((s.span.start, s.span.end), name.name.clone());
-                            }
-                            StmtKind::Return(e) => collect_labels(e, &mut l),
-                            _ => {}
+                        if let StmtKind::Assign { name, .. } = &s.kind {
+                            targets.insert((s.span.start, s.span.end), name.name.clone());
                         }
                     }
-                    defs.push(b);
-                    locals.push(l);
+                    defs.insert(b.name.name.as_str(), b);
                 }
                 StmtKind::Assign { name, .. } | StmtKind::Embed { name, .. } => {
                     targets.insert((st.span.start, st.span.end), name.name.clone());
@@ -112,21 +85,15 @@ impl<'a> Source<'a> {
                 _ => {}
             }
         }
-        Source {
-            defs,
-            locals,
-            targets,
-        }
+        Source { defs, targets }
     }
 
-    /// The innermost block definition whose text contains `span`.
-    fn def_of(&self, span: Span) -> Option<usize> {
-        self.defs
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.span.contains(span) && !span.is_empty())
-            .min_by_key(|(_, d)| d.span.len())
-            .map(|(i, _)| i)
+    /// The definition of the block called `name`.
+    fn def(&self, name: &str) -> R<&'a BlockDef> {
+        match self.defs.get(name) {
+            Some(d) => Ok(d),
+            None => err(format!("block `{name}` is not in the parsed model")),
+        }
     }
 
     fn target(&self, span: Span) -> Option<&str> {
@@ -136,25 +103,13 @@ impl<'a> Source<'a> {
     }
 }
 
-/// `a_2` -> `a`: the name sema gave a reassigned or repeated value.
-fn strip_suffix(s: &str) -> &str {
-    match s.rsplit_once('_') {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) => {
-            a
-        }
-        _ => s,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-// Per-graph analysis: block instances, consumers.
+// Per-graph structure: the block instances sema recorded, consumers.
 
 struct Inst {
     prefix: String,
-    def: usize,
+    block: String,
     parent: Option<usize>,
-    /// Every node of the instance, nested instances included, in graph order.
-    nodes: Vec<NodeId>,
     output: NodeId,
     /// Values from outside the instance it reads, in order of first use.
     externals: Vec<NodeId>,
@@ -171,47 +126,37 @@ struct GraphInfo<'g> {
 }
 
 impl<'g> GraphInfo<'g> {
-    fn new(g: &'g Graph, root: &str, src: &Source, output: NodeId) -> R<Self> {
+    /// The graph's instances that become classes: those that compute the value they return (a
+    /// block that returns its input is nothing to call; its nodes, if any, stay with the
+    /// enclosing scope).
+    fn new(g: &'g Graph, root: &str) -> Self {
         let n = g.nodes.len();
-        let mut owner = vec![None; n];
+        let mut index: Vec<Option<usize>> = vec![None; g.instances.len()];
         let mut insts: Vec<Inst> = Vec::new();
-        let mut by_prefix: HashMap<String, usize> = HashMap::new();
-        for (id, node) in g.nodes.iter().enumerate() {
-            if matches!(node.op, Op::Input | Op::Time) {
+        let mut owner = vec![None; n];
+        for (k, inst) in g.instances.iter().enumerate() {
+            if inst.nodes.binary_search(&inst.output).is_err() {
                 continue;
             }
-            let Some(def) = src.def_of(node.span) else {
-                continue;
-            };
-            let comps: Vec<&str> = node.name.split('.').collect();
-            let Some(k) = (1..comps.len())
-                .rev()
-                .find(|&k| src.locals[def].contains(strip_suffix(comps[k])))
-            else {
-                continue;
-            };
-            let prefix = comps[..k].join(".");
-            if prefix == root || !(root.is_empty() || prefix.starts_with(&format!("{root}."))) {
-                continue;
+            let mut parent = inst.parent;
+            while let Some(p) = parent.filter(|&p| index[p].is_none()) {
+                parent = g.instances[p].parent;
             }
-            let idx = *by_prefix.entry(prefix.clone()).or_insert_with(|| {
-                insts.push(Inst {
-                    prefix,
-                    def,
-                    parent: None,
-                    nodes: Vec::new(),
-                    output: id,
-                    externals: Vec::new(),
-                });
-                insts.len() - 1
+            let i = insts.len();
+            index[k] = Some(i);
+            // Instances come after their parents: the last one to claim a node owns it.
+            for &v in &inst.nodes {
+                if let Some(o) = owner.get_mut(v) {
+                    *o = Some(i);
+                }
+            }
+            insts.push(Inst {
+                prefix: inst.prefix.clone(),
+                block: inst.block.clone(),
+                parent: parent.and_then(|p| index[p]),
+                output: inst.output,
+                externals: inst.inputs.clone(),
             });
-            owner[id] = Some(idx);
-        }
-        for i in 0..insts.len() {
-            let p = insts[i].prefix.clone();
-            insts[i].parent = (0..insts.len())
-                .filter(|&j| j != i && p.starts_with(&format!("{}.", insts[j].prefix)))
-                .max_by_key(|&j| insts[j].prefix.len());
         }
         let mut uses = vec![Vec::new(); n];
         for (id, node) in g.nodes.iter().enumerate() {
@@ -221,48 +166,13 @@ impl<'g> GraphInfo<'g> {
                 }
             }
         }
-        for (id, o) in owner.iter().enumerate() {
-            let mut cur = *o;
-            while let Some(i) = cur {
-                insts[i].nodes.push(id);
-                cur = insts[i].parent;
-            }
-        }
-        for inst in insts.iter_mut() {
-            let set: HashSet<NodeId> = inst.nodes.iter().copied().collect();
-            let mut outs: Vec<NodeId> = inst
-                .nodes
-                .iter()
-                .copied()
-                .filter(|&v| v == output || uses[v].iter().any(|u| !set.contains(u)))
-                .collect();
-            outs.dedup();
-            match outs.as_slice() {
-                [o] => inst.output = *o,
-                [] => inst.output = *inst.nodes.last().unwrap_or(&0),
-                _ => {
-                    return err(format!(
-                        "block instance `{}` has {} values used outside it",
-                        inst.prefix,
-                        outs.len()
-                    ))
-                }
-            }
-            for &v in &inst.nodes {
-                for &i in &g.nodes[v].inputs {
-                    if !set.contains(&i) && !inst.externals.contains(&i) {
-                        inst.externals.push(i);
-                    }
-                }
-            }
-        }
-        Ok(GraphInfo {
+        GraphInfo {
             g,
             root: root.to_string(),
             owner,
             insts,
             uses,
-        })
+        }
     }
 
     fn rel(&self, scope_prefix: &str, name: &str) -> String {
@@ -1223,19 +1133,19 @@ impl<'a> Emitter<'a> {
         };
         order.sort_by_key(|&i| std::cmp::Reverse(depth(i)));
         // Group by (definition, depth) so that the instances of one block share classes.
-        let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(&str, usize, Vec<usize>)> = Vec::new();
         for i in order {
-            let (def, d) = (gi.insts[i].def, depth(i));
+            let (block, d) = (gi.insts[i].block.as_str(), depth(i));
             match groups
                 .iter_mut()
-                .find(|(gd, gdep, _)| *gd == def && *gdep == d)
+                .find(|(gb, gdep, _)| *gb == block && *gdep == d)
             {
                 Some((_, _, v)) => v.push(i),
-                None => groups.push((def, d, vec![i])),
+                None => groups.push((block, d, vec![i])),
             }
         }
-        for (def, _, members) in groups {
-            let def_ast = self.src.defs[def];
+        for (block, _, members) in groups {
+            let def_ast = self.src.def(block)?;
             let main = py_ident(
                 def_ast
                     .inputs
@@ -1361,21 +1271,13 @@ impl<'a> Emitter<'a> {
         t1: f64,
         solver: Solver,
     ) -> R<String> {
-        let gi = GraphInfo::new(&func.graph, name, &self.src, func.output)?;
+        let gi = GraphInfo::new(&func.graph, name);
         let (done, ode) = self.instances(&gi)?;
-        let def_name = func
-            .graph
-            .nodes
-            .iter()
-            .find_map(|n| self.src.def_of(n.span))
-            .map(|d| self.src.defs[d].name.name.clone())
-            .unwrap_or_else(|| "ode_func".into());
-        let main = self
-            .src
-            .defs
-            .iter()
-            .find(|d| d.name.name == def_name)
-            .and_then(|d| d.inputs.first())
+        let def = self.src.def(&func.block)?;
+        let def_name = def.name.name.clone();
+        let main = def
+            .inputs
+            .first()
             .map(|p| py_ident(&p.name.name))
             .unwrap_or_else(|| "h".into());
         let time_name = py_ident(&self.model.time.name);
@@ -1389,13 +1291,7 @@ impl<'a> Emitter<'a> {
             Some(n) => n.clone(),
             None => {
                 let n = self.fresh_class_name(&def_name);
-                let def_doc = self
-                    .src
-                    .defs
-                    .iter()
-                    .find(|d| d.name.name == def_name)
-                    .map(|d| block_doc(d))
-                    .unwrap_or_default();
+                let def_doc = block_doc(def);
                 self.classes.push(Class {
                     name: n.clone(),
                     base: "nn.Module".into(),
@@ -2001,7 +1897,7 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
     };
     let top_name = camel(&model.name);
     em.names.insert(top_name.clone());
-    let gi = GraphInfo::new(&model.graph, "", &em.src, model.output)?;
+    let gi = GraphInfo::new(&model.graph, "");
     let (done, ode) = em.instances(&gi)?;
     let input_id = model
         .graph

@@ -112,6 +112,8 @@ struct GraphCtx {
     names: HashMap<String, usize>,
     /// Scope depth at which this graph starts; names below it belong to outer graphs.
     scope_floor: usize,
+    /// The block instances being expanded, innermost last (indexes into `graph.instances`).
+    open: Vec<usize>,
 }
 
 struct Sema<'a> {
@@ -152,6 +154,7 @@ impl<'a> Sema<'a> {
                 prefix: String::new(),
                 names: HashMap::new(),
                 scope_floor: 0,
+                open: Vec::new(),
             }],
             scopes: vec![Scope {
                 vars: HashMap::new(),
@@ -703,7 +706,54 @@ impl<'a> Sema<'a> {
             time_branch,
             allow,
         });
+        for &i in &g.open {
+            g.graph.instances[i].nodes.push(id);
+        }
         id
+    }
+
+    /// Runs `f` outside every open block instance: for the graph's shared nodes (the time
+    /// input, embeddings), which belong to no instance although a block may create them.
+    fn shared<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let open = std::mem::take(&mut self.gctx().open);
+        let out = f(self);
+        self.gctx().open = open;
+        out
+    }
+
+    /// Starts recording a block instance in the current graph; returns its index.
+    fn open_instance(&mut self, block: &str, prefix: &str, span: Span) -> usize {
+        let g = self.gctx();
+        let i = g.graph.instances.len();
+        g.graph.instances.push(Instance {
+            block: block.to_string(),
+            prefix: prefix.to_string(),
+            parent: g.open.last().copied(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            output: 0,
+            span,
+        });
+        g.open.push(i);
+        i
+    }
+
+    /// Ends the innermost open instance, with the value its block returned.
+    fn close_instance(&mut self, output: Option<NodeId>) {
+        let g = self.gctx();
+        let Some(i) = g.open.pop() else { return };
+        let nodes = &g.graph.nodes;
+        let inst = &mut g.graph.instances[i];
+        let mut inputs = Vec::new();
+        for &v in &inst.nodes {
+            for &x in &nodes[v].inputs {
+                if inst.nodes.binary_search(&x).is_err() && !inputs.contains(&x) {
+                    inputs.push(x);
+                }
+            }
+        }
+        inst.inputs = inputs;
+        inst.output = output.unwrap_or(0);
     }
 
     /// The time node of the current graph, created on first use.
@@ -713,7 +763,8 @@ impl<'a> Sema<'a> {
             return Some(id);
         }
         let _ = span;
-        let id = self.push_raw(Op::Time, vec![], Shape::Time, time.name.clone(), time.span);
+        let id = self
+            .shared(|s| s.push_raw(Op::Time, vec![], Shape::Time, time.name.clone(), time.span));
         self.gctx().time_node = Some(id);
         Some(id)
     }
@@ -723,6 +774,10 @@ impl<'a> Sema<'a> {
         if let Some(&id) = self.gctx().embeds.get(name) {
             return Some(id);
         }
+        self.shared(|s| s.new_embed_node(name, span))
+    }
+
+    fn new_embed_node(&mut self, name: &str, span: Span) -> Option<NodeId> {
         let (expr, _) = *self.embeds.get(name)?;
         let t = self.time_node(span)?;
         let base = join(&self.gctx().prefix.clone(), name);
@@ -1177,12 +1232,27 @@ impl<'a> Sema<'a> {
         None
     }
 
+    /// Expands a call of block `def` on `input` as an instance named `path`.
     fn invoke_block(
         &mut self,
         def: &'a BlockDef,
         c: &ast::Call,
         input: NodeId,
         path: String,
+    ) -> Option<NodeId> {
+        self.expand_block(def, c, input, path, true)
+    }
+
+    /// Expands a call of block `def` on `input`: its arguments are evaluated in the caller's
+    /// scope, its body in a scope whose nodes are named under `path`. With `record`, the body's
+    /// nodes are recorded as an [`Instance`] (an ODE function's body is its own graph instead).
+    fn expand_block(
+        &mut self,
+        def: &'a BlockDef,
+        c: &ast::Call,
+        input: NodeId,
+        path: String,
+        record: bool,
     ) -> Option<NodeId> {
         if self.depth >= MAX_BLOCK_DEPTH {
             self.err(
@@ -1225,9 +1295,15 @@ impl<'a> Sema<'a> {
             Val::Node(input),
             def.inputs[0].name.span,
         );
+        if record {
+            self.open_instance(&def.name.name, &path, c.span);
+        }
         self.depth += 1;
         let out = self.block_body(def);
         self.depth -= 1;
+        if record {
+            self.close_instance(out);
+        }
         self.scopes.pop();
         out
     }

@@ -938,6 +938,7 @@ impl<'a> Sema<'a> {
             prefix: name.clone(),
             names: Default::default(),
             scope_floor: floor,
+            open: Vec::new(),
         });
         self.scopes.push(super::Scope {
             vars: Default::default(),
@@ -956,7 +957,7 @@ impl<'a> Sema<'a> {
             args: vec![],
             span: fspan,
         });
-        let out = self.invoke_block(def, &call, h, name.clone());
+        let out = self.expand_block(def, &call, h, name.clone(), false);
         self.scopes.pop();
         let ctx = self.graphs.pop()?;
         let out = out?;
@@ -972,6 +973,7 @@ impl<'a> Sema<'a> {
             return None;
         }
         let func = OdeFunc {
+            block: def.name.name.clone(),
             graph: ctx.graph,
             input: h,
             time: t,
