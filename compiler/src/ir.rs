@@ -150,6 +150,46 @@ pub enum InjectMode {
     Positional,
 }
 
+/// How the time signal enters the network at an injection site (`check` lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectionMode {
+    /// A convolution over a constant `t · J` channel.
+    ConcatConstant,
+    /// A convolution over a positional `t · P(h, w)` channel.
+    ConcatPositional,
+    /// `h + inject(e)`.
+    Offset,
+    /// `h + inject(e, positional)`.
+    PositionalMap,
+    /// `scale_shift(e)`.
+    ScaleShift,
+}
+
+impl InjectionMode {
+    /// The words `check` prints (and writes in its JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionMode::ConcatConstant => "concat constant time channel (ConcatConv)",
+            InjectionMode::ConcatPositional => "concat positional time channel",
+            InjectionMode::Offset => "additive per-channel offset",
+            InjectionMode::PositionalMap => "additive positional map",
+            InjectionMode::ScaleShift => "scale-shift after the norm",
+        }
+    }
+}
+
+impl fmt::Display for InjectionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for InjectionMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Solver {
@@ -308,6 +348,23 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether (and how) the op feeds the time signal into the feature path.
+    pub fn injection(&self) -> Option<InjectionMode> {
+        match self {
+            Op::Conv { time, .. } => match time {
+                TimeChannel::None => None,
+                TimeChannel::Constant => Some(InjectionMode::ConcatConstant),
+                TimeChannel::Positional => Some(InjectionMode::ConcatPositional),
+            },
+            Op::Inject { mode, .. } => Some(match mode {
+                InjectMode::Offset => InjectionMode::Offset,
+                InjectMode::Positional => InjectionMode::PositionalMap,
+            }),
+            Op::ScaleShift { .. } => Some(InjectionMode::ScaleShift),
+            _ => None,
+        }
+    }
+
     /// A short human name with the op's settings, for tables.
     pub fn describe(&self) -> String {
         match self {
@@ -610,7 +667,7 @@ pub struct TimeInfo {
 pub struct InjectionSite {
     /// Path of the node, e.g. `z.0.h.2`.
     pub node: String,
-    pub mode: String,
+    pub mode: InjectionMode,
     pub span: Span,
 }
 

@@ -12,7 +12,7 @@ mod ops;
 mod unet;
 
 use crate::ast::{self, Arg, BlockDef, Expr, ExprKind, Span, Stmt, StmtKind};
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::Diagnostic;
 use crate::ir::*;
 use std::collections::HashMap;
 
@@ -437,12 +437,11 @@ impl<'a> Sema<'a> {
             return;
         }
         if kind.name != "image" {
-            let mut d = Diagnostic::error("E201", format!("unknown input kind `{}`", kind.name))
-                .with_primary(kind.span, "expected `image`");
-            if did_you_mean(&kind.name, ["image"]).is_some() {
-                d = d.with_help("did you mean `image`?");
-            }
-            self.err(d);
+            self.err(
+                Diagnostic::error("E201", format!("unknown input kind `{}`", kind.name))
+                    .with_primary(kind.span, "expected `image`")
+                    .suggest(&kind.name, ["image"]),
+            );
             return;
         }
         if dims.len() != 3 {
@@ -510,20 +509,17 @@ impl<'a> Sema<'a> {
                 "shared" => sharing = Some(Sharing::Shared),
                 "per_sample" => sharing = Some(Sharing::PerSample),
                 _ => {
-                    let mut d = Diagnostic::error(
-                        "E201",
-                        format!("unknown time property `{}`", src_word(p)),
-                    )
-                    .with_primary(
-                        p.span,
-                        "expected `continuous`, `step(N)`, `shared` or `per_sample`",
+                    self.err(
+                        Diagnostic::error(
+                            "E201",
+                            format!("unknown time property `{}`", src_word(p)),
+                        )
+                        .with_primary(
+                            p.span,
+                            "expected `continuous`, `step(N)`, `shared` or `per_sample`",
+                        )
+                        .suggest(word, ["continuous", "step", "shared", "per_sample"]),
                     );
-                    if let Some(s) =
-                        did_you_mean(word, ["continuous", "step", "shared", "per_sample"])
-                    {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
-                    self.err(d);
                 }
             }
         }
@@ -556,12 +552,11 @@ impl<'a> Sema<'a> {
                 ("time", Some(i)) => self.bias.time = i,
                 ("operand" | "time", None) => {}
                 (other, _) => {
-                    let mut d = Diagnostic::error("E103", format!("unknown bias branch `{other}`"))
-                        .with_primary(k.span, "expected `operand` or `time`");
-                    if let Some(s) = did_you_mean(other, ["operand", "time"]) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
-                    self.err(d);
+                    self.err(
+                        Diagnostic::error("E103", format!("unknown bias branch `{other}`"))
+                            .with_primary(k.span, "expected `operand` or `time`")
+                            .suggest(other, ["operand", "time"]),
+                    );
                 }
             }
         }
@@ -591,16 +586,14 @@ impl<'a> Sema<'a> {
             }
             _ => {
                 let word = src_word(e);
-                let mut d =
+                self.err(
                     Diagnostic::error("E201", format!("unknown bias initialization `{word}`"))
                         .with_primary(
                             e.span,
                             "expected `zero`, `default`, `constant(v)` or `normal(std)`",
-                        );
-                if let Some(s) = did_you_mean(&word, ["zero", "default", "constant", "normal"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                        )
+                        .suggest(&word, ["zero", "default", "constant", "normal"]),
+                );
                 None
             }
         }
@@ -694,6 +687,13 @@ impl<'a> Sema<'a> {
             _ => !inputs.is_empty() && inputs.iter().all(|&i| g.graph.nodes[i].time_branch),
         };
         let params = ops::params_of(&op, &name, time_branch);
+        if let Some(mode) = op.injection() {
+            self.injections.push(InjectionSite {
+                node: name.clone(),
+                mode,
+                span,
+            });
+        }
         let id = g.graph.nodes.len();
         g.graph.nodes.push(Node {
             op,
@@ -919,11 +919,10 @@ impl<'a> Sema<'a> {
         }
         let names = self.visible_names();
         let mut d = Diagnostic::error("E101", format!("unknown name `{name}`"))
-            .with_primary(span, "not defined");
-        if let Some(s) = did_you_mean(name, names.iter().map(String::as_str)) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        } else if ops::is_builtin(name) || self.blocks.contains_key(name) {
-            d = d.with_help(format!("`{name}` is a layer: apply it with `x | {name}`"));
+            .with_primary(span, "not defined")
+            .suggest(name, names.iter().map(String::as_str));
+        if ops::is_builtin(name) || self.blocks.contains_key(name) {
+            d = d.or_help(format!("`{name}` is a layer: apply it with `x | {name}`"));
         }
         self.err(d);
         None
@@ -1125,11 +1124,10 @@ impl<'a> Sema<'a> {
         let blocks: Vec<String> = self.blocks.keys().cloned().collect();
         candidates.extend(blocks.iter().map(String::as_str));
         let mut d = Diagnostic::error("E102", format!("unknown layer `{}`", name.name))
-            .with_primary(name.span, "no built-in layer or block has this name");
-        if let Some(s) = did_you_mean(&name.name, candidates) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        } else if self.lookup(&name.name).is_some() || self.embeds.contains_key(&name.name) {
-            d = d.with_help(format!("`{}` is a value; add values with `+`", name.name));
+            .with_primary(name.span, "no built-in layer or block has this name")
+            .suggest(&name.name, candidates);
+        if self.lookup(&name.name).is_some() || self.embeds.contains_key(&name.name) {
+            d = d.or_help(format!("`{}` is a value; add values with `+`", name.name));
         }
         self.err(d);
     }
@@ -1454,12 +1452,11 @@ impl<'a> Sema<'a> {
                 }
                 None => {
                     let names = self.visible_names();
-                    let mut d = Diagnostic::error("E101", format!("unknown name `{name}`"))
-                        .with_primary(e.span, format!("expected a number for {what}"));
-                    if let Some(s) = did_you_mean(name, names.iter().map(String::as_str)) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
-                    self.err(d);
+                    self.err(
+                        Diagnostic::error("E101", format!("unknown name `{name}`"))
+                            .with_primary(e.span, format!("expected a number for {what}"))
+                            .suggest(name, names.iter().map(String::as_str)),
+                    );
                     None
                 }
             },
@@ -1563,12 +1560,11 @@ impl<'a> Sema<'a> {
             .map(|c| format!("`{c}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut d = Diagnostic::error("E202", format!("unknown {what} `{}`", src_word(e)))
-            .with_primary(e.span, format!("expected one of {list}"));
-        if let Some(s) = did_you_mean(&word, choices.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
-        self.err(d);
+        self.err(
+            Diagnostic::error("E202", format!("unknown {what} `{}`", src_word(e)))
+                .with_primary(e.span, format!("expected one of {list}"))
+                .suggest(&word, choices.iter().copied()),
+        );
         None
     }
 
@@ -1621,12 +1617,11 @@ impl<'a> Sema<'a> {
                 Some(Task::Denoise { schedule, predict })
             }
             other => {
-                let mut d = Diagnostic::error("E102", format!("unknown task `{other}`"))
-                    .with_primary(c.name.span, "expected `classify` or `denoise`");
-                if let Some(s) = did_you_mean(other, ["classify", "denoise"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                self.err(
+                    Diagnostic::error("E102", format!("unknown task `{other}`"))
+                        .with_primary(c.name.span, "expected `classify` or `denoise`")
+                        .suggest(other, ["classify", "denoise"]),
+                );
                 None
             }
         }
@@ -1672,12 +1667,11 @@ impl<'a> Sema<'a> {
                 })
             }
             other => {
-                let mut d = Diagnostic::error("E202", format!("unknown noise schedule `{other}`"))
-                    .with_primary(c.name.span, "expected `linear` or `cosine`");
-                if let Some(s) = did_you_mean(other, ["linear", "cosine"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                self.err(
+                    Diagnostic::error("E202", format!("unknown noise schedule `{other}`"))
+                        .with_primary(c.name.span, "expected `linear` or `cosine`")
+                        .suggest(other, ["linear", "cosine"]),
+                );
                 None
             }
         }
@@ -1854,12 +1848,11 @@ impl<'a> Sema<'a> {
                 ))
             }
             other => {
-                let mut d = Diagnostic::error("E202", format!("unknown optimizer `{other}`"))
-                    .with_primary(c.name.span, "expected `adam` or `sgd`");
-                if let Some(s) = did_you_mean(other, ["adam", "sgd"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                self.err(
+                    Diagnostic::error("E202", format!("unknown optimizer `{other}`"))
+                        .with_primary(c.name.span, "expected `adam` or `sgd`")
+                        .suggest(other, ["adam", "sgd"]),
+                );
                 None
             }
         }

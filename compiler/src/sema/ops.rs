@@ -4,7 +4,7 @@
 
 use super::{ConfigRef, NormSpec, Sema};
 use crate::ast::{self, Expr, ExprKind, Span};
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::Diagnostic;
 use crate::ir::*;
 
 /// Every built-in layer name (normalizations included; `norm` is the model's default).
@@ -185,18 +185,17 @@ impl<'a> Sema<'a> {
                 })
             }
             _ => {
-                let mut d = Diagnostic::error(
-                    "E102",
-                    format!("unknown normalization `{}`", super::src_word(e)),
-                )
-                .with_primary(
-                    e.span,
-                    "expected `batch`, `group(G)`, `instance` or `layer`",
+                self.err(
+                    Diagnostic::error(
+                        "E102",
+                        format!("unknown normalization `{}`", super::src_word(e)),
+                    )
+                    .with_primary(
+                        e.span,
+                        "expected `batch`, `group(G)`, `instance` or `layer`",
+                    )
+                    .suggest(word, ["batch", "group", "instance", "layer"]),
                 );
-                if let Some(s) = did_you_mean(word, ["batch", "group", "instance", "layer"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
                 None
             }
         }
@@ -358,13 +357,6 @@ impl<'a> Sema<'a> {
                     name,
                     c.span,
                 );
-                if time != TimeChannel::None {
-                    let mode = match time {
-                        TimeChannel::Positional => "concat positional time channel",
-                        _ => "concat constant time channel (ConcatConv)",
-                    };
-                    self.site(id, mode, c.span);
-                }
                 Some(id)
             }
             "linear" => {
@@ -666,7 +658,7 @@ impl<'a> Sema<'a> {
                 let Some(ch) = shape.channels().filter(|_| shape != Shape::Time) else {
                     return self.needs_image(c, shape);
                 };
-                let id = self.push_raw(
+                Some(self.push_raw(
                     Op::ScaleShift {
                         din: d,
                         channels: ch,
@@ -675,9 +667,7 @@ impl<'a> Sema<'a> {
                     shape,
                     name,
                     c.span,
-                );
-                self.site(id, "scale-shift after the norm", c.span);
-                Some(id)
+                ))
             }
             "shortcut" => {
                 let a = self.bind_args(c, &["out"], 1)?;
@@ -786,26 +776,14 @@ impl<'a> Sema<'a> {
                 }
             }
             _ => {
-                let mut d = Diagnostic::error("E202", format!("unknown time input mode `{word}`"))
-                    .with_primary(span, "expected `concat`, `concat(positional)` or `none`");
-                if let Some(s) = did_you_mean(&word, ["concat", "none"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                self.err(
+                    Diagnostic::error("E202", format!("unknown time input mode `{word}`"))
+                        .with_primary(span, "expected `concat`, `concat(positional)` or `none`")
+                        .suggest(&word, ["concat", "none"]),
+                );
                 None
             }
         }
-    }
-
-    fn site(&mut self, node: NodeId, mode: &str, span: Span) {
-        let name = self.graphs.last().expect("a graph").graph.nodes[node]
-            .name
-            .clone();
-        self.injections.push(InjectionSite {
-            node: name,
-            mode: mode.to_string(),
-            span,
-        });
     }
 
     /// `h + inject(e)` / `h | inject(e, positional)`.
@@ -846,7 +824,7 @@ impl<'a> Sema<'a> {
                 return None;
             }
         };
-        let id = self.push_raw(
+        Some(self.push_raw(
             Op::Inject {
                 mode,
                 din: d,
@@ -856,13 +834,7 @@ impl<'a> Sema<'a> {
             shape,
             name,
             c.span,
-        );
-        let m = match mode {
-            InjectMode::Offset => "additive per-channel offset",
-            InjectMode::Positional => "additive positional map",
-        };
-        self.site(id, m, c.span);
-        Some(id)
+        ))
     }
 
     /// `ode(func, t = [0, 1], solver = dopri5(rtol = 1e-3, atol = 1e-3))`
@@ -876,14 +848,12 @@ impl<'a> Sema<'a> {
         };
         let Some(def) = self.blocks.get(fname.as_str()).copied() else {
             let blocks: Vec<String> = self.blocks.keys().cloned().collect();
-            let mut d = Diagnostic::error("E108", format!("unknown block `{fname}`"))
-                .with_primary(fspan, "the ODE function must be a block");
-            if let Some(s) = did_you_mean(&fname, blocks.iter().map(String::as_str)) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            } else {
-                d = d.with_help("define it with `block f(h) { ... }`");
-            }
-            self.err(d);
+            self.err(
+                Diagnostic::error("E108", format!("unknown block `{fname}`"))
+                    .with_primary(fspan, "the ODE function must be a block")
+                    .suggest(&fname, blocks.iter().map(String::as_str))
+                    .or_help("define it with `block f(h) { ... }`"),
+            );
             return None;
         };
         let (t0, t1) = match a[1] {
@@ -1043,12 +1013,11 @@ impl<'a> Sema<'a> {
                 Some(Solver::Dopri5 { rtol, atol })
             }
             other => {
-                let mut d = Diagnostic::error("E202", format!("unknown solver `{other}`"))
-                    .with_primary(call.name.span, "expected `euler`, `rk4` or `dopri5`");
-                if let Some(s) = did_you_mean(other, ["euler", "rk4", "dopri5"]) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.err(d);
+                self.err(
+                    Diagnostic::error("E202", format!("unknown solver `{other}`"))
+                        .with_primary(call.name.span, "expected `euler`, `rk4` or `dopri5`")
+                        .suggest(other, ["euler", "rk4", "dopri5"]),
+                );
                 None
             }
         }

@@ -8,7 +8,7 @@
 
 use super::Sema;
 use crate::ast::{self, Arg, Expr, ExprKind};
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::Diagnostic;
 use crate::ir::*;
 
 impl<'a> Sema<'a> {
@@ -41,12 +41,11 @@ impl<'a> Sema<'a> {
         };
         let Some(def) = self.blocks.get(rname.as_str()).copied() else {
             let names: Vec<String> = self.blocks.keys().cloned().collect();
-            let mut d = Diagnostic::error("E108", format!("unknown block `{rname}`"))
-                .with_primary(rexpr.span, "no block has this name");
-            if let Some(s) = did_you_mean(&rname, names.iter().map(String::as_str)) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            self.err(d);
+            self.err(
+                Diagnostic::error("E108", format!("unknown block `{rname}`"))
+                    .with_primary(rexpr.span, "no block has this name")
+                    .suggest(&rname, names.iter().map(String::as_str)),
+            );
             return None;
         };
         if def.params.is_empty() {
