@@ -14,11 +14,7 @@ use crate::ir::NodeId;
 use std::collections::{HashMap, HashSet};
 
 /// Field expressions of one class member across the class's instances.
-pub(super) fn field_expr(
-    vals: &[String],
-    ins: &[Option<usize>],
-    outs: &[Option<usize>],
-) -> Option<String> {
+fn field_expr(vals: &[String], ins: &[Option<usize>], outs: &[Option<usize>]) -> Option<String> {
     if vals.windows(2).all(|w| w[0] == w[1]) {
         return vals.first().cloned();
     }

@@ -155,7 +155,7 @@ impl<'a> Emitter<'a> {
         Ok((done, ode))
     }
 
-    pub(super) fn scope_sigs(
+    fn scope_sigs(
         &self,
         gi: &GraphInfo,
         sc: &Scope,
@@ -183,7 +183,7 @@ impl<'a> Emitter<'a> {
 
     /// Builds the class(es) of an ODE function and the ODE block around it; returns the ODE
     /// block's class name.
-    pub(super) fn ode_classes(
+    fn ode_classes(
         &mut self,
         func: &OdeFunc,
         name: &str,
@@ -261,12 +261,7 @@ impl<'a> Emitter<'a> {
 
 /// Whether `small` is `big` with some single-input layers left out (its optional layers);
 /// returns their paths.
-pub(super) fn merge_plan(
-    big: &[String],
-    small: &[String],
-    bs: &Scope,
-    ss: &Scope,
-) -> Option<Vec<String>> {
+fn merge_plan(big: &[String], small: &[String], bs: &Scope, ss: &Scope) -> Option<Vec<String>> {
     if big.len() < small.len() {
         return None;
     }
@@ -317,7 +312,7 @@ pub(super) fn merge_plan(
     }
 }
 
-pub(super) fn solver_desc(s: Solver) -> String {
+fn solver_desc(s: Solver) -> String {
     match s {
         Solver::Euler { steps } => format!("euler(steps = {steps})"),
         Solver::Rk4 { steps } => format!("rk4(steps = {steps})"),
@@ -325,7 +320,7 @@ pub(super) fn solver_desc(s: Solver) -> String {
     }
 }
 
-pub(super) fn block_doc(d: &BlockDef) -> String {
+fn block_doc(d: &BlockDef) -> String {
     let params: Vec<&str> = d.params.iter().map(|p| p.name.name.as_str()).collect();
     let inputs: Vec<&str> = d.inputs.iter().map(|p| p.name.name.as_str()).collect();
     if params.is_empty() {

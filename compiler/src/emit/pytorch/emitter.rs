@@ -132,7 +132,7 @@ impl<'a> Emitter<'a> {
         n.params.iter().any(|p| p.role == ParamRole::TimeBias)
     }
 
-    pub(super) fn policies_differ(&self) -> bool {
+    fn policies_differ(&self) -> bool {
         self.model.bias.operand != self.model.bias.time
     }
 

@@ -193,7 +193,7 @@ pub(super) fn atom(s: String) -> PyExpr {
     }
 }
 
-pub(super) fn paren(e: &PyExpr) -> String {
+fn paren(e: &PyExpr) -> String {
     if e.atom {
         e.text.clone()
     } else {

@@ -38,7 +38,7 @@ fn class_source(c: &Class) -> String {
     s
 }
 
-pub(super) fn section(name: &str) -> String {
+fn section(name: &str) -> String {
     let marker = format!("# ---- section: {name} ----\n");
     let Some(start) = HELPERS.find(&marker) else {
         return String::new();
@@ -48,7 +48,7 @@ pub(super) fn section(name: &str) -> String {
     body[..end].trim_end().to_string() + "\n"
 }
 
-pub(super) fn bias_rule(b: BiasInit) -> String {
+fn bias_rule(b: BiasInit) -> String {
     match b {
         BiasInit::Default => "None".into(),
         BiasInit::Zero => "(\"constant\", 0.0)".into(),
@@ -57,7 +57,7 @@ pub(super) fn bias_rule(b: BiasInit) -> String {
     }
 }
 
-pub(super) fn bias_text(b: BiasInit) -> String {
+fn bias_text(b: BiasInit) -> String {
     match b {
         BiasInit::Default => "PyTorch's default".into(),
         BiasInit::Zero => "zero".into(),

@@ -64,7 +64,7 @@ pub(super) const MODULE_ATTRS: &[&str] = &[
     "compile",
 ];
 
-pub(super) fn is_ident(s: &str) -> bool {
+fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')

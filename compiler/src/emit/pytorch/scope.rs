@@ -49,7 +49,7 @@ pub(super) struct Scope {
     pub(super) out_ch: Option<usize>,
 }
 
-pub(super) fn is_time_ext(g: &Graph, id: NodeId) -> bool {
+fn is_time_ext(g: &Graph, id: NodeId) -> bool {
     g.nodes[id].time_branch
 }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 const TRAIN: &str = include_str!("train.py");
 const README: &str = include_str!("README.md");
 
-pub(super) fn train_config(model: &ModelIr) -> String {
+fn train_config(model: &ModelIr) -> String {
     let mut s = String::new();
     let t = &model.train;
     let _ = writeln!(s, "MODEL_NAME = {:?}", model.name);

@@ -48,7 +48,7 @@ impl Tree {
             .unwrap_or_else(|| EmitError::err("internal: lost a module group"))
     }
 
-    pub(super) fn is_list(map: &BTreeMap<String, Tree>) -> bool {
+    fn is_list(map: &BTreeMap<String, Tree>) -> bool {
         (0..map.len()).all(|i| map.contains_key(&i.to_string()))
     }
 
@@ -112,7 +112,7 @@ impl Tree {
     }
 }
 
-pub(super) fn seq_ctor(items: &[String], indent: usize) -> String {
+fn seq_ctor(items: &[String], indent: usize) -> String {
     let one = format!("nn.Sequential({})", items.join(", "));
     if one.len() + indent < 88 {
         return one;
