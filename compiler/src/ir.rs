@@ -365,6 +365,79 @@ impl Op {
         }
     }
 
+    /// The parameters a node with this op owns, named `<name>.<tensor>` and shaped as PyTorch
+    /// names and shapes them; biases are time-branch biases when the node is on the time branch.
+    pub fn params(&self, name: &str, time_branch: bool) -> Vec<ParamInfo> {
+        let p = |t: &str, shape: Vec<usize>, role| ParamInfo {
+            name: format!("{name}.{t}"),
+            shape,
+            role,
+        };
+        let bias_role = if time_branch {
+            ParamRole::TimeBias
+        } else {
+            ParamRole::OperandBias
+        };
+        match *self {
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                groups,
+                bias,
+                time,
+                ..
+            } => {
+                let extra = usize::from(time != TimeChannel::None);
+                let mut v = vec![p(
+                    "weight",
+                    vec![cout, (cin + extra) / groups.max(1), k, k],
+                    ParamRole::Weight,
+                )];
+                if bias {
+                    v.push(p("bias", vec![cout], bias_role));
+                }
+                v
+            }
+            Op::Linear { din, dout, bias } => {
+                let mut v = vec![p("weight", vec![dout, din], ParamRole::Weight)];
+                if bias {
+                    v.push(p("bias", vec![dout], bias_role));
+                }
+                v
+            }
+            Op::Norm {
+                channels,
+                affine: true,
+                ..
+            } => vec![
+                p("weight", vec![channels], ParamRole::NormScale),
+                p("bias", vec![channels], ParamRole::NormShift),
+            ],
+            Op::Attention { channels: c, .. } => vec![
+                p("norm.weight", vec![c], ParamRole::NormScale),
+                p("norm.bias", vec![c], ParamRole::NormShift),
+                p(
+                    "qkv.weight",
+                    vec![3usize.saturating_mul(c), c, 1, 1],
+                    ParamRole::Weight,
+                ),
+                p("qkv.bias", vec![3 * c], ParamRole::OperandBias),
+                p("proj.weight", vec![c, c, 1, 1], ParamRole::Weight),
+                p("proj.bias", vec![c], ParamRole::OperandBias),
+            ],
+            Op::Inject { din, channels, .. } => vec![
+                p("weight", vec![channels, din], ParamRole::Weight),
+                p("bias", vec![channels], ParamRole::TimeBias),
+            ],
+            Op::ScaleShift { din, channels } => vec![
+                p("weight", vec![2 * channels, din], ParamRole::Weight),
+                p("bias", vec![2 * channels], ParamRole::TimeBias),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// A short human name with the op's settings, for tables.
     pub fn describe(&self) -> String {
         match self {
