@@ -348,6 +348,20 @@ pub enum Op {
 }
 
 impl Op {
+    /// A plain convolution: one group, a bias, no time channel.
+    pub fn plain_conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Op {
+        Op::Conv {
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            groups: 1,
+            bias: true,
+            time: TimeChannel::None,
+        }
+    }
+
     /// Whether (and how) the op feeds the time signal into the feature path.
     pub fn injection(&self) -> Option<InjectionMode> {
         match self {

@@ -324,31 +324,19 @@ impl<'a> Sema<'a> {
                 self.apply(input, &call, name)
             }
             ExprKind::Call(c) => self.apply(input, c, name),
-            ExprKind::Sum(_) | ExprKind::Pipe(_) => {
-                self.err(
-                    Diagnostic::error(
-                        "E201",
-                        format!(
-                            "a pipeline stage must be a layer, found {}",
-                            expr.describe()
-                        ),
-                    )
-                    .with_primary(expr.span, "not a layer")
-                    .with_help("add values outside the pipeline, e.g. `(h | conv3(64)) + x`"),
-                );
-                None
-            }
             _ => {
-                self.err(
-                    Diagnostic::error(
-                        "E201",
-                        format!(
-                            "a pipeline stage must be a layer, found {}",
-                            expr.describe()
-                        ),
-                    )
-                    .with_primary(expr.span, "not a layer"),
-                );
+                let mut d = Diagnostic::error(
+                    "E201",
+                    format!(
+                        "a pipeline stage must be a layer, found {}",
+                        expr.describe()
+                    ),
+                )
+                .with_primary(expr.span, "not a layer");
+                if matches!(expr.kind, ExprKind::Sum(_) | ExprKind::Pipe(_)) {
+                    d = d.with_help("add values outside the pipeline, e.g. `(h | conv3(64)) + x`");
+                }
+                self.err(d);
                 None
             }
         }

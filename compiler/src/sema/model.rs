@@ -108,11 +108,7 @@ impl<'a> Sema<'a> {
                 }
                 StmtKind::Return(e) => {
                     if let Some((_, prev)) = output {
-                        self.err(
-                            Diagnostic::error("E104", "the model's output is defined twice")
-                                .with_primary(st.span, "second output")
-                                .with_secondary(prev, "first output here"),
-                        );
+                        self.second_output(st.span, prev);
                         continue;
                     }
                     output_stmt = true;
@@ -123,11 +119,7 @@ impl<'a> Sema<'a> {
                 StmtKind::Expr(e) => match &e.kind {
                     ExprKind::Call(c) if c.name.name == "unet" => {
                         if let Some((_, prev)) = output {
-                            self.err(
-                                Diagnostic::error("E104", "the model's output is defined twice")
-                                    .with_primary(st.span, "second output")
-                                    .with_secondary(prev, "first output here"),
-                            );
+                            self.second_output(st.span, prev);
                             continue;
                         }
                         output_stmt = true;
@@ -207,5 +199,13 @@ impl<'a> Sema<'a> {
             train: train.unwrap_or_default(),
             injections: std::mem::take(&mut self.injections),
         })
+    }
+
+    fn second_output(&mut self, at: Span, first: Span) {
+        self.err(
+            Diagnostic::error("E104", "the model's output is defined twice")
+                .with_primary(at, "second output")
+                .with_secondary(first, "first output here"),
+        );
     }
 }

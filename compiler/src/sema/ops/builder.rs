@@ -8,10 +8,28 @@ use crate::ir::{NodeId, Shape};
 use crate::sema::args;
 use crate::sema::state::Sema;
 
-/// Adds the node(s) of one call of a built-in layer on `input`, named `name`: binds the call's
-/// arguments to the op's signature, checks their values and the input's shape (the op's shape
-/// rule), and returns the output node; `None` after reporting what does not fit.
-pub(super) type Build = fn(&mut Sema, &OpDef, NodeId, &ast::Call, String) -> Option<NodeId>;
+/// Adds the node(s) of one call of a built-in layer: binds the call's arguments to the op's
+/// signature, checks their values and the input's shape (the op's shape rule), and returns the
+/// output node; `None` after reporting what does not fit.
+pub(super) type Build = fn(&mut Sema, Layer) -> Option<NodeId>;
+
+/// One call of a built-in layer, as its builder sees it.
+pub(super) struct Layer<'c> {
+    pub(super) def: &'static OpDef,
+    /// The value the layer applies to, and its shape.
+    pub(super) input: NodeId,
+    pub(super) shape: Shape,
+    pub(super) call: &'c ast::Call,
+    /// The name of the node the layer adds.
+    pub(super) name: String,
+}
+
+impl<'c> Layer<'c> {
+    /// The definition, the input and its shape, the call, and the node's name.
+    pub(super) fn parts(self) -> (&'static OpDef, NodeId, Shape, &'c ast::Call, String) {
+        (self.def, self.input, self.shape, self.call, self.name)
+    }
+}
 
 /// One built-in layer as a spec calls it.
 pub(super) struct OpDef {

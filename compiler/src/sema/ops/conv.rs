@@ -2,7 +2,7 @@
 //! the time channel a ConcatConv concatenates (`time = concat`, `concat(positional)`), the
 //! strided 3x3 `downsample`, and `shortcut(out)`, the residual projection.
 
-use super::builder::{conv_out, OpDef};
+use super::builder::{conv_out, Layer};
 use crate::ast::{self, Expr, ExprKind, Span};
 use crate::diagnostics::Diagnostic;
 use crate::ir::{NodeId, Op, Shape, TimeChannel};
@@ -10,14 +10,8 @@ use crate::sema::state::{src_word, Sema};
 use crate::sema::values::ConfigRef;
 
 /// `conv`, `conv3` and `conv1`: [B, C, H, W] -> [B, out, H', W'].
-pub(super) fn conv(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn conv(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let word = def.name;
     // `conv3` and `conv1` fix the kernel (and pad by k / 2): their arguments are conv's
     // without `k` and `pad`.
@@ -119,14 +113,8 @@ pub(super) fn conv(
 }
 
 /// `downsample(mode)`: halves H and W with a strided 3x3 conv (or a 2x2 average).
-pub(super) fn downsample(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn downsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let mode = match a[0] {
         Some(e) => s.choice(e, "down-sampling mode", &["conv", "avg"])?,
@@ -155,16 +143,7 @@ pub(super) fn downsample(
             c.span,
         ))
     } else {
-        let op = Op::Conv {
-            cin: ch,
-            cout: ch,
-            k: 3,
-            stride: 2,
-            pad: 1,
-            groups: 1,
-            bias: true,
-            time: TimeChannel::None,
-        };
+        let op = Op::plain_conv(ch, ch, 3, 2, 1);
         let (ho, wo) = (conv_out(h, 3, 2, 1)?, conv_out(w, 3, 2, 1)?);
         Some(s.push_raw(
             op,
@@ -181,13 +160,8 @@ pub(super) fn downsample(
 }
 
 /// `shortcut(out)`: the input, or its 1x1 projection when the channels differ.
-pub(super) fn shortcut(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
+pub(super) fn shortcut(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, _, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let out = s.positive(a[0]?, "the number of output channels")?;
     s.shortcut(input, out, c.span, &name)
@@ -207,16 +181,7 @@ impl<'a> Sema<'a> {
                 if c == out {
                     Some(h)
                 } else {
-                    let op = Op::Conv {
-                        cin: c,
-                        cout: out,
-                        k: 1,
-                        stride: 1,
-                        pad: 0,
-                        groups: 1,
-                        bias: true,
-                        time: TimeChannel::None,
-                    };
+                    let op = Op::plain_conv(c, out, 1, 1, 0);
                     Some(self.push_raw(
                         op,
                         vec![h],

@@ -1,21 +1,14 @@
 //! The plain layers: `linear`, the activations, `dropout`, `avgpool`, `upsample`,
 //! `attention`, `flatten`, `sinusoidal`, and `concat` used as a stage (an error).
 
-use super::builder::{conv_out, OpDef};
-use crate::ast;
+use super::builder::{conv_out, Layer};
 use crate::diagnostics::Diagnostic;
 use crate::ir::{Act, NodeId, Op, Shape};
 use crate::sema::state::Sema;
 
 /// `linear(out, bias)`: [B, D] -> [B, out].
-pub(super) fn linear(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn linear(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let out = s.positive(a[0]?, "the number of output features")?;
     let bias = match a[1] {
@@ -43,14 +36,8 @@ pub(super) fn linear(
 }
 
 /// `relu`, `silu`, `tanh`, `softplus`: elementwise, any shape but the raw time input.
-pub(super) fn activation(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn activation(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let word = def.name;
     s.bind_op(def, c)?;
     if shape == Shape::Time {
@@ -66,14 +53,8 @@ pub(super) fn activation(
 }
 
 /// `dropout(p)`, p in [0, 1).
-pub(super) fn dropout(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn dropout(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let p = s.number(a[0]?, "the dropout probability")?;
     if !(0.0..1.0).contains(&p) {
@@ -90,14 +71,8 @@ pub(super) fn dropout(
 }
 
 /// `avgpool`: global average to [B, C, 1, 1]; `avgpool(k, stride)`: a k x k window.
-pub(super) fn avgpool(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn avgpool(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let Shape::Image { c: ch, h, w } = shape else {
         return s.needs_image(c, shape);
@@ -143,14 +118,8 @@ pub(super) fn avgpool(
 }
 
 /// `upsample(factor)`: nearest-neighbour, H and W times `factor`.
-pub(super) fn upsample(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn upsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let f = a[0]
         .map(|e| s.positive(e, "the upsampling factor"))
@@ -179,14 +148,8 @@ pub(super) fn upsample(
 }
 
 /// `attention(heads)`: DDPM self-attention with the model's default normalization.
-pub(super) fn attention(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let heads = a[0]
         .map(|e| s.positive(e, "the number of heads"))
@@ -225,14 +188,8 @@ pub(super) fn attention(
 }
 
 /// `flatten`: [B, C, H, W] -> [B, C·H·W].
-pub(super) fn flatten(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn flatten(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     s.bind_op(def, c)?;
     match shape {
         Shape::Image { .. } | Shape::Vector { .. } => Some(s.push_raw(
@@ -247,14 +204,8 @@ pub(super) fn flatten(
 }
 
 /// `sinusoidal(dim)`: the time input [B] -> [B, dim].
-pub(super) fn sinusoidal(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let dim = s.positive(a[0]?, "the embedding size")?;
     if dim < 2 || dim % 2 != 0 {
@@ -290,13 +241,8 @@ pub(super) fn sinusoidal(
 }
 
 /// `concat` as a stage: an error (it joins values: `concat(a, b)`).
-pub(super) fn concat(
-    s: &mut Sema,
-    _def: &OpDef,
-    _input: NodeId,
-    c: &ast::Call,
-    _name: String,
-) -> Option<NodeId> {
+pub(super) fn concat(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let c = l.call;
     s.err(
         Diagnostic::error("E201", "`concat` joins values; it is not a pipeline stage")
             .with_primary(c.span, "write `concat(a, b)`"),

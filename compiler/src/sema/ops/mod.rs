@@ -13,7 +13,7 @@ mod time;
 use crate::ast;
 use crate::ir::NodeId;
 use crate::sema::state::Sema;
-use builder::OpDef;
+use builder::{Layer, OpDef};
 
 const fn op(
     name: &'static str,
@@ -92,7 +92,17 @@ impl<'a> Sema<'a> {
         name: String,
     ) -> Option<NodeId> {
         match OPS.iter().find(|o| o.name == c.name.name) {
-            Some(op) => (op.build)(self, op, input, c, name),
+            Some(def) => {
+                let shape = self.node_shape(input);
+                let layer = Layer {
+                    def,
+                    input,
+                    shape,
+                    call: c,
+                    name,
+                };
+                (def.build)(self, layer)
+            }
             None => {
                 self.unknown_layer(&c.name);
                 None

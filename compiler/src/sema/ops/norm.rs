@@ -2,8 +2,8 @@
 //! `batch`, `instance`, `layer`, and the model's default `norm = ...` (same parser); the group
 //! count resolved for the channels that arrive, with a divisibility error that proposes one.
 
-use super::builder::OpDef;
-use crate::ast::{self, Expr, ExprKind, Span};
+use super::builder::Layer;
+use crate::ast::{Expr, ExprKind, Span};
 use crate::diagnostics::Diagnostic;
 use crate::ir::{NodeId, NormKind, Op, Shape};
 use crate::sema::state::{src_word, NormSpec, Sema};
@@ -12,13 +12,8 @@ use crate::sema::state::{src_word, NormSpec, Sema};
 pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group"];
 
 /// `group(...)`, `batch`, `instance`, `layer` as a pipeline stage.
-pub(super) fn norm(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
+pub(super) fn norm(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, _, c, name) = l.parts();
     let word = def.name;
     let e = Expr {
         kind: ExprKind::Call(c.clone()),

@@ -1,7 +1,7 @@
 //! `ode(func, t, solver)`: an ODE block whose right-hand side is a block, with the integration
 //! interval and the solver (`euler(steps)`, `rk4(steps)`, `dopri5(rtol, atol)`).
 
-use super::builder::OpDef;
+use super::builder::Layer;
 use crate::ast::{self, Expr, ExprKind};
 use crate::diagnostics::Diagnostic;
 use crate::ir::{NodeId, OdeFunc, Op, Shape, Solver};
@@ -10,13 +10,8 @@ use crate::sema::values::ConfigRef;
 
 /// `ode(func, t = [0, 1], solver = dopri5(rtol = 1e-3, atol = 1e-3))`: the function's block
 /// expanded into a graph of its own (state `h` and t in, the derivative out, the state's shape).
-pub(super) fn ode(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
+pub(super) fn ode(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, _, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let fexpr = a[0]?;
     let (fname, fspan, fcall) = match &fexpr.kind {

@@ -2,20 +2,14 @@
 //! or a positional map added to the input) and `scale_shift(emb)` (a per-channel scale and
 //! shift of the input).
 
-use super::builder::OpDef;
-use crate::ast;
+use super::builder::Layer;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{InjectMode, NodeId, Op, Shape};
 use crate::sema::state::Sema;
 
 /// `h + inject(e)` / `h | inject(e, positional)`: adds a projection of embedding `e` to `h`.
-pub(super) fn inject(
-    s: &mut Sema,
-    def: &OpDef,
-    target: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
+pub(super) fn inject(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, target, _, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let mode = match a[1] {
         Some(e) => match s
@@ -66,14 +60,8 @@ pub(super) fn inject(
 }
 
 /// `scale_shift(emb)`: `h · (1 + scale(e)) + shift(e)`.
-pub(super) fn scale_shift(
-    s: &mut Sema,
-    def: &OpDef,
-    input: NodeId,
-    c: &ast::Call,
-    name: String,
-) -> Option<NodeId> {
-    let shape = s.node_shape(input);
+pub(super) fn scale_shift(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let base = name.clone();
     let e = s.value(a[0]?, &format!("{base}.emb"))?;
