@@ -15,6 +15,7 @@ use crate::ir::NodeId;
 use crate::sema::state::Sema;
 use builder::{Layer, OpDef};
 
+/// One row of [`OPS`].
 const fn op(
     name: &'static str,
     args: &'static [&'static str],
@@ -31,25 +32,11 @@ const fn op(
 
 /// Every built-in layer (`norm`, the model's default normalization, is a setting, not a
 /// layer of its own). The order is the order "did you mean" prefers among equally close names.
+#[rustfmt::skip]
 const OPS: &[OpDef] = &[
-    op(
-        "conv",
-        &["out", "k", "stride", "pad", "groups", "bias", "time"],
-        1,
-        conv::conv,
-    ),
-    op(
-        "conv3",
-        &["out", "stride", "groups", "bias", "time"],
-        1,
-        conv::conv,
-    ),
-    op(
-        "conv1",
-        &["out", "stride", "groups", "bias", "time"],
-        1,
-        conv::conv,
-    ),
+    op("conv", &["out", "k", "stride", "pad", "groups", "bias", "time"], 1, conv::conv),
+    op("conv3", &["out", "stride", "groups", "bias", "time"], 1, conv::conv),
+    op("conv1", &["out", "stride", "groups", "bias", "time"], 1, conv::conv),
     op("linear", &["out", "bias"], 1, layers::linear),
     op("relu", &[], 0, layers::activation),
     op("silu", &[], 0, layers::activation),
