@@ -158,7 +158,12 @@ fn table(src: &SourceFile, m: &ModelIr) -> String {
     } else {
         s += &format!("  time injections ({}):\n", m.injections.len());
         let w = m.injections.iter().map(|i| i.node.len()).max().unwrap_or(0);
-        let mw = m.injections.iter().map(|i| i.mode.len()).max().unwrap_or(0);
+        let mw = m
+            .injections
+            .iter()
+            .map(|i| i.mode.as_str().len())
+            .max()
+            .unwrap_or(0);
         for i in &m.injections {
             let (line, col) = src.line_col(i.span.start);
             s += &format!(

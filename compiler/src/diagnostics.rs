@@ -104,6 +104,25 @@ impl Diagnostic {
         self.fix = Some(fix);
         self
     }
+    /// The "did you mean" help: names the candidate closest to the mistyped `name` when one is
+    /// close enough to be a likely typo (see [`did_you_mean`]); otherwise changes nothing.
+    pub fn suggest<'a>(
+        mut self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        if let Some(s) = did_you_mean(name, candidates) {
+            self.help = Some(format!("did you mean `{s}`?"));
+        }
+        self
+    }
+    /// Sets the help unless one is set: a fallback after [`Diagnostic::suggest`].
+    pub fn or_help(mut self, help: impl Into<String>) -> Self {
+        if self.help.is_none() {
+            self.help = Some(help.into());
+        }
+        self
+    }
     /// The span of the primary label (the first label if none is marked primary).
     pub fn primary_span(&self) -> Option<Span> {
         self.labels
@@ -282,6 +301,18 @@ mod tests {
         assert_eq!(s.line_col(3), (2, 1));
         assert_eq!(s.line_col(4), (2, 2));
         assert_eq!(s.line_col(100), (3, 1));
+    }
+
+    #[test]
+    fn a_suggestion_is_the_help_and_a_fallback_only_fills_its_place() {
+        let d = Diagnostic::error("E1", "unknown layer `reluu`")
+            .suggest("reluu", ["relu", "silu"])
+            .or_help("no such layer");
+        assert_eq!(d.help.as_deref(), Some("did you mean `relu`?"));
+        let d = Diagnostic::error("E1", "unknown layer `xyz`")
+            .suggest("xyz", ["relu"])
+            .or_help("no such layer");
+        assert_eq!(d.help.as_deref(), Some("no such layer"));
     }
 
     #[test]

@@ -150,6 +150,46 @@ pub enum InjectMode {
     Positional,
 }
 
+/// How the time signal enters the network at an injection site (`check` lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectionMode {
+    /// A convolution over a constant `t · J` channel.
+    ConcatConstant,
+    /// A convolution over a positional `t · P(h, w)` channel.
+    ConcatPositional,
+    /// `h + inject(e)`.
+    Offset,
+    /// `h + inject(e, positional)`.
+    PositionalMap,
+    /// `scale_shift(e)`.
+    ScaleShift,
+}
+
+impl InjectionMode {
+    /// The words `check` prints (and writes in its JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionMode::ConcatConstant => "concat constant time channel (ConcatConv)",
+            InjectionMode::ConcatPositional => "concat positional time channel",
+            InjectionMode::Offset => "additive per-channel offset",
+            InjectionMode::PositionalMap => "additive positional map",
+            InjectionMode::ScaleShift => "scale-shift after the norm",
+        }
+    }
+}
+
+impl fmt::Display for InjectionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for InjectionMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Solver {
@@ -220,6 +260,8 @@ impl std::str::FromStr for Solver {
 /// `time` to the derivative (node `output`), which has the state's shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OdeFunc {
+    /// The block whose body is the function (its nodes are the graph's own, not an instance).
+    pub block: String,
     pub graph: Graph,
     pub input: NodeId,
     pub time: NodeId,
@@ -306,6 +348,110 @@ pub enum Op {
 }
 
 impl Op {
+    /// A plain convolution: one group, a bias, no time channel.
+    pub fn plain_conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Op {
+        Op::Conv {
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            groups: 1,
+            bias: true,
+            time: TimeChannel::None,
+        }
+    }
+
+    /// Whether (and how) the op feeds the time signal into the feature path.
+    pub fn injection(&self) -> Option<InjectionMode> {
+        match self {
+            Op::Conv { time, .. } => match time {
+                TimeChannel::None => None,
+                TimeChannel::Constant => Some(InjectionMode::ConcatConstant),
+                TimeChannel::Positional => Some(InjectionMode::ConcatPositional),
+            },
+            Op::Inject { mode, .. } => Some(match mode {
+                InjectMode::Offset => InjectionMode::Offset,
+                InjectMode::Positional => InjectionMode::PositionalMap,
+            }),
+            Op::ScaleShift { .. } => Some(InjectionMode::ScaleShift),
+            _ => None,
+        }
+    }
+
+    /// The parameters a node with this op owns, named `<name>.<tensor>` and shaped as PyTorch
+    /// names and shapes them; biases are time-branch biases when the node is on the time branch.
+    pub fn params(&self, name: &str, time_branch: bool) -> Vec<ParamInfo> {
+        let p = |t: &str, shape: Vec<usize>, role| ParamInfo {
+            name: format!("{name}.{t}"),
+            shape,
+            role,
+        };
+        let bias_role = if time_branch {
+            ParamRole::TimeBias
+        } else {
+            ParamRole::OperandBias
+        };
+        match *self {
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                groups,
+                bias,
+                time,
+                ..
+            } => {
+                let extra = usize::from(time != TimeChannel::None);
+                let mut v = vec![p(
+                    "weight",
+                    vec![cout, (cin + extra) / groups.max(1), k, k],
+                    ParamRole::Weight,
+                )];
+                if bias {
+                    v.push(p("bias", vec![cout], bias_role));
+                }
+                v
+            }
+            Op::Linear { din, dout, bias } => {
+                let mut v = vec![p("weight", vec![dout, din], ParamRole::Weight)];
+                if bias {
+                    v.push(p("bias", vec![dout], bias_role));
+                }
+                v
+            }
+            Op::Norm {
+                channels,
+                affine: true,
+                ..
+            } => vec![
+                p("weight", vec![channels], ParamRole::NormScale),
+                p("bias", vec![channels], ParamRole::NormShift),
+            ],
+            Op::Attention { channels: c, .. } => vec![
+                p("norm.weight", vec![c], ParamRole::NormScale),
+                p("norm.bias", vec![c], ParamRole::NormShift),
+                p(
+                    "qkv.weight",
+                    vec![3usize.saturating_mul(c), c, 1, 1],
+                    ParamRole::Weight,
+                ),
+                p("qkv.bias", vec![3 * c], ParamRole::OperandBias),
+                p("proj.weight", vec![c, c, 1, 1], ParamRole::Weight),
+                p("proj.bias", vec![c], ParamRole::OperandBias),
+            ],
+            Op::Inject { din, channels, .. } => vec![
+                p("weight", vec![channels, din], ParamRole::Weight),
+                p("bias", vec![channels], ParamRole::TimeBias),
+            ],
+            Op::ScaleShift { din, channels } => vec![
+                p("weight", vec![2 * channels, din], ParamRole::Weight),
+                p("bias", vec![2 * channels], ParamRole::TimeBias),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// A short human name with the op's settings, for tables.
     pub fn describe(&self) -> String {
         match self {
@@ -431,9 +577,35 @@ impl Node {
     }
 }
 
+/// One expansion of a block: the nodes sema created for a call such as `res(64)` (a pipeline
+/// stage, or a resblock of `unet(...)`), so that back ends see the spec's structure in the flat
+/// graph without reconstructing it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Instance {
+    /// The block's name, e.g. `res`.
+    pub block: String,
+    /// The name prefix of the instance's nodes, e.g. `down.1.res0` (nodes `down.1.res0.conv1`).
+    pub prefix: String,
+    /// The instance whose body made this call (an index into [`Graph::instances`]); `None` at
+    /// the graph's own level.
+    pub parent: Option<usize>,
+    /// Every node the instance created, nested instances' included, in graph order. The
+    /// graph's shared nodes (the time input, embeddings) are not part of any instance.
+    pub nodes: Vec<NodeId>,
+    /// The values from outside the instance that its nodes read, in order of first use: the
+    /// block's input, embeddings, t, names of the enclosing scopes.
+    pub inputs: Vec<NodeId>,
+    /// The value the block returns.
+    pub output: NodeId,
+    /// The call that made the instance.
+    pub span: Span,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// The block instances among `nodes`, each after the instance it is nested in.
+    pub instances: Vec<Instance>,
 }
 
 impl Graph {
@@ -582,7 +754,7 @@ pub struct TimeInfo {
 pub struct InjectionSite {
     /// Path of the node, e.g. `z.0.h.2`.
     pub node: String,
-    pub mode: String,
+    pub mode: InjectionMode,
     pub span: Span,
 }
 

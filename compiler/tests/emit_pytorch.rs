@@ -65,3 +65,53 @@ fn every_reference_spec_emits() {
         }
     }
 }
+
+fn emitted_src(text: &str) -> String {
+    let ast = parse(text).expect("spec parses");
+    let models = check_source(text).expect("spec checks");
+    let files = pytorch::emit(&ast, &models[0], text).expect("emits");
+    files[0].contents.clone()
+}
+
+#[test]
+fn an_ode_function_is_named_after_its_block_wherever_it_is_called() {
+    let py = emitted_src(
+        "model m {
+            input x: image[1, 8, 8]
+            time  t: continuous, shared
+            block f(h) {
+                return h | conv3(8, time = concat) as c1 | tanh
+            }
+            block stage(h) {
+                a = h | conv3(8) as pre
+                return a | ode(f, solver = euler(steps = 2)) as solve
+            }
+            return x | conv3(8) | stage | conv3(1)
+        }",
+    );
+    assert!(py.contains("class F(nn.Module):\n    \"\"\"`block f(h)`. The right-hand side"));
+    assert!(py.contains("class FODE(F):"));
+    assert!(py.contains("class Stage(nn.Module):"));
+    assert!(py.contains("self.solve = FODE()"));
+}
+
+#[test]
+fn a_block_of_block_calls_is_a_class_of_its_own() {
+    let py = emitted_src(
+        "model m {
+            input x: image[2, 8, 8]
+            time  t: continuous, shared
+            block unit(out)(h) {
+                return h | conv3(out) as c | relu
+            }
+            block twice(out)(h) {
+                return h | unit(out) | unit(out)
+            }
+            y = x | twice(4) | twice(4)
+            return y | conv3(2, time = concat(positional))
+        }",
+    );
+    assert!(py.contains("class Twice(nn.Module):"), "{py}");
+    assert!(py.contains("self.out = nn.Sequential(Unit("), "{py}");
+    assert!(py.contains("self.y = nn.Sequential(Twice("), "{py}");
+}

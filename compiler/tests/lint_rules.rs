@@ -213,3 +213,29 @@ fn deny_and_ignore() {
     let err = lint::check_pattern("TD201").unwrap_err();
     assert!(err.contains("did you mean"), "{err}");
 }
+
+#[test]
+fn td104_names_the_layer_by_its_op() {
+    let src = SourceFile::new(
+        "inline.tds",
+        "model m {
+            input x: image[4, 8, 8]
+            time  t: continuous, shared
+            h = x | conv(8, k = 3, pad = 0, time = concat(positional)) | batch | relu
+            v = h | avgpool | flatten | linear(16) as proj | batch | relu
+            return v | linear(10)
+        }",
+    );
+    let diags: Vec<Diagnostic> = lint_all(&src, &only("TD104"))
+        .into_iter()
+        .flat_map(|(_, d)| d)
+        .collect();
+    let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "the bias of this conv is canceled by the following normalization",
+            "the bias of this linear layer is canceled by the following normalization"
+        ]
+    );
+}

@@ -16,3 +16,13 @@ pub struct EmittedFile {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct EmitError(pub String);
+
+/// What emitting returns: the value, or why the model cannot be emitted.
+pub type EmitResult<T> = Result<T, EmitError>;
+
+impl EmitError {
+    /// `Err` with this message.
+    pub(crate) fn err<T>(msg: impl Into<String>) -> EmitResult<T> {
+        Err(EmitError(msg.into()))
+    }
+}

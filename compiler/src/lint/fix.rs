@@ -3,7 +3,7 @@
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
-use super::rules::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
+use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::analysis::{analyze, Analysis, ComponentKind, NodeState, OriginKind};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
 use crate::diagnostics::{Diagnostic, Edit, Fix, Severity};

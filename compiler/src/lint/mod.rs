@@ -1,23 +1,25 @@
 //! The vanishing-embedding lint: spec text and [`LintOptions`] in; per model its IR, its
 //! time-dependence [`Analysis`] and the lint [`Diagnostic`]s out (or the spec's errors when it
-//! does not pass `check`). Rules ([`rules`]) produce per-instance findings; this engine drops
+//! does not pass `check`). Rules ([`rules`], built from [`rule`]) produce per-instance findings; this engine drops
 //! the ones `--select`/`--ignore` and `#[allow(...)]` exclude, groups the instances of a block
 //! instantiated many times into one diagnostic per (source span, rule, surviving fraction),
 //! applies severities and `--deny`, and attaches fixes whose predicted effect comes from
 //! re-analyzing the rewritten spec. [`sarif`] turns the result into SARIF 2.1.0.
 
 mod fix;
+pub mod rule;
 pub mod rules;
 pub mod sarif;
 
 pub use fix::{apply_edits, render_fix};
-pub use rules::{Rule, ATTENUATION_THRESHOLD, RULES};
+pub use rule::{Rule, ATTENUATION_THRESHOLD};
+pub use rules::RULES;
 
 use crate::analysis::{analyze, Analysis};
 use crate::ast::{self, Span, StmtKind};
 use crate::diagnostics::{did_you_mean, Diagnostic, Edit, Label, Severity};
 use crate::ir::ModelIr;
-use rules::{Context, Finding, FixPlan};
+use rule::{Context, Finding, FixPlan};
 
 /// What to report and how strictly.
 #[derive(Debug, Clone, Default)]
@@ -149,29 +151,14 @@ fn diagnose(
     analysis: &Analysis,
     opts: &LintOptions,
 ) -> Vec<Diagnostic> {
-    let cx = Context {
-        model,
-        analysis,
-        file,
-        src,
-    };
+    let cx = Context { model, analysis };
     let spans = allow_spans(file, &model.name);
-    type Check = fn(&Context) -> Vec<Finding>;
-    let checks: [(&Rule, Check); 7] = [
-        (&rules::td101::RULE, rules::td101::check),
-        (&rules::td102::RULE, rules::td102::check),
-        (&rules::td103::RULE, rules::td103::check),
-        (&rules::td104::RULE, rules::td104::check),
-        (&rules::td105::RULE, rules::td105::check),
-        (&rules::td106::RULE, rules::td106::check),
-        (&rules::td107::RULE, rules::td107::check),
-    ];
     let mut groups: Vec<Group> = Vec::new();
-    for (rule, check) in checks {
+    for rule in RULES {
         if !selected(rule.code, opts) {
             continue;
         }
-        for f in check(&cx) {
+        for f in (rule.check)(&cx) {
             let span = f.primary.0;
             if allowed(f.code, &f.allow)
                 || spans

@@ -3,7 +3,7 @@
 //! duplicates and missing required arguments.
 
 use crate::ast::{Call, Expr};
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::Diagnostic;
 
 /// Binds `c`'s arguments to `names`; the first `required` names must be given. Returns `None`
 /// after reporting when the arguments do not fit.
@@ -68,20 +68,18 @@ pub(super) fn bind<'e>(
                         }
                     }
                     None => {
-                        let mut d = Diagnostic::error(
-                            "E103",
-                            format!("`{}` has no argument named `{}`", c.name.name, k.name),
-                        )
-                        .with_primary(k.span, "unknown argument");
-                        if let Some(s) = did_you_mean(&k.name, names.iter().copied()) {
-                            d = d.with_help(format!("did you mean `{s}`?"));
-                        } else {
-                            d = d.with_help(format!(
+                        diags.push(
+                            Diagnostic::error(
+                                "E103",
+                                format!("`{}` has no argument named `{}`", c.name.name, k.name),
+                            )
+                            .with_primary(k.span, "unknown argument")
+                            .suggest(&k.name, names.iter().copied())
+                            .or_help(format!(
                                 "the signature is `{}`",
                                 signature(&c.name.name, names, required)
-                            ));
-                        }
-                        diags.push(d);
+                            )),
+                        );
                         ok = false;
                     }
                 }

@@ -6,9 +6,9 @@
 //! `head`, `down.1.res0`, `down.1.attn0`, `down.1.down`, `mid.res0`, `mid.attn`, `up.0.res2`,
 //! `up.1.up`, `tail.0`.
 
-use super::Sema;
+use super::state::Sema;
 use crate::ast::{self, Arg, Expr, ExprKind};
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::Diagnostic;
 use crate::ir::*;
 
 impl<'a> Sema<'a> {
@@ -41,12 +41,11 @@ impl<'a> Sema<'a> {
         };
         let Some(def) = self.blocks.get(rname.as_str()).copied() else {
             let names: Vec<String> = self.blocks.keys().cloned().collect();
-            let mut d = Diagnostic::error("E108", format!("unknown block `{rname}`"))
-                .with_primary(rexpr.span, "no block has this name");
-            if let Some(s) = did_you_mean(&rname, names.iter().map(String::as_str)) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            self.err(d);
+            self.err(
+                Diagnostic::error("E108", format!("unknown block `{rname}`"))
+                    .with_primary(rexpr.span, "no block has this name")
+                    .suggest(&rname, names.iter().map(String::as_str)),
+            );
             return None;
         };
         if def.params.is_empty() {
@@ -162,7 +161,7 @@ impl<'a> Sema<'a> {
         let mut skips = vec![h];
         let mut now = base;
         for (i, m) in mult.iter().enumerate() {
-            let out = base.saturating_mul(*m).min(super::MAX_INT);
+            let out = base.saturating_mul(*m).min(MAX_INT);
             for j in 0..nblocks {
                 h = self.invoke_block(def, &res_call(out), h, format!("down.{i}.res{j}"))?;
                 now = out;
@@ -180,7 +179,7 @@ impl<'a> Sema<'a> {
         h = self.builtin(h, &call("attention", vec![]), "mid.attn".into())?;
         h = self.invoke_block(def, &res_call(now), h, "mid.res1".into())?;
         for (i, m) in mult.iter().enumerate().rev() {
-            let out = base.saturating_mul(*m).min(super::MAX_INT);
+            let out = base.saturating_mul(*m).min(MAX_INT);
             for j in 0..=nblocks {
                 let skip = skips.pop()?;
                 let joined = self.join_skip(h, skip, &format!("up.{i}.cat{j}"), sp)?;

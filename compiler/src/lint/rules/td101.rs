@@ -1,9 +1,11 @@
 //! TD101: a timestep embedding canceled completely by a normalization. In: the norm verdicts of
 //! the analysis; out: one finding per (injection, norm) instance whose offset the norm removes.
 
-use super::{allows, origin_help, origin_label, positional_plan, Context, Finding, Rule};
 use crate::analysis::ComponentKind;
 use crate::diagnostics::Severity;
+use crate::lint::rule::{
+    allows, origin_help, origin_label, positional_plan, Context, Finding, Rule,
+};
 
 pub const RULE: Rule = Rule {
     code: "TD101",
@@ -12,6 +14,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     fixable: true,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does

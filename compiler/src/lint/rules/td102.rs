@@ -2,13 +2,13 @@
 //! finding per (injection, norm) instance that keeps less than [`ATTENUATION_THRESHOLD`] of
 //! the offset's energy, with the surviving fraction and the channels per group.
 
-use super::{
-    allows, fmt_frac, origin_help, origin_label, per_unit, Context, Finding, FixPlan, Rule,
-    ATTENUATION_THRESHOLD,
-};
 use crate::analysis::ComponentKind;
 use crate::diagnostics::Severity;
 use crate::ir::NormKind;
+use crate::lint::rule::{
+    allows, fmt_frac, origin_help, origin_label, per_unit, Context, Finding, FixPlan, Rule,
+    ATTENUATION_THRESHOLD,
+};
 
 pub const RULE: Rule = Rule {
     code: "TD102",
@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     fixable: true,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does
@@ -110,7 +111,7 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                     norm_span: v.span,
                     origin: Some((o.span, o.kind)),
                 },
-                _ => super::positional_plan(cx, c),
+                _ => crate::lint::rule::positional_plan(cx, c),
             };
             f.pairs.push((o.path.clone(), v.node.clone()));
             out.push(f);

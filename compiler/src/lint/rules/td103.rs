@@ -2,8 +2,8 @@
 //! finding at the time declaration when t is read somewhere but no path from it survives to
 //! the output (or only a zero-padding border leak does).
 
-use super::{Context, Finding, Rule};
 use crate::diagnostics::Severity;
+use crate::lint::rule::{Context, Finding, Rule};
 
 pub const RULE: Rule = Rule {
     code: "TD103",
@@ -12,6 +12,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Error,
     fixable: false,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does

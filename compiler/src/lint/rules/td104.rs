@@ -2,8 +2,9 @@
 //! bias cancellations (every path from the bias ends in a norm whose unit holds one channel);
 //! out: one finding per layer.
 
-use super::{Context, Finding, FixPlan, Rule};
 use crate::diagnostics::Severity;
+use crate::ir::Op;
+use crate::lint::rule::{node_of, Context, Finding, FixPlan, Rule};
 
 pub const RULE: Rule = Rule {
     code: "TD104",
@@ -12,6 +13,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     fixable: true,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does
@@ -57,15 +59,9 @@ checkpoints change), so it is unsafe, although the function the network computes
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
     for b in &cx.analysis.biases {
-        let layer = if !b.span.is_empty()
-            && cx
-                .src
-                .get(b.span.start..b.span.end)
-                .is_some_and(|s| s.starts_with("linear"))
-        {
-            "linear layer"
-        } else {
-            "conv"
+        let layer = match node_of(cx, b.graph, b.node).map(|n| &n.op) {
+            Some(Op::Linear { .. }) => "linear layer",
+            _ => "conv",
         };
         let mut f = Finding::new(
             RULE.code,

@@ -2,9 +2,10 @@
 //! verdicts; out: one finding per ConcatConv whose offset a normalization removes in part or
 //! completely (the origin of the TD101/TD102 findings there).
 
-use super::{Context, Finding, FixPlan, Rule};
 use crate::analysis::{ComponentKind, OriginKind};
 use crate::diagnostics::Severity;
+use crate::ir::Op;
+use crate::lint::rule::{node_of, Context, Finding, FixPlan, Rule};
 
 pub const RULE: Rule = Rule {
     code: "TD105",
@@ -13,6 +14,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Info,
     fixable: true,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does
@@ -84,9 +86,8 @@ pub fn check(cx: &Context) -> Vec<Finding> {
             );
             f.secondary
                 .push((v.span, format!("`{}` subtracts per-channel means", v.kind)));
-            let padded = super::graph_of(cx.model, cx.analysis, o.graph)
-                .and_then(|g| g.nodes.get(o.node))
-                .is_some_and(|n| matches!(n.op, crate::ir::Op::Conv { pad, .. } if pad > 0));
+            let padded = node_of(cx, o.graph, o.node)
+                .is_some_and(|n| matches!(n.op, Op::Conv { pad, .. } if pad > 0));
             if padded {
                 f.notes.push(
                     "zero padding lets a little t into the one-pixel border ring only".to_string(),

@@ -2,9 +2,11 @@
 //! the norm verdicts; out: one finding per (scale-shift, norm) instance keeping less than
 //! [`ATTENUATION_THRESHOLD`] of the modulation.
 
-use super::{allows, fmt_frac, per_unit, Context, Finding, FixPlan, Rule, ATTENUATION_THRESHOLD};
 use crate::analysis::ComponentKind;
 use crate::diagnostics::Severity;
+use crate::lint::rule::{
+    allows, fmt_frac, per_unit, Context, Finding, FixPlan, Rule, ATTENUATION_THRESHOLD,
+};
 
 pub const RULE: Rule = Rule {
     code: "TD106",
@@ -13,6 +15,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     fixable: true,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does

@@ -1,9 +1,9 @@
 //! TD107: the time input is declared but never read. In: the analysis' origins; out: one
 //! finding at the time declaration when nothing in the feature path reads t.
 
-use super::{Context, Finding, Rule};
 use crate::analysis::NodeState;
 use crate::diagnostics::Severity;
+use crate::lint::rule::{Context, Finding, Rule};
 
 pub const RULE: Rule = Rule {
     code: "TD107",
@@ -12,6 +12,7 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     fixable: false,
     doc: DOC,
+    check,
 };
 
 pub const DOC: &str = r#"## What it does

@@ -1,0 +1,251 @@
+//! The plain layers: `linear`, the activations, `dropout`, `avgpool`, `upsample`,
+//! `attention`, `flatten`, `sinusoidal`, and `concat` used as a stage (an error).
+
+use super::builder::{conv_out, Layer};
+use crate::diagnostics::Diagnostic;
+use crate::ir::{Act, NodeId, Op, Shape};
+use crate::sema::state::Sema;
+
+/// `linear(out, bias)`: [B, D] -> [B, out].
+pub(super) fn linear(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let out = s.positive(a[0]?, "the number of output features")?;
+    let bias = match a[1] {
+        Some(e) => s.choice(e, "bias setting", &["true", "false"])? == "true",
+        None => true,
+    };
+    let Shape::Vector { d } = shape else {
+        s.err(
+            Diagnostic::error("E207", format!("`linear` needs a vector, found {shape}"))
+                .with_primary(c.span, "input is not [B, D]")
+                .with_help(if matches!(shape, Shape::Image { .. }) {
+                    "insert `avgpool | flatten` (or `flatten`) before it"
+                } else {
+                    "embed the time first, e.g. `sinusoidal(128) | linear(512)`"
+                }),
+        );
+        return None;
+    };
+    let op = Op::Linear {
+        din: d,
+        dout: out,
+        bias,
+    };
+    Some(s.push_raw(op, vec![input], Shape::Vector { d: out }, name, c.span))
+}
+
+/// `relu`, `silu`, `tanh`, `softplus`: elementwise, any shape but the raw time input.
+pub(super) fn activation(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let word = def.name;
+    s.bind_op(def, c)?;
+    if shape == Shape::Time {
+        return s.needs_image(c, shape);
+    }
+    let act = match word {
+        "relu" => Act::Relu,
+        "silu" => Act::Silu,
+        "tanh" => Act::Tanh,
+        _ => Act::Softplus,
+    };
+    Some(s.push_raw(Op::Act { act }, vec![input], shape, name, c.span))
+}
+
+/// `dropout(p)`, p in [0, 1).
+pub(super) fn dropout(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let p = s.number(a[0]?, "the dropout probability")?;
+    if !(0.0..1.0).contains(&p) {
+        s.err(
+            Diagnostic::error(
+                "E202",
+                format!("a dropout probability must be in [0, 1), found {p}"),
+            )
+            .with_primary(a[0]?.span, "out of range"),
+        );
+        return None;
+    }
+    Some(s.push_raw(Op::Dropout { p }, vec![input], shape, name, c.span))
+}
+
+/// `avgpool`: global average to [B, C, 1, 1]; `avgpool(k, stride)`: a k x k window.
+pub(super) fn avgpool(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let Shape::Image { c: ch, h, w } = shape else {
+        return s.needs_image(c, shape);
+    };
+    match a[0] {
+        None => Some(s.push_raw(
+            Op::GlobalAvgPool,
+            vec![input],
+            Shape::Image { c: ch, h: 1, w: 1 },
+            name,
+            c.span,
+        )),
+        Some(e) => {
+            let k = s.positive(e, "the pooling window")?;
+            let stride = a[1]
+                .map(|e| s.positive(e, "the stride"))
+                .unwrap_or(Some(k))?;
+            match (conv_out(h, k, stride, 0), conv_out(w, k, stride, 0)) {
+                (Some(ho), Some(wo)) => Some(s.push_raw(
+                    Op::AvgPool { k, stride },
+                    vec![input],
+                    Shape::Image {
+                        c: ch,
+                        h: ho,
+                        w: wo,
+                    },
+                    name,
+                    c.span,
+                )),
+                _ => {
+                    s.err(
+                        Diagnostic::error(
+                            "E206",
+                            format!("a {k}x{k} pooling window does not fit a {h}x{w} input"),
+                        )
+                        .with_primary(c.span, "the output would be empty"),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `upsample(factor)`: nearest-neighbour, H and W times `factor`.
+pub(super) fn upsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let f = a[0]
+        .map(|e| s.positive(e, "the upsampling factor"))
+        .unwrap_or(Some(2))?;
+    let Shape::Image { c: ch, h, w } = shape else {
+        return s.needs_image(c, shape);
+    };
+    if h.saturating_mul(f) > 1 << 16 || w.saturating_mul(f) > 1 << 16 {
+        s.err(
+            Diagnostic::error("E206", "the upsampled image would be too large")
+                .with_primary(c.span, "too large"),
+        );
+        return None;
+    }
+    Some(s.push_raw(
+        Op::Upsample { factor: f },
+        vec![input],
+        Shape::Image {
+            c: ch,
+            h: h * f,
+            w: w * f,
+        },
+        name,
+        c.span,
+    ))
+}
+
+/// `attention(heads)`: DDPM self-attention with the model's default normalization.
+pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let heads = a[0]
+        .map(|e| s.positive(e, "the number of heads"))
+        .unwrap_or(Some(1))?;
+    let Shape::Image { c: ch, .. } = shape else {
+        return s.needs_image(c, shape);
+    };
+    if ch % heads != 0 {
+        s.err(
+            Diagnostic::error(
+                "E203",
+                format!("{ch} channels cannot be split into {heads} heads"),
+            )
+            .with_primary(c.span, "heads must divide the channels"),
+        );
+        return None;
+    }
+    let Some((spec, decl)) = s.default_norm else {
+        s.err(
+            Diagnostic::error(
+                "E111",
+                "`attention` normalizes its input with the default normalization",
+            )
+            .with_primary(c.span, "but the model sets none")
+            .with_help("set one at model level, e.g. `norm = group(32)`"),
+        );
+        return None;
+    };
+    let kind = s.resolve_norm_kind(spec, ch, c.span, Some(decl))?;
+    let op = Op::Attention {
+        channels: ch,
+        heads,
+        norm: kind,
+    };
+    Some(s.push_raw(op, vec![input], shape, name, c.span))
+}
+
+/// `flatten`: [B, C, H, W] -> [B, C·H·W].
+pub(super) fn flatten(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    s.bind_op(def, c)?;
+    match shape {
+        Shape::Image { .. } | Shape::Vector { .. } => Some(s.push_raw(
+            Op::Flatten,
+            vec![input],
+            Shape::Vector { d: shape.numel() },
+            name,
+            c.span,
+        )),
+        Shape::Time => s.needs_image(c, shape),
+    }
+}
+
+/// `sinusoidal(dim)`: the time input [B] -> [B, dim].
+pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let dim = s.positive(a[0]?, "the embedding size")?;
+    if dim < 2 || dim % 2 != 0 {
+        s.err(
+            Diagnostic::error(
+                "E202",
+                format!("a sinusoidal embedding needs an even size of at least 2, found {dim}"),
+            )
+            .with_primary(a[0]?.span, "half sines, half cosines"),
+        );
+        return None;
+    }
+    if shape != Shape::Time {
+        s.err(
+            Diagnostic::error(
+                "E207",
+                format!("`sinusoidal` embeds the time input, found {shape}"),
+            )
+            .with_primary(c.span, "not the time input")
+            .with_help(
+                "use it first in an `embed` declaration: `embed temb = sinusoidal(128) | ...`",
+            ),
+        );
+        return None;
+    }
+    Some(s.push_raw(
+        Op::Sinusoidal { dim },
+        vec![input],
+        Shape::Vector { d: dim },
+        name,
+        c.span,
+    ))
+}
+
+/// `concat` as a stage: an error (it joins values: `concat(a, b)`).
+pub(super) fn concat(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let c = l.call;
+    s.err(
+        Diagnostic::error("E201", "`concat` joins values; it is not a pipeline stage")
+            .with_primary(c.span, "write `concat(a, b)`"),
+    );
+    None
+}

@@ -1,0 +1,207 @@
+//! Normalizations: `group(G)` / `group(per_group = m)` / `group(G, min_per_group = m)`,
+//! `batch`, `instance`, `layer`, and the model's default `norm = ...` (same parser); the group
+//! count resolved for the channels that arrive, with a divisibility error that proposes one.
+
+use super::builder::Layer;
+use crate::ast::{Expr, ExprKind, Span};
+use crate::diagnostics::Diagnostic;
+use crate::ir::{NodeId, NormKind, Op, Shape};
+use crate::sema::state::{src_word, NormSpec, Sema};
+
+/// The arguments of `group(...)`, as a layer and as the default normalization.
+pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group"];
+
+/// `group(...)`, `batch`, `instance`, `layer` as a pipeline stage.
+pub(super) fn norm(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, _, c, name) = l.parts();
+    let word = def.name;
+    let e = Expr {
+        kind: ExprKind::Call(c.clone()),
+        span: c.span,
+    };
+    let e = if c.args.is_empty() && word != "group" {
+        Expr {
+            kind: ExprKind::Ident(word.to_string()),
+            span: c.span,
+        }
+    } else {
+        e
+    };
+    let spec = s.norm_spec(&e)?;
+    s.norm(input, spec, c.span, None, name)
+}
+
+impl<'a> Sema<'a> {
+    /// Parses a normalization setting: `group(32)`, `group(per_group = 4)`, `batch`, ...
+    pub(in crate::sema) fn norm_spec(&mut self, e: &Expr) -> Option<NormSpec> {
+        let (word, call) = match &e.kind {
+            ExprKind::Ident(w) => (w.as_str(), None),
+            ExprKind::Call(c) => (c.name.name.as_str(), Some(c)),
+            _ => ("", None),
+        };
+        match word {
+            "batch" | "instance" | "layer" => {
+                if let Some(c) = call {
+                    if !c.args.is_empty() {
+                        self.err(
+                            Diagnostic::error("E105", format!("`{word}` takes no arguments"))
+                                .with_primary(c.span, "remove the arguments"),
+                        );
+                        return None;
+                    }
+                }
+                Some(match word {
+                    "batch" => NormSpec::Batch,
+                    "instance" => NormSpec::Instance,
+                    _ => NormSpec::Layer,
+                })
+            }
+            "group" => {
+                let Some(c) = call else {
+                    self.err(
+                        Diagnostic::error("E105", "`group` needs the number of groups")
+                            .with_primary(e.span, "write `group(32)` or `group(per_group = 4)`"),
+                    );
+                    return None;
+                };
+                let a = self.bind_args(c, GROUP_ARGS, 0)?;
+                let groups = match a[0] {
+                    Some(e) => Some(self.positive(e, "the number of groups")?),
+                    None => None,
+                };
+                let per_group = match a[1] {
+                    Some(e) => Some(self.positive(e, "the channels per group")?),
+                    None => None,
+                };
+                let min_per_group = match a[2] {
+                    Some(e) => Some(self.positive(e, "the minimum channels per group")?),
+                    None => None,
+                };
+                if groups.is_none() == per_group.is_none() {
+                    self.err(
+                        Diagnostic::error(
+                            "E105",
+                            "`group` needs exactly one of `groups` and `per_group`",
+                        )
+                        .with_primary(c.span, "ambiguous group count")
+                        .with_help("write `group(32)` or `group(per_group = 4)`"),
+                    );
+                    return None;
+                }
+                if min_per_group.is_some() && groups.is_none() {
+                    self.err(
+                        Diagnostic::error("E105", "`min_per_group` caps a group count")
+                            .with_primary(
+                                c.span,
+                                "use it with `groups`, e.g. `group(32, min_per_group = 4)`",
+                            ),
+                    );
+                    return None;
+                }
+                Some(NormSpec::Group {
+                    groups,
+                    per_group,
+                    min_per_group,
+                })
+            }
+            _ => {
+                self.err(
+                    Diagnostic::error("E102", format!("unknown normalization `{}`", src_word(e)))
+                        .with_primary(
+                            e.span,
+                            "expected `batch`, `group(G)`, `instance` or `layer`",
+                        )
+                        .suggest(word, ["batch", "group", "instance", "layer"]),
+                );
+                None
+            }
+        }
+    }
+
+    /// Resolves a norm for `input`'s channels and adds it.
+    pub(in crate::sema) fn norm(
+        &mut self,
+        input: NodeId,
+        spec: NormSpec,
+        span: Span,
+        decl: Option<Span>,
+        name: String,
+    ) -> Option<NodeId> {
+        let shape = self.node_shape(input);
+        let Some(c) = shape.channels() else {
+            self.err(
+                Diagnostic::error("E207", "cannot normalize the raw time input")
+                    .with_primary(span, "apply an embedding first, e.g. `sinusoidal(128)`"),
+            );
+            return None;
+        };
+        let kind = self.resolve_norm_kind(spec, c, span, decl)?;
+        if matches!(kind, NormKind::Instance) && !matches!(shape, Shape::Image { .. }) {
+            self.err(
+                Diagnostic::error("E207", "instance normalization needs a feature map")
+                    .with_primary(span, format!("the input is {shape}")),
+            );
+            return None;
+        }
+        let op = Op::Norm {
+            kind,
+            channels: c,
+            affine: true,
+            eps: 1e-5,
+        };
+        Some(self.push_raw(op, vec![input], shape, name, span))
+    }
+
+    fn divisibility(&mut self, span: Span, decl: Option<Span>, c: usize, what: &str, g: usize) {
+        let mut d = Diagnostic::error("E203", format!("{c} channels cannot be split into {what}"))
+            .with_primary(span, format!("normalizes {c} channels"));
+        if let Some(decl) = decl {
+            d = d.with_secondary(decl, format!("{what} set here"));
+        }
+        let divisors: Vec<usize> = (1..=c)
+            .filter(|k| c.is_multiple_of(*k) && *k <= g.max(1) * 2)
+            .collect();
+        let best = divisors
+            .iter()
+            .copied()
+            .min_by_key(|k| k.abs_diff(g))
+            .unwrap_or(1);
+        self.err(d.with_help(format!("use a count that divides {c}, e.g. {best}")));
+    }
+
+    /// The norm `spec` asks for on `c` channels, with its group count checked (E203 at `span`,
+    /// pointing also at the setting `decl` when the model's default is used).
+    pub(super) fn resolve_norm_kind(
+        &mut self,
+        spec: NormSpec,
+        c: usize,
+        span: Span,
+        decl: Option<Span>,
+    ) -> Option<NormKind> {
+        Some(match spec {
+            NormSpec::Batch => NormKind::Batch,
+            NormSpec::Instance => NormKind::Instance,
+            NormSpec::Layer => NormKind::Layer,
+            NormSpec::Group {
+                groups,
+                per_group,
+                min_per_group,
+            } => {
+                let g = match (groups, per_group) {
+                    (Some(g), _) => min_per_group.map(|m| g.min((c / m).max(1))).unwrap_or(g),
+                    (None, Some(m)) if c.is_multiple_of(m) => c / m,
+                    (None, Some(m)) => {
+                        self.divisibility(span, decl, c, &format!("{m} channels per group"), m);
+                        return None;
+                    }
+                    (None, None) => return None,
+                };
+                if !c.is_multiple_of(g) {
+                    self.divisibility(span, decl, c, &format!("{g} groups"), g);
+                    return None;
+                }
+                NormKind::Group { groups: g }
+            }
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! The analyzer's state: the [`Sema`] of one model (its declarations, the graphs and scopes
+//! under construction, the diagnostics so far), what names stand for ([`Val`]), scopes and
+//! graphs under construction, and the small text helpers every part uses. Every other part of
+//! sema adds methods to [`Sema`]; this module uses none of them.
+
+use crate::ast::{self, BlockDef, Expr, ExprKind, Span, Stmt};
+use crate::diagnostics::Diagnostic;
+use crate::ir::{BiasInit, BiasPolicy, Graph, InjectionSite, InputInfo, NodeId, TimeInfo};
+use std::collections::HashMap;
+
+/// A compile-time value: what names and arguments can stand for.
+#[derive(Debug, Clone)]
+pub(super) enum Val {
+    Node(NodeId),
+    Num(f64),
+    List(Vec<Val>),
+    /// A bare word that names a choice (`eps`, `positional`, `shared`).
+    Sym(String),
+    /// A configuration call such as `dopri5(rtol = 1e-3)`, kept unevaluated with its scope.
+    Expr(Box<Expr>),
+}
+
+/// The normalization a stage asks for, before the channel count is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum NormSpec {
+    Batch,
+    Instance,
+    Layer,
+    Group {
+        groups: Option<usize>,
+        per_group: Option<usize>,
+        min_per_group: Option<usize>,
+    },
+}
+
+/// A scope of names: the model's, a block body's, an ODE function's.
+pub(super) struct Scope {
+    pub(super) vars: HashMap<String, (Val, Span)>,
+    /// Assignment counts, for naming reassigned values `a`, `a_2`, ...
+    pub(super) assigned: HashMap<String, usize>,
+    /// Node-name prefix of this scope (`down.1.res0`).
+    pub(super) prefix: String,
+    /// Lint codes allowed by attributes on the statements that led here.
+    pub(super) allow: Vec<String>,
+    pub(super) stmt_span: Span,
+}
+
+impl Scope {
+    /// A scope whose nodes are named under `prefix`.
+    pub(super) fn new(prefix: String, stmt_span: Span) -> Self {
+        Scope {
+            vars: HashMap::new(),
+            assigned: HashMap::new(),
+            prefix,
+            allow: Vec::new(),
+            stmt_span,
+        }
+    }
+}
+
+/// One graph under construction: the model's, or an ODE function's.
+pub(super) struct GraphCtx {
+    pub(super) graph: Graph,
+    pub(super) time_node: Option<NodeId>,
+    pub(super) embeds: HashMap<String, NodeId>,
+    /// Prefix for embeddings instantiated inside this graph.
+    pub(super) prefix: String,
+    pub(super) names: HashMap<String, usize>,
+    /// Scope depth at which this graph starts; names below it belong to outer graphs.
+    pub(super) scope_floor: usize,
+    /// The block instances being expanded, innermost last (indexes into `graph.instances`).
+    pub(super) open: Vec<usize>,
+}
+
+impl GraphCtx {
+    /// An empty graph whose embeddings are named under `prefix` and whose names start at scope
+    /// depth `scope_floor`.
+    pub(super) fn new(prefix: String, scope_floor: usize) -> Self {
+        GraphCtx {
+            graph: Graph::default(),
+            time_node: None,
+            embeds: HashMap::new(),
+            prefix,
+            names: HashMap::new(),
+            scope_floor,
+            open: Vec::new(),
+        }
+    }
+}
+
+/// The analyzer of one model.
+pub(super) struct Sema<'a> {
+    pub(super) model: &'a ast::Model,
+    pub(super) diags: &'a mut Vec<Diagnostic>,
+    pub(super) blocks: HashMap<String, &'a BlockDef>,
+    pub(super) embeds: HashMap<String, (&'a Expr, Span)>,
+    pub(super) default_norm: Option<(NormSpec, Span)>,
+    pub(super) bias: BiasPolicy,
+    pub(super) input: Option<InputInfo>,
+    pub(super) time: Option<TimeInfo>,
+    pub(super) graphs: Vec<GraphCtx>,
+    pub(super) scopes: Vec<Scope>,
+    pub(super) injections: Vec<InjectionSite>,
+    pub(super) depth: usize,
+}
+
+impl<'a> Sema<'a> {
+    pub(super) fn new(model: &'a ast::Model, diags: &'a mut Vec<Diagnostic>) -> Self {
+        Sema {
+            model,
+            diags,
+            blocks: HashMap::new(),
+            embeds: HashMap::new(),
+            default_norm: None,
+            bias: BiasPolicy {
+                operand: BiasInit::Default,
+                time: BiasInit::Default,
+            },
+            input: None,
+            time: None,
+            graphs: vec![GraphCtx::new(String::new(), 0)],
+            scopes: vec![Scope::new(String::new(), Span::default())],
+            injections: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    pub(super) fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+}
+
+/// The lint codes `#[allow(...)]` attributes on a statement allow.
+pub(super) fn attr_allows(st: &Stmt) -> Vec<String> {
+    st.attrs
+        .iter()
+        .filter(|a| a.name.name == "allow")
+        .flat_map(|a| a.args.iter().map(|i| i.name.clone()))
+        .collect()
+}
+
+/// `prefix.name`, or `name` at the top level.
+pub(super) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The word an expression starts with, as written, for "unknown X `word`" messages.
+pub(super) fn src_word(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Ident(s) => s.clone(),
+        ExprKind::Call(c) => c.name.name.clone(),
+        ExprKind::Number(_, t) => t.clone(),
+        _ => e.describe().to_string(),
+    }
+}
