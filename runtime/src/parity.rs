@@ -1,0 +1,227 @@
+//! CPU-vs-device parity: a checked model, a batch size and a seed in; the largest relative
+//! differences between one forward + backward (loss `mean(out^2)`) on the CPU and on another
+//! device out, with the same weights (initialized once with the host RNG), input and time
+//! values. Relative difference of two tensors: `max|a - b| / max|a|` (scale-relative, so
+//! entries near zero do not blow it up); for gradients the scale is at least 1e-3 of the
+//! model's largest gradient, so analytically zero ones (a bias the next norm cancels) compare
+//! by that.
+
+use crate::exec::{Exec, Value};
+use crate::ops::Kernels;
+use crate::params::{normal, Params};
+use crate::train::NoiseSchedule;
+use crate::RuntimeError;
+use dfdx::prelude::*;
+use dfdx::tensor::Synchronize;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::time::Instant;
+use tdspec_compiler::ir::{ModelIr, Task};
+
+/// One forward + backward: output, loss, gradient per parameter, solver evaluations, wall ms.
+#[derive(Clone, Debug)]
+pub struct FwdBwd {
+    pub out: Vec<f32>,
+    pub loss: f32,
+    pub grads: Vec<Vec<f32>>,
+    pub nfe: usize,
+    pub ms: f64,
+}
+
+/// A device's run of a [`Case`]: the warm forward + backward and the first call's ms (which
+/// includes CUDA's kernel loading and NVRTC compiles).
+#[derive(Clone, Debug)]
+pub struct DeviceRun {
+    pub warm: FwdBwd,
+    pub first_ms: f64,
+}
+
+/// The same weights, input and times for every device.
+pub struct Case<'a> {
+    pub model: &'a ModelIr,
+    pub seed: u64,
+    /// Parameter (and buffer) names in the model's order.
+    pub names: Vec<String>,
+    named: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    x: Vec<f32>,
+    t: Vec<f32>,
+}
+
+/// The comparison of a CPU run and a device run of one case.
+#[derive(Clone, Debug)]
+pub struct ParityReport {
+    pub output_rel: f64,
+    pub loss_rel: f64,
+    pub grad_rel_max: f64,
+    /// The three parameters whose gradients differ most, largest first.
+    pub grad_rel_worst: Vec<(String, f64)>,
+    /// The largest of the three figures.
+    pub worst: f64,
+}
+
+impl<'a> Case<'a> {
+    /// Initializes `m`'s parameters from `seed` on the host and draws a normal input batch.
+    /// Denoisers get spread-out timesteps; classifiers ignore t (their ODE integrates 0..1).
+    pub fn new(m: &'a ModelIr, batch: usize, seed: u64) -> Self {
+        let params = Params::init(m, &Cpu::default(), seed);
+        let names = params.list.iter().map(|p| p.info.name.clone()).collect();
+        let named = params
+            .to_named_vecs()
+            .into_iter()
+            .map(|(n, s, d)| (n, (s, d)))
+            .collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = batch * m.input.channels * m.input.height * m.input.width;
+        let x = (0..n).map(|_| normal(&mut rng) as f32).collect();
+        let t = match &m.task {
+            Some(Task::Denoise { schedule, .. }) => {
+                let steps = NoiseSchedule::new(schedule).steps().max(1);
+                (0..batch)
+                    .map(|i| ((i * steps) / batch + steps / (2 * batch)).min(steps - 1) as f32)
+                    .collect()
+            }
+            _ => vec![0.0; batch],
+        };
+        Case {
+            model: m,
+            seed,
+            names,
+            named,
+            x,
+            t,
+        }
+    }
+
+    /// Runs the forward + backward twice on `dev`; the second is the warm one.
+    pub fn run<D: Kernels + Synchronize>(&self, dev: &D) -> Result<DeviceRun, RuntimeError> {
+        let mut params = Params::init(self.model, dev, self.seed);
+        params.load_named(&self.named)?;
+        let first = fwd_bwd(self.model, &params, &self.x, &self.t)?;
+        let warm = fwd_bwd(self.model, &params, &self.x, &self.t)?;
+        Ok(DeviceRun {
+            warm,
+            first_ms: first.ms,
+        })
+    }
+
+    /// Compares a device run against the CPU reference.
+    pub fn compare(&self, reference: &FwdBwd, other: &FwdBwd) -> ParityReport {
+        let output_rel = rel_diff(&reference.out, &other.out);
+        let loss_rel = rel_diff(&[reference.loss], &[other.loss]);
+        let grad_scale = reference
+            .grads
+            .iter()
+            .flatten()
+            .map(|v| (*v as f64).abs())
+            .fold(0.0, f64::max);
+        let mut rels: Vec<(String, f64)> = self
+            .names
+            .iter()
+            .zip(reference.grads.iter().zip(&other.grads))
+            .map(|(n, (a, b))| (n.clone(), rel_diff_floor(a, b, 1e-3 * grad_scale)))
+            .collect();
+        rels.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let grad_rel_max = rels.first().map(|g| g.1).unwrap_or(0.0);
+        rels.truncate(3);
+        ParityReport {
+            output_rel,
+            loss_rel,
+            grad_rel_max,
+            grad_rel_worst: rels,
+            worst: output_rel.max(loss_rel).max(grad_rel_max),
+        }
+    }
+}
+
+/// One forward + backward of `m` with loss `mean(out^2)`, the device synchronized at the end.
+pub fn fwd_bwd<D: Kernels + Synchronize>(
+    m: &ModelIr,
+    params: &Params<D>,
+    x: &[f32],
+    t: &[f32],
+) -> Result<FwdBwd, RuntimeError> {
+    let start = Instant::now();
+    let dev = params.dev.clone();
+    let b = t.len();
+    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
+    let xt: Tensor<(usize, usize, usize, usize), f32, D> =
+        dev.tensor_from_vec(x.to_vec(), (b, c, h, w));
+    let mut ex = Exec::new(params, false);
+    let (vals, tape) = ex.run(
+        &m.graph,
+        Value::Image(xt),
+        t,
+        OwnedTape::<f32, D>::default(),
+    )?;
+    let nfe = ex.nfe;
+    drop(ex);
+    let outv = vals[m.output]
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Internal("no output".into()))?;
+    let out = outv.to_vec();
+    let loss = match outv {
+        Value::Image(y) => y.clone().put_tape(tape).square().mean::<Rank0, _>(),
+        Value::Vector(y) => y.clone().put_tape(tape).square().mean::<Rank0, _>(),
+        Value::Time(_) => return Err(RuntimeError::Internal("output is a time value".into())),
+    };
+    let loss_v = loss.as_vec().first().copied().unwrap_or(f32::NAN);
+    let mut g = loss.backward();
+    let mut grads = Vec::with_capacity(params.list.len());
+    for p in &params.list {
+        g.get_or_alloc_mut(&p.tensor)
+            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?;
+        grads.push(g.get(&p.tensor).as_vec());
+    }
+    dev.synchronize();
+    Ok(FwdBwd {
+        out,
+        loss: loss_v,
+        grads,
+        nfe,
+        ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// `max|a - b| / max|a|` (0 for two empty or all-zero tensors that agree).
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    rel_diff_floor(a, b, 0.0)
+}
+
+/// `max|a - b| / max(max|a|, floor)`: gradients that are analytically zero (a bias that the
+/// next normalization cancels, lint TD104) hold only round-off, so they compare against a
+/// floor tied to the model's largest gradient instead of their own size.
+pub fn rel_diff_floor(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    let scale = a.iter().map(|v| (*v as f64).abs()).fold(0.0, f64::max);
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(
+            0.0,
+            |m: f64, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+        );
+    if diff == 0.0 {
+        0.0
+    } else {
+        diff / scale.max(floor).max(f64::MIN_POSITIVE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_differences() {
+        assert_eq!(rel_diff(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert!((rel_diff(&[2.0, -4.0], &[2.0, -3.0]) - 0.25).abs() < 1e-12);
+        assert_eq!(rel_diff(&[1.0], &[1.0, 2.0]), f64::INFINITY);
+        assert_eq!(rel_diff(&[1.0], &[f32::NAN]), f64::INFINITY);
+        // Round-off on an analytically zero gradient compares against the floor.
+        assert!((rel_diff_floor(&[0.0], &[1e-6], 1e-3) - 1e-3).abs() < 1e-9);
+    }
+}
