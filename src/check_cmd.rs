@@ -2,33 +2,39 @@
 //! parameters), the parameter total with per-section subtotals, and the time-injection sites;
 //! rendered diagnostics for invalid specs. Exit 1 when any spec has errors.
 
-use crate::files;
 use crate::render;
+use crate::report::fail;
 use crate::Format;
+use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{thousands, SourceFile};
-use tdspec_compiler::ir::{Graph, ModelIr, Op};
+use tdspec_compiler::ir::{Graph, ModelIr, Op, Sharing, TimeKind};
 use tdspec_compiler::sema::check_source;
+use tdspec_runtime::spec;
 
-pub fn run(paths: &[PathBuf], format: Format) -> u8 {
-    let files = match files::expand(paths) {
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Spec files or directories (searched for *.tds)
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub fn run(a: &CheckArgs) -> u8 {
+    let format = a.format;
+    let files = match spec::expand(&a.paths) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(e) => return fail(e),
     };
     let color = render::use_color();
     let mut failed = false;
     let mut json_out = Vec::new();
     for path in files {
-        let src = match files::read(&path) {
+        let src = match spec::read(&path) {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
+            Err(e) => return fail(e),
         };
         match check_source(&src.text) {
             Ok(models) => {
@@ -90,7 +96,7 @@ fn rows(g: &Graph, depth: usize, out: &mut Vec<Row>) {
 }
 
 /// Parameter subtotals by the first segment of the node path, in order of appearance.
-pub fn sections(m: &ModelIr) -> Vec<(String, usize)> {
+fn sections(m: &ModelIr) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for n in &m.graph.nodes {
         let count = n.param_count();
@@ -145,12 +151,12 @@ fn table(src: &SourceFile, m: &ModelIr) -> String {
         thousands(m.param_count())
     );
     let sharing = match m.time.sharing {
-        tdspec_compiler::ir::Sharing::Shared => "shared across the batch",
-        tdspec_compiler::ir::Sharing::PerSample => "per sample",
+        Sharing::Shared => "shared across the batch",
+        Sharing::PerSample => "per sample",
     };
     let kind = match m.time.kind {
-        tdspec_compiler::ir::TimeKind::Continuous => "continuous".to_string(),
-        tdspec_compiler::ir::TimeKind::Steps(n) => format!("{n} integer steps"),
+        TimeKind::Continuous => "continuous".to_string(),
+        TimeKind::Steps(n) => format!("{n} integer steps"),
     };
     s += &format!("  time input: {} ({kind}, {sharing})\n", m.time.name);
     if m.injections.is_empty() {

@@ -2,13 +2,12 @@
 //! framework written to DIR (model.py, train.py, README.md and the spec). Exit 1 when the spec
 //! has errors, 2 on usage, IO or emitter errors.
 
-use crate::files;
-use crate::render;
-use clap::ValueEnum;
-use std::path::Path;
+use crate::report::{fail, spec_error};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use tdspec_compiler::emit::pytorch;
-use tdspec_compiler::sema::check_source;
 use tdspec_compiler::syntax::parse;
+use tdspec_runtime::spec::{self, SpecError};
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum Target {
@@ -16,85 +15,74 @@ pub enum Target {
     Pytorch,
 }
 
-pub fn run(spec: &Path, target: Target, out: &Path, model: Option<&str>) -> u8 {
-    let src = match files::read(spec) {
-        Ok(s) => s,
+#[derive(Args)]
+pub struct EmitArgs {
+    spec: PathBuf,
+    #[arg(long, value_enum, default_value = "pytorch")]
+    target: Target,
+    /// Output directory
+    #[arg(short = 'o', long)]
+    out: PathBuf,
+    /// The model to emit when the file defines several
+    #[arg(long)]
+    model: Option<String>,
+}
+
+pub fn run(a: &EmitArgs) -> u8 {
+    let (src, models) = match spec::load(&a.spec) {
+        Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let models = match check_source(&src.text) {
-        Ok(m) => m,
-        Err(diags) => {
-            let color = render::use_color();
-            for d in &diags {
-                eprint!("{}", render::render(&src, d, color));
+            let code = spec_error(&e);
+            if let SpecError::Invalid { src, diagnostics } = &e {
+                let n = diagnostics.len();
+                eprintln!("{}: {n} error(s); nothing emitted", src.name);
             }
-            eprintln!("{}: {} error(s); nothing emitted", src.name, diags.len());
-            return 1;
+            return code;
         }
     };
-    let chosen = match (model, models.len()) {
-        (Some(name), _) => models.iter().find(|m| m.name == name),
+    let chosen = match (&a.model, models.len()) {
+        (Some(name), _) => models.iter().find(|m| &m.name == name),
         (None, 1) => models.first(),
         (None, _) => {
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-            eprintln!(
-                "error: {} defines {} models ({}); pick one with --model",
+            return fail(format!(
+                "{} defines {} models ({}); pick one with --model",
                 src.name,
                 names.len(),
                 names.join(", ")
-            );
-            return 2;
+            ));
         }
     };
     let Some(ir) = chosen else {
-        eprintln!(
-            "error: {} has no model `{}`",
-            src.name,
-            model.unwrap_or_default()
-        );
-        return 2;
+        let name = a.model.as_deref().unwrap_or_default();
+        return fail(format!("{} has no model `{name}`", src.name));
     };
-    let file = match parse(&src.text) {
-        Ok(f) => f,
-        Err(_) => {
-            eprintln!("error: {} no longer parses", src.name);
-            return 2;
-        }
+    let Ok(file) = parse(&src.text) else {
+        return fail(format!("{} no longer parses", src.name));
     };
-    let emitted = match target {
+    let emitted = match a.target {
         Target::Pytorch => pytorch::emit(&file, ir, &src.text),
     };
     let files = match emitted {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: cannot emit model `{}` for PyTorch: {e}", ir.name);
-            return 2;
-        }
+        Err(e) => return fail(format!("cannot emit model `{}` for PyTorch: {e}", ir.name)),
     };
-    if let Err(e) = std::fs::create_dir_all(out) {
-        eprintln!("error: cannot create {}: {e}", out.display());
-        return 2;
+    if let Err(e) = std::fs::create_dir_all(&a.out) {
+        return fail(format!("cannot create {}: {e}", a.out.display()));
     }
     for f in &files {
-        let path = out.join(&f.path);
+        let path = a.out.join(&f.path);
         if let Err(e) = std::fs::write(&path, &f.contents) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return 2;
+            return fail(format!("cannot write {}: {e}", path.display()));
         }
     }
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     println!(
         "{}: model {} -> {} ({})",
         src.name,
         ir.name,
-        out.display(),
-        files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        a.out.display(),
+        names.join(", ")
     );
     0
 }

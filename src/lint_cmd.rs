@@ -3,12 +3,15 @@
 //! --unsafe-fixes`; a rule's documentation out of `explain`. Exit 0 when clean, 1 when a
 //! finding at deny level exists or a spec has errors, 2 for usage and IO errors.
 
-use crate::{files, render};
+use crate::render;
+use crate::report::fail;
+use crate::Format;
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, LintOptions, RULES};
+use tdspec_runtime::spec;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
@@ -46,7 +49,7 @@ pub struct ExplainArgs {
     /// A rule code such as TD101; without one, lists every rule
     code: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
-    format: crate::Format,
+    format: Format,
 }
 
 /// One spec's outcome.
@@ -66,8 +69,7 @@ pub fn run(args: &LintArgs) -> u8 {
     ] {
         for p in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
             if let Err(e) = lint::check_pattern(p) {
-                eprintln!("error: {e}");
-                return 2;
+                return fail(e);
             }
             out.push(p.to_string());
         }
@@ -78,27 +80,20 @@ pub fn run(args: &LintArgs) -> u8 {
             continue;
         }
         if let Err(e) = lint::check_pattern(p) {
-            eprintln!("error: {e}");
-            return 2;
+            return fail(e);
         }
         opts.deny.push(p.to_string());
     }
-    let paths = match files::expand(&args.paths) {
+    let paths = match spec::expand(&args.paths) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(e) => return fail(e),
     };
     let mut results = Vec::new();
     let mut messages = Vec::new();
     for path in &paths {
-        let src = match files::read(path) {
+        let src = match spec::read(path) {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
+            Err(e) => return fail(e),
         };
         let mut diags = lint_text(&src.text, &opts);
         if args.fix {
@@ -112,9 +107,8 @@ pub fn run(args: &LintArgs) -> u8 {
             } else if available > 0 {
                 match lint::apply_fixes(&src.text, &diags) {
                     Ok(outcome) => {
-                        if let Err(e) = write_atomically(path, &outcome.text) {
-                            eprintln!("error: {e}");
-                            return 2;
+                        if let Err(e) = spec::write_atomically(path, &outcome.text) {
+                            return fail(e);
                         }
                         let mut m = format!(
                             "{}: applied {} fix{}",
@@ -230,35 +224,10 @@ fn print_text(results: &[FileResult], messages: &[String], fix: bool) {
     println!("{line}");
 }
 
-/// Writes `text` to a temporary file beside `path` and renames it over `path`, so a failure
-/// never leaves a half-written spec.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "spec".into());
-    let tmp = dir.join(format!(".{name}.tdspec-fix-{}", std::process::id()));
-    if let Err(e) = std::fs::write(&tmp, text) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write {}: {e}", tmp.display()));
-    }
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot replace {}: {e}", path.display())
-    })
-}
-
 pub fn explain(args: &ExplainArgs) -> u8 {
     let Some(code) = &args.code else {
         match args.format {
-            crate::Format::Text => {
+            Format::Text => {
                 for r in RULES {
                     println!(
                         "{}  {:<24} {:<8} {}",
@@ -269,7 +238,7 @@ pub fn explain(args: &ExplainArgs) -> u8 {
                     );
                 }
             }
-            crate::Format::Json => println!(
+            Format::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(RULES).unwrap_or_default()
             ),
@@ -287,7 +256,7 @@ pub fn explain(args: &ExplainArgs) -> u8 {
         return 2;
     };
     match args.format {
-        crate::Format::Text => {
+        Format::Text => {
             println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
             println!(
                 "default severity: {}; fix: {}\n",
@@ -300,7 +269,7 @@ pub fn explain(args: &ExplainArgs) -> u8 {
             );
             print!("{}", rule.doc);
         }
-        crate::Format::Json => {
+        Format::Json => {
             println!("{}", serde_json::to_string_pretty(rule).unwrap_or_default())
         }
     }

@@ -1,31 +1,59 @@
 //! `tdspec sample RUNDIR|CHECKPOINT --n 64 --sampler ancestral|ddim --steps K -o grid.png`:
-//! generates digits from a trained denoiser and writes them as a PNG grid.
+//! a trained denoiser in; generated digits out as a PNG grid.
 
-use crate::run_dir;
-use std::path::Path;
+use crate::report::{fail, run_error};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::plot::save_grid;
+use tdspec_runtime::run::TrainedRun;
 use tdspec_runtime::sample::{sample, Sampler};
 use tdspec_runtime::train::NoiseSchedule;
 
-pub fn run(path: &Path, n: usize, sampler: Sampler, steps: usize, out: &Path, seed: u64) -> u8 {
-    let run = match run_dir::open(path) {
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    Ancestral,
+    Ddim,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// A run directory (or its checkpoint file)
+    run: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, value_enum, default_value = "ddim")]
+    sampler: SamplerArg,
+    /// Denoising steps (evenly spaced over the schedule)
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(short = 'o', long, default_value = "samples.png")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(a: &SampleArgs) -> u8 {
+    let run = match TrainedRun::open(&a.run) {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(e) => return run_error(&e),
     };
-    let Some(Task::Denoise { schedule, .. }) = &run.model.task else {
-        eprintln!(
-            "error: model `{}` is not a denoiser; `sample` needs `task denoise(...)`",
-            run.model.name
-        );
-        return 2;
-    };
-    if n == 0 {
-        eprintln!("error: --n must be at least 1");
-        return 2;
-    }
-    let sched = NoiseSchedule::new(schedule);
     let m = &run.model;
+    let Some(Task::Denoise { schedule, .. }) = &m.task else {
+        return fail(format!(
+            "model `{}` is not a denoiser; `sample` needs `task denoise(...)`",
+            m.name
+        ));
+    };
+    if a.n == 0 {
+        return fail("--n must be at least 1");
+    }
+    let sampler = match a.sampler {
+        SamplerArg::Ancestral => Sampler::Ancestral,
+        SamplerArg::Ddim => Sampler::Ddim,
+    };
+    let sched = NoiseSchedule::new(schedule);
+    let (n, steps, seed) = (a.n, a.steps, a.seed);
     let imgs = match sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
         if i % 10 == 0 || i == k {
             eprint!("\rsampling step {i}/{k}");
@@ -33,28 +61,19 @@ pub fn run(path: &Path, n: usize, sampler: Sampler, steps: usize, out: &Path, se
     }) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("\nerror: sampling failed: {e}");
-            return 2;
+            eprintln!();
+            return fail(format!("sampling failed: {e}"));
         }
     };
     eprintln!();
+    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let cols = (n as f64).sqrt().ceil() as usize;
-    if let Err(e) = save_grid(
-        out,
-        &imgs,
-        n,
-        m.input.channels,
-        m.input.height,
-        m.input.width,
-        cols,
-    ) {
-        eprintln!("error: {e}");
-        return 2;
+    if let Err(e) = save_grid(&a.out, &imgs, n, c, h, w, cols) {
+        return fail(e);
     }
     eprintln!(
-        "wrote {} ({n} samples, {:?}, {steps} steps, seed {seed})",
-        out.display(),
-        sampler
+        "wrote {} ({n} samples, {sampler:?}, {steps} steps, seed {seed})",
+        a.out.display()
     );
     0
 }

@@ -3,14 +3,18 @@
 //! each recorded on dfdx's autograd tape); [`params`] the named parameters, their
 //! initialization and checkpoint I/O; [`exec`] the graph executor and ODE solvers;
 //! [`lower`] the checks that run before any allocation; [`train`] the training step and
-//! evaluation, [`probe`] the dynamic probe and its agreement rule, [`parity`] and [`bench`]
-//! the CPU-vs-device comparison and the yardstick workloads, [`spec`] spec files on disk.
+//! evaluation, [`checkpoint`] the one checkpoint format, [`run`] run directories and the
+//! training driver (with an observer for progress), [`lab`] the demo and experiment plans,
+//! [`probe`] the dynamic probe and its agreement rule, [`parity`] and [`bench`] the
+//! CPU-vs-device comparison and the yardstick workloads, [`spec`] spec files on disk.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod exec;
 pub mod frechet;
+pub mod lab;
 pub mod lower;
 pub mod ops;
 pub mod optim;
@@ -18,6 +22,7 @@ pub mod params;
 pub mod parity;
 pub mod plot;
 pub mod probe;
+pub mod run;
 pub mod sample;
 pub mod spec;
 pub mod train;
