@@ -9,9 +9,10 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{thousands, SourceFile};
-use tdspec_compiler::ir::{Graph, ModelIr, Op, Sharing, TimeKind};
+use tdspec_compiler::ir::{ModelIr, Sharing, TimeKind};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::spec;
+use tdspec_runtime::summary::ModelSummary;
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -41,7 +42,7 @@ pub fn run(a: &CheckArgs) -> u8 {
                 for m in &models {
                     match format {
                         Format::Text => print!("{}", table(&src, m)),
-                        Format::Json => json_out.push(model_json(&src, m)),
+                        Format::Json => json_out.push(json!(ModelSummary::new(&src, m))),
                     }
                 }
             }
@@ -69,52 +70,9 @@ pub fn run(a: &CheckArgs) -> u8 {
     u8::from(failed)
 }
 
-struct Row {
-    depth: usize,
-    name: String,
-    op: String,
-    shape: String,
-    params: usize,
-}
-
-fn rows(g: &Graph, depth: usize, out: &mut Vec<Row>) {
-    for n in &g.nodes {
-        if matches!(n.op, Op::Time) || (depth > 0 && matches!(n.op, Op::Input)) {
-            continue;
-        }
-        out.push(Row {
-            depth,
-            name: n.name.clone(),
-            op: n.op.describe(),
-            shape: n.shape.to_string(),
-            params: n.param_count(),
-        });
-        if let Op::Ode { func, .. } = &n.op {
-            rows(&func.graph, depth + 1, out);
-        }
-    }
-}
-
-/// Parameter subtotals by the first segment of the node path, in order of appearance.
-fn sections(m: &ModelIr) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = Vec::new();
-    for n in &m.graph.nodes {
-        let count = n.param_count();
-        if count == 0 {
-            continue;
-        }
-        let head = n.name.split('.').next().unwrap_or("").to_string();
-        match out.iter_mut().find(|(k, _)| *k == head) {
-            Some((_, v)) => *v += count,
-            None => out.push((head, count)),
-        }
-    }
-    out
-}
-
 fn table(src: &SourceFile, m: &ModelIr) -> String {
-    let mut r = Vec::new();
-    rows(&m.graph, 0, &mut r);
+    let sum = ModelSummary::new(src, m);
+    let r = &sum.table;
     let name_w = r
         .iter()
         .map(|x| x.name.len() + 2 * x.depth)
@@ -128,7 +86,7 @@ fn table(src: &SourceFile, m: &ModelIr) -> String {
         "  {:name_w$}  {:op_w$}  {:shape_w$}  {:>11}\n",
         "layer", "op", "output", "params"
     );
-    for x in &r {
+    for x in r {
         let name = format!("{}{}", "  ".repeat(x.depth), x.name);
         let params = if x.params == 0 {
             "-".to_string()
@@ -140,15 +98,15 @@ fn table(src: &SourceFile, m: &ModelIr) -> String {
             x.op, x.shape
         );
     }
-    let secs = sections(m);
-    let sub = secs
+    let sub: Vec<String> = sum
+        .sections
         .iter()
-        .map(|(k, v)| format!("{k} {}", thousands(*v)))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .map(|x| format!("{} {}", x.name, thousands(x.params)))
+        .collect();
     s += &format!(
-        "  total parameters: {} ({sub})\n",
-        thousands(m.param_count())
+        "  total parameters: {} ({})\n",
+        thousands(sum.params),
+        sub.join(", ")
     );
     let sharing = match m.time.sharing {
         Sharing::Shared => "shared across the batch",
@@ -159,51 +117,17 @@ fn table(src: &SourceFile, m: &ModelIr) -> String {
         TimeKind::Steps(n) => format!("{n} integer steps"),
     };
     s += &format!("  time input: {} ({kind}, {sharing})\n", m.time.name);
-    if m.injections.is_empty() {
+    let inj = &sum.injections;
+    if inj.is_empty() {
         s += "  time injections: none (the network never reads t)\n";
     } else {
-        s += &format!("  time injections ({}):\n", m.injections.len());
-        let w = m.injections.iter().map(|i| i.node.len()).max().unwrap_or(0);
-        let mw = m.injections.iter().map(|i| i.mode.len()).max().unwrap_or(0);
-        for i in &m.injections {
-            let (line, col) = src.line_col(i.span.start);
-            s += &format!(
-                "    {:w$}  {:mw$}  {}:{line}:{col}\n",
-                i.node, i.mode, src.name
-            );
+        s += &format!("  time injections ({}):\n", inj.len());
+        let w = inj.iter().map(|i| i.node.len()).max().unwrap_or(0);
+        let mw = inj.iter().map(|i| i.mode.len()).max().unwrap_or(0);
+        for i in inj {
+            let (node, mode, line, col) = (&i.node, &i.mode, i.line, i.column);
+            s += &format!("    {node:w$}  {mode:mw$}  {}:{line}:{col}\n", src.name);
         }
     }
     s
-}
-
-fn model_json(src: &SourceFile, m: &ModelIr) -> serde_json::Value {
-    let mut layers = Vec::new();
-    m.graph.walk(&mut |_, _, n| {
-        if matches!(n.op, Op::Time) {
-            return;
-        }
-        layers.push(json!({
-            "name": n.name,
-            "op": n.op.describe(),
-            "shape": n.shape.dims(0).into_iter().skip(1).collect::<Vec<_>>(),
-            "params": n.params.iter().map(|p| p.numel()).sum::<usize>(),
-        }));
-    });
-    let injections: Vec<_> = m
-        .injections
-        .iter()
-        .map(|i| {
-            let (line, column) = src.line_col(i.span.start);
-            json!({"node": i.node, "mode": i.mode, "line": line, "column": column})
-        })
-        .collect();
-    json!({
-        "file": src.name,
-        "model": m.name,
-        "params": m.param_count(),
-        "sections": sections(m).into_iter().map(|(k, v)| json!({"name": k, "params": v})).collect::<Vec<_>>(),
-        "time": m.time,
-        "layers": layers,
-        "injections": injections,
-    })
 }

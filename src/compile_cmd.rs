@@ -12,6 +12,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::thousands;
 use tdspec_runtime::lower;
+use tdspec_runtime::summary::CompileSummary;
 
 #[derive(Args)]
 pub struct CompileArgs {
@@ -73,55 +74,39 @@ pub fn run(a: &CompileArgs) -> u8 {
             }
             Err(e) => return fail(e),
         };
-        let count: usize = infos.iter().map(|i| i.numel()).sum();
-        let act_bytes = cost.activations_per_sample as f64 * a.batch as f64 * 4.0;
+        let c = CompileSummary::new(&src, m, &infos, &cost, a.batch);
         if a.format == Format::Json {
-            out_json.push(json!({
-                "file": src.name,
-                "model": m.name,
-                "params": count,
-                "tensors": infos.iter().map(|i| json!({"name": i.name, "shape": i.shape})).collect::<Vec<_>>(),
-                "macs_per_sample": cost.macs_per_sample,
-                "macs_per_nfe": cost.macs_per_nfe,
-                "nfe_per_solve": cost.nfe_per_solve,
-                "activation_bytes_per_sample": cost.activations_per_sample * 4,
-                "batch": a.batch,
-                "activation_bytes": act_bytes,
-            }));
+            out_json.push(json!(c));
             continue;
         }
         println!(
             "{}: model {} (compiled for {})",
-            src.name,
-            m.name,
+            c.file,
+            c.model,
             a.device.name()
         );
         if a.summary {
-            let w = infos.iter().map(|i| i.name.len()).max().unwrap_or(4);
-            println!("  parameter tensors ({}):", infos.len());
-            for i in &infos {
-                let shape = format!("{:?}", i.shape);
-                println!(
-                    "    {:w$}  {shape:<18}  {:>11}",
-                    i.name,
-                    thousands(i.numel())
-                );
+            let w = c.tensors.iter().map(|i| i.name.len()).max().unwrap_or(4);
+            println!("  parameter tensors ({}):", c.tensors.len());
+            for t in &c.tensors {
+                let (shape, n) = (format!("{:?}", t.shape), t.shape.iter().product());
+                println!("    {:w$}  {shape:<18}  {:>11}", t.name, thousands(n));
             }
         }
         println!(
             "  parameters: {} ({} as f32)",
-            thousands(count),
-            mib(count as f64 * 4.0)
+            thousands(c.params),
+            mib(c.params as f64 * 4.0)
         );
-        let macs = cost.macs_per_sample as f64;
+        let macs = c.macs_per_sample as f64;
         println!(
             "  forward: {}MAC per sample ({}FLOP)",
             si(macs),
             si(2.0 * macs)
         );
-        if cost.macs_per_nfe > 0 {
-            let per = si(cost.macs_per_nfe as f64);
-            match cost.nfe_per_solve {
+        if c.macs_per_nfe > 0 {
+            let per = si(c.macs_per_nfe as f64);
+            match c.nfe_per_solve {
                 Some(n) => println!(
                     "  ODE function: {per}MAC per sample per evaluation; {n} evaluations per solve"
                 ),
@@ -132,8 +117,8 @@ pub fn run(a: &CompileArgs) -> u8 {
         }
         println!(
             "  activations: {} per sample; {} for a batch of {} (kept for backward)",
-            mib(cost.activations_per_sample as f64 * 4.0),
-            mib(act_bytes),
+            mib(c.activation_bytes_per_sample as f64),
+            mib(c.activation_bytes),
             a.batch
         );
     }

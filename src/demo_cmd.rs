@@ -40,25 +40,24 @@ pub fn run(a: &DemoArgs) -> u8 {
     }
 }
 
+/// One line of the table: variant, role, lint and eight right-aligned figures.
+fn line(name: &str, role: &str, lint: &str, figures: &[String]) {
+    let figures: Vec<String> = figures.iter().map(|f| format!("{f:>9}")).collect();
+    println!("{name:12} {role:44} {lint:16} {}", figures.join(" "));
+}
+
 fn print_table(rows: &[DemoRow], a: &DemoArgs) {
     println!();
     println!(
         "small_ddpm_mnist, {} steps x batch {}, seed {}; test eps-MSE on {} embedded test digits",
         a.steps, a.batch, a.seed, a.eval_samples
     );
-    println!(
-        "{:12} {:44} {:16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+    let head = "predicted|measured|output Δt|eps-MSE|q1 (low)|q2|q3|q4 (high)";
+    line(
         "variant",
         "",
         "lint",
-        "predicted",
-        "measured",
-        "output Δt",
-        "eps-MSE",
-        "q1 (low)",
-        "q2",
-        "q3",
-        "q4 (high)"
+        &head.split('|').map(String::from).collect::<Vec<_>>(),
     );
     for r in rows {
         let lint = if r.lint.is_empty() {
@@ -66,26 +65,14 @@ fn print_table(rows: &[DemoRow], a: &DemoArgs) {
         } else {
             r.lint.join(",")
         };
-        let q = |i: usize| {
-            r.quarters
-                .get(i)
-                .map(|v| format!("{v:.5}"))
-                .unwrap_or_else(|| "-".into())
-        };
-        println!(
-            "{:12} {:44} {:16} {:>9.2} {:>9.2} {:>9.3} {:>9.5} {:>9} {:>9} {:>9} {:>9}",
-            r.name,
-            r.role,
-            lint,
-            r.predicted,
-            r.measured,
-            r.output_change,
-            r.eps_mse,
-            q(0),
-            q(1),
-            q(2),
-            q(3)
-        );
+        let mut figures = vec![
+            format!("{:.2}", r.predicted),
+            format!("{:.2}", r.measured),
+            format!("{:.3}", r.output_change),
+            format!("{:.5}", r.eps_mse),
+        ];
+        figures.extend((0..4).map(|i| r.quarters.get(i).map_or("-".into(), |v| format!("{v:.5}"))));
+        line(r.name, r.role, &lint, &figures);
     }
     println!();
     println!(

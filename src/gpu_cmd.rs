@@ -55,49 +55,30 @@ pub fn parity(a: &ParityArgs) -> u8 {
             Err(e) => return spec_error(&e),
         };
         let case = Case::new(&m, b, a.seed);
-        let r = match case.run(&Cpu::default()) {
+        let cpu = match case.run(&Cpu::default()) {
             Ok(r) => r.warm,
             Err(e) => return fail(format!("{}: cpu: {e}", path.display())),
         };
-        let o = match on_device!(a.device, |dev| case.run(&dev)) {
+        let other = match on_device!(a.device, |dev| case.run(&dev)) {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => return fail(format!("{}: {dn}: {e}", path.display())),
             Err(e) => return fail(e),
         };
-        let rep = case.compare(&r, &o.warm);
-        worst = worst.max(rep.worst);
-        let pass = rep.worst <= a.tol;
-        let n = case.names.len();
-        if a.json {
-            rows.push(json!({
-                "spec": path.display().to_string(), "model": m.name, "batch": b,
-                "device": dn, "output_rel": rep.output_rel, "loss_rel": rep.loss_rel,
-                "grad_rel_max": rep.grad_rel_max,
-                "grad_rel_worst": rep.grad_rel_worst.iter().map(|(n, v)| json!({"param": n, "rel": v})).collect::<Vec<_>>(),
-                "params": n, "nfe_cpu": r.nfe, "nfe_device": o.warm.nfe,
-                "cpu_ms": r.ms, "device_ms": o.warm.ms, "device_first_ms": o.first_ms,
-                "tol": a.tol, "pass": pass,
-            }));
-            continue;
+        let r = case.compare(&path.display().to_string(), dn, a.tol, &cpu, &other);
+        worst = worst.max(r.worst());
+        if !a.json {
+            println!(
+                "{} (model {}, batch {b}): cpu vs {dn}: output {:.2e}, loss {:.2e}, gradients max {:.2e} \
+                 over {} tensors; nfe {} / {}; fwd+bwd {:.1} ms cpu, {:.1} ms {dn} (first call {:.0} ms): {}",
+                r.spec, r.model, r.output_rel, r.loss_rel, r.grad_rel_max, r.params, r.nfe_cpu,
+                r.nfe_device, r.cpu_ms, r.device_ms, r.device_first_ms,
+                if r.pass { "PASS" } else { "FAIL" }
+            );
+            for g in &r.grad_rel_worst {
+                println!("    grad {}: {:.2e}", g.param, g.rel);
+            }
         }
-        println!(
-            "{} (model {}, batch {b}): cpu vs {dn}: output {:.2e}, loss {:.2e}, gradients max {:.2e} \
-             over {n} tensors; nfe {} / {}; fwd+bwd {:.1} ms cpu, {:.1} ms {dn} (first call {:.0} ms): {}",
-            path.display(),
-            m.name,
-            rep.output_rel,
-            rep.loss_rel,
-            rep.grad_rel_max,
-            r.nfe,
-            o.warm.nfe,
-            r.ms,
-            o.warm.ms,
-            o.first_ms,
-            if pass { "PASS" } else { "FAIL" }
-        );
-        for (name, v) in &rep.grad_rel_worst {
-            println!("    grad {name}: {v:.2e}");
-        }
+        rows.push(r);
     }
     let verdict = if worst <= a.tol { "PASS" } else { "FAIL" };
     if a.json {

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, LintOptions, RULES};
-use tdspec_runtime::spec;
+use tdspec_runtime::spec::{self, Fixes, Linted};
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
@@ -52,12 +52,6 @@ pub struct ExplainArgs {
     format: Format,
 }
 
-/// One spec's outcome.
-struct FileResult {
-    src: SourceFile,
-    diags: Vec<Diagnostic>,
-}
-
 pub fn run(args: &LintArgs) -> u8 {
     let mut opts = LintOptions {
         fixes: true,
@@ -88,69 +82,40 @@ pub fn run(args: &LintArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    let plural = |n: usize| if n == 1 { "" } else { "es" };
     let mut results = Vec::new();
     let mut messages = Vec::new();
     for path in &paths {
-        let src = match spec::read(path) {
-            Ok(s) => s,
+        let r = match spec::lint_file(path, &opts, args.fix, args.unsafe_fixes) {
+            Ok(r) => r,
             Err(e) => return fail(e),
         };
-        let mut diags = lint_text(&src.text, &opts);
-        if args.fix {
-            let available = diags.iter().filter(|d| d.fix.is_some()).count();
-            if available > 0 && !args.unsafe_fixes {
-                messages.push(format!(
-                    "{}: {available} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
-                    src.name,
-                    if available == 1 { "" } else { "es" }
-                ));
-            } else if available > 0 {
-                match lint::apply_fixes(&src.text, &diags) {
-                    Ok(outcome) => {
-                        if let Err(e) = spec::write_atomically(path, &outcome.text) {
-                            return fail(e);
-                        }
-                        let mut m = format!(
-                            "{}: applied {} fix{}",
-                            src.name,
-                            outcome.applied,
-                            if outcome.applied == 1 { "" } else { "es" }
-                        );
-                        if outcome.skipped > 0 {
-                            m.push_str(&format!(
-                                "; {} overlapping fix{} skipped (run again)",
-                                outcome.skipped,
-                                if outcome.skipped == 1 { "" } else { "es" }
-                            ));
-                        }
-                        messages.push(m);
-                        let src2 = SourceFile::new(src.name.clone(), outcome.text);
-                        diags = lint_text(&src2.text, &opts);
-                        results.push(FileResult { src: src2, diags });
-                        continue;
-                    }
-                    Err(errs) => {
-                        eprintln!(
-                            "error: {}: the fixed spec would not pass `check` ({}); the file is unchanged",
-                            src.name,
-                            errs.first().map(|d| d.message.as_str()).unwrap_or("unknown error")
-                        );
-                        return 2;
-                    }
+        match r.fixes {
+            Fixes::None => {}
+            Fixes::Withheld(n) => messages.push(format!(
+                "{}: {n} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
+                r.src.name,
+                plural(n)
+            )),
+            Fixes::Applied { applied, skipped } => {
+                let mut m = format!("{}: applied {applied} fix{}", r.src.name, plural(applied));
+                if skipped > 0 {
+                    m += &format!("; {skipped} overlapping fix{} skipped (run again)", plural(skipped));
                 }
+                messages.push(m);
             }
         }
-        results.push(FileResult { src, diags });
+        results.push(r);
     }
     let failed = results
         .iter()
-        .any(|r| r.diags.iter().any(|d| d.severity == Severity::Error));
+        .any(|r| r.diagnostics.iter().any(|d| d.severity == Severity::Error));
     match args.format {
         LintFormat::Text => print_text(&results, &messages, args.fix),
         LintFormat::Json => {
             let all: Vec<serde_json::Value> = results
                 .iter()
-                .flat_map(|r| r.diags.iter().map(|d| render::json(&r.src, d)))
+                .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
             for m in &messages {
@@ -160,7 +125,7 @@ pub fn run(args: &LintArgs) -> u8 {
         LintFormat::Sarif => {
             let files: Vec<(&SourceFile, &[Diagnostic])> = results
                 .iter()
-                .map(|r| (&r.src, r.diags.as_slice()))
+                .map(|r| (&r.src, r.diagnostics.as_slice()))
                 .collect();
             let log = lint::sarif::sarif(&files, env!("CARGO_PKG_VERSION"));
             println!("{}", serde_json::to_string_pretty(&log).unwrap_or_default());
@@ -172,19 +137,11 @@ pub fn run(args: &LintArgs) -> u8 {
     u8::from(failed)
 }
 
-/// Lints a spec text: the lint diagnostics of every model, or the spec's errors.
-fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
-    match lint::lint_source(text, opts) {
-        Ok(reports) => reports.into_iter().flat_map(|r| r.diagnostics).collect(),
-        Err(errors) => errors,
-    }
-}
-
-fn print_text(results: &[FileResult], messages: &[String], fix: bool) {
+fn print_text(results: &[Linted], messages: &[String], fix: bool) {
     let color = render::use_color() && std::io::stdout().is_terminal();
     let (mut errors, mut warnings, mut infos, mut fixable) = (0, 0, 0, 0);
     for r in results {
-        for d in &r.diags {
+        for d in &r.diagnostics {
             print!("{}", render::render(&r.src, d, color));
             print!("{}", lint::render_fix(&r.src.text, d));
             println!();

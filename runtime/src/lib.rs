@@ -25,6 +25,7 @@ pub mod probe;
 pub mod run;
 pub mod sample;
 pub mod spec;
+pub mod summary;
 pub mod train;
 
 /// Errors of the runtime. None of them is a panic: user input that slips past sema, a corrupt

@@ -39,25 +39,51 @@ pub struct DeviceRun {
 
 /// The same weights, input and times for every device.
 pub struct Case<'a> {
-    pub model: &'a ModelIr,
-    pub seed: u64,
-    /// Parameter (and buffer) names in the model's order.
-    pub names: Vec<String>,
+    model: &'a ModelIr,
+    seed: u64,
+    /// Parameter names in the model's order.
+    names: Vec<String>,
     named: HashMap<String, (Vec<usize>, Vec<f32>)>,
     x: Vec<f32>,
     t: Vec<f32>,
 }
 
-/// The comparison of a CPU run and a device run of one case.
-#[derive(Clone, Debug)]
-pub struct ParityReport {
-    pub output_rel: f64,
-    pub loss_rel: f64,
+/// The comparison of a CPU run and a device run of one case (the JSON of `gpu-parity`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParityRow {
+    pub batch: usize,
+    pub cpu_ms: f64,
+    pub device: String,
+    pub device_first_ms: f64,
+    pub device_ms: f64,
     pub grad_rel_max: f64,
     /// The three parameters whose gradients differ most, largest first.
-    pub grad_rel_worst: Vec<(String, f64)>,
-    /// The largest of the three figures.
-    pub worst: f64,
+    pub grad_rel_worst: Vec<GradDiff>,
+    pub loss_rel: f64,
+    pub model: String,
+    pub nfe_cpu: usize,
+    pub nfe_device: usize,
+    pub output_rel: f64,
+    /// Parameter tensors compared.
+    pub params: usize,
+    /// Whether [`ParityRow::worst`] is within `tol`.
+    pub pass: bool,
+    pub spec: String,
+    pub tol: f64,
+}
+
+/// One parameter's gradient difference.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GradDiff {
+    pub param: String,
+    pub rel: f64,
+}
+
+impl ParityRow {
+    /// The largest of the output, loss and gradient differences.
+    pub fn worst(&self) -> f64 {
+        self.output_rel.max(self.loss_rel).max(self.grad_rel_max)
+    }
 }
 
 impl<'a> Case<'a> {
@@ -105,32 +131,56 @@ impl<'a> Case<'a> {
         })
     }
 
-    /// Compares a device run against the CPU reference.
-    pub fn compare(&self, reference: &FwdBwd, other: &FwdBwd) -> ParityReport {
-        let output_rel = rel_diff(&reference.out, &other.out);
-        let loss_rel = rel_diff(&[reference.loss], &[other.loss]);
-        let grad_scale = reference
+    /// Compares a run on `device` (of the spec at `spec`) against the CPU's, within `tol`.
+    pub fn compare(
+        &self,
+        spec: &str,
+        device: &str,
+        tol: f64,
+        cpu: &FwdBwd,
+        other: &DeviceRun,
+    ) -> ParityRow {
+        let o = &other.warm;
+        let output_rel = rel_diff(&cpu.out, &o.out);
+        let loss_rel = rel_diff(&[cpu.loss], &[o.loss]);
+        let grad_scale = cpu
             .grads
             .iter()
             .flatten()
             .map(|v| (*v as f64).abs())
             .fold(0.0, f64::max);
-        let mut rels: Vec<(String, f64)> = self
+        let mut rels: Vec<GradDiff> = self
             .names
             .iter()
-            .zip(reference.grads.iter().zip(&other.grads))
-            .map(|(n, (a, b))| (n.clone(), rel_diff_floor(a, b, 1e-3 * grad_scale)))
+            .zip(cpu.grads.iter().zip(&o.grads))
+            .map(|(n, (a, b))| GradDiff {
+                param: n.clone(),
+                rel: rel_diff_floor(a, b, 1e-3 * grad_scale),
+            })
             .collect();
-        rels.sort_by(|x, y| y.1.total_cmp(&x.1));
-        let grad_rel_max = rels.first().map(|g| g.1).unwrap_or(0.0);
+        rels.sort_by(|x, y| y.rel.total_cmp(&x.rel));
+        let grad_rel_max = rels.first().map(|g| g.rel).unwrap_or(0.0);
         rels.truncate(3);
-        ParityReport {
-            output_rel,
-            loss_rel,
+        let mut row = ParityRow {
+            batch: self.t.len(),
+            cpu_ms: cpu.ms,
+            device: device.to_string(),
+            device_first_ms: other.first_ms,
+            device_ms: o.ms,
             grad_rel_max,
             grad_rel_worst: rels,
-            worst: output_rel.max(loss_rel).max(grad_rel_max),
-        }
+            loss_rel,
+            model: self.model.name.clone(),
+            nfe_cpu: cpu.nfe,
+            nfe_device: o.nfe,
+            output_rel,
+            params: self.names.len(),
+            pass: false,
+            spec: spec.to_string(),
+            tol,
+        };
+        row.pass = row.worst() <= tol;
+        row
     }
 }
 

@@ -1,12 +1,14 @@
 //! Spec files on disk: paths in (files, or directories searched for `.tds` files in a stable
 //! order); the source text and its checked models out, or a [`SpecError`] that says what is
 //! wrong: an unreadable or non-UTF-8 file, the spec's own diagnostics (for the caller to
-//! render), or a file with more models than a command can take. Also the atomic rewrite that
-//! `lint --fix` uses, so a failure never leaves a half-written spec.
+//! render), or a file with more models than a command can take. Also linting a file and
+//! writing its fixes back atomically (`lint --fix`), so a failure never leaves a half-written
+//! spec.
 
 use std::path::{Path, PathBuf};
 use tdspec_compiler::diagnostics::{Diagnostic, SourceFile};
 use tdspec_compiler::ir::ModelIr;
+use tdspec_compiler::lint::{self, LintOptions};
 use tdspec_compiler::sema::check_source;
 
 /// Why a spec file could not be used.
@@ -120,5 +122,78 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot replace {}: {e}", path.display())
+    })
+}
+
+/// A linted spec file: its source as it now is, its findings (or its errors), and what fixing
+/// did to it.
+pub struct Linted {
+    pub src: SourceFile,
+    pub diagnostics: Vec<Diagnostic>,
+    pub fixes: Fixes,
+}
+
+/// What fixing did to a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fixes {
+    /// Nothing: no fix was asked for, or none is available.
+    None,
+    /// This many fixes are available, but they change the model and unsafe fixes were not
+    /// allowed.
+    Withheld(usize),
+    /// Fixes applied and written back; `skipped` ones overlapped another (lint again).
+    Applied { applied: usize, skipped: usize },
+}
+
+/// The lint findings of every model in `text`, or the spec's errors.
+fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
+    match lint::lint_source(text, opts) {
+        Ok(reports) => reports.into_iter().flat_map(|r| r.diagnostics).collect(),
+        Err(errors) => errors,
+    }
+}
+
+/// Lints the spec at `path`. With `fix`, applies the available fixes when `unsafe_fixes`
+/// allows it (every fix changes the model), rewrites the file atomically and lints it again.
+pub fn lint_file(
+    path: &Path,
+    opts: &LintOptions,
+    fix: bool,
+    unsafe_fixes: bool,
+) -> Result<Linted, String> {
+    let src = read(path)?;
+    let diagnostics = lint_text(&src.text, opts);
+    let available = diagnostics.iter().filter(|d| d.fix.is_some()).count();
+    let fixes = match (fix && available > 0, unsafe_fixes) {
+        (false, _) => Fixes::None,
+        (true, false) => Fixes::Withheld(available),
+        (true, true) => {
+            let outcome = lint::apply_fixes(&src.text, &diagnostics).map_err(|errs| {
+                format!(
+                    "{}: the fixed spec would not pass `check` ({}); the file is unchanged",
+                    src.name,
+                    errs.first()
+                        .map(|d| d.message.as_str())
+                        .unwrap_or("unknown error")
+                )
+            })?;
+            write_atomically(path, &outcome.text)?;
+            let src = SourceFile::new(src.name, outcome.text);
+            let diagnostics = lint_text(&src.text, opts);
+            let fixes = Fixes::Applied {
+                applied: outcome.applied,
+                skipped: outcome.skipped,
+            };
+            return Ok(Linted {
+                src,
+                diagnostics,
+                fixes,
+            });
+        }
+    };
+    Ok(Linted {
+        src,
+        diagnostics,
+        fixes,
     })
 }
