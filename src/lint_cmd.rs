@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
-use tdspec_compiler::lint::{self, LintOptions, RULES};
+use tdspec_compiler::lint::{self, RULES};
 use tdspec_runtime::spec::{self, Fixes, Linted};
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -53,31 +53,10 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: &LintArgs) -> u8 {
-    let mut opts = LintOptions {
-        fixes: true,
-        ..Default::default()
+    let opts = match spec::lint_options(&args.select, &args.ignore, &args.deny) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
     };
-    for (list, out) in [
-        (&args.select, &mut opts.select),
-        (&args.ignore, &mut opts.ignore),
-    ] {
-        for p in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            if let Err(e) = lint::check_pattern(p) {
-                return fail(e);
-            }
-            out.push(p.to_string());
-        }
-    }
-    for p in args.deny.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if p.eq_ignore_ascii_case("warnings") {
-            opts.deny_warnings = true;
-            continue;
-        }
-        if let Err(e) = lint::check_pattern(p) {
-            return fail(e);
-        }
-        opts.deny.push(p.to_string());
-    }
     let paths = match spec::expand(&args.paths) {
         Ok(p) => p,
         Err(e) => return fail(e),

@@ -330,6 +330,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_feature_network_per_data_set() {
+        for (c, h, w) in [(1, 28, 28), (3, 32, 32)] {
+            let m = feature_model(c, h, w, 10).expect("feature network");
+            let i = &m.input;
+            assert_eq!((i.channels, i.height, i.width), (c, h, w));
+            assert!(m.graph.nodes.iter().any(|n| n.name == "feat"));
+        }
+        assert!(feature_model(1, 32, 32, 10).is_err());
+        assert!(feature_model(1, 28, 28, 7).is_err());
+    }
+
+    #[test]
     fn jacobi_diagonalizes() {
         let a = vec![
             vec![4.0, 1.0, 0.5],

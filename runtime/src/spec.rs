@@ -145,6 +145,41 @@ pub enum Fixes {
     Applied { applied: usize, skipped: usize },
 }
 
+/// Lint options from `--select`, `--ignore` and `--deny` (codes or prefixes; `warnings` in
+/// `deny` denies every warning), with fixes computed. Blank entries are ignored; a malformed
+/// pattern is an error.
+pub fn lint_options(
+    select: &[String],
+    ignore: &[String],
+    deny: &[String],
+) -> Result<LintOptions, String> {
+    let mut opts = LintOptions {
+        fixes: true,
+        ..Default::default()
+    };
+    let patterns = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    for (list, out) in [(select, &mut opts.select), (ignore, &mut opts.ignore)] {
+        for p in patterns(list) {
+            lint::check_pattern(&p)?;
+            out.push(p);
+        }
+    }
+    for p in patterns(deny) {
+        if p.eq_ignore_ascii_case("warnings") {
+            opts.deny_warnings = true;
+        } else {
+            lint::check_pattern(&p)?;
+            opts.deny.push(p);
+        }
+    }
+    Ok(opts)
+}
+
 /// The lint findings of every model in `text`, or the spec's errors.
 fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
     match lint::lint_source(text, opts) {

@@ -169,13 +169,20 @@ fn field_at(text: &str, line: usize, column: usize) -> Option<String> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{"name": "p", "seeds": [0, 1], "groups": [
-        {"name": "ode", "steps": 3, "adaptive_eval": "dopri5:1e-2:1e-2",
-         "variants": [{"name": "a", "spec": "a.tds"}]}]}"#;
+    /// A plan with one group holding `group` fields and one variant holding `variant` fields.
+    fn plan(group: &str, variant: &str) -> String {
+        format!(
+            r#"{{"name": "p", "seeds": [0, 1], "groups": [
+                {{"name": "ode", {group},
+                 "variants": [{{"name": "a"{variant}}}]}}]}}"#
+        )
+    }
+    const GROUP: &str = r#""steps": 3, "adaptive_eval": "dopri5:1e-2:1e-2""#;
+    const SPEC: &str = r#", "spec": "a.tds""#;
 
     #[test]
     fn a_plan_parses_with_defaults() {
-        let p = Plan::parse(GOOD).expect("plan");
+        let p = Plan::parse(&plan(GROUP, SPEC)).expect("plan");
         assert_eq!(p.seeds, vec![0, 1]);
         let g = &p.groups[0];
         assert_eq!((g.steps, g.eval_samples, g.fd_steps), (Some(3), 1000, 25));
@@ -186,22 +193,35 @@ mod tests {
                 atol: 1e-2
             })
         );
+        assert_eq!(g.variants[0].spec, PathBuf::from("a.tds"));
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = Plan::parse(&GOOD.replace("\"steps\": 3", "\"steps\": \"x\"")).unwrap_err();
+        let e = Plan::parse(&plan(r#""steps": "x""#, SPEC)).unwrap_err();
         assert!(e.starts_with("groups[0].steps: invalid type"), "{e}");
-        let e = Plan::parse(&GOOD.replace("\"steps\"", "\"stepz\"")).unwrap_err();
+        let e = Plan::parse(&plan(r#""stepz": 3"#, SPEC)).unwrap_err();
         assert!(e.contains("unknown field `stepz`"), "{e}");
-        let e = Plan::parse(&GOOD.replace("dopri5:1e-2:1e-2", "dopri5(rtol = 1)")).unwrap_err();
+        let e = Plan::parse(&plan(r#""adaptive_eval": "dopri5(rtol = 1)""#, SPEC)).unwrap_err();
         assert!(e.starts_with("groups[0].adaptive_eval: bad solver"), "{e}");
-        let e = Plan::parse(&GOOD.replace(", \"spec\": \"a.tds\"", "")).unwrap_err();
+        let e = Plan::parse(&plan(GROUP, "")).unwrap_err();
         assert!(
             e.starts_with("groups[0].variants[0]") && e.contains("missing field `spec`"),
             "{e}"
         );
         let e = Plan::parse("{\"groups\": [").unwrap_err();
         assert!(e.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_plans_parse() {
+        for text in [
+            include_str!("../../../experiments/plan.json"),
+            include_str!("../../../experiments/plan_full.json"),
+            include_str!("../../../tests/train_specs/tiny_plan.json"),
+        ] {
+            let p = Plan::parse(text).expect("plan");
+            assert!(p.groups.iter().all(|g| !g.variants.is_empty()));
+        }
     }
 }
