@@ -5,6 +5,7 @@
 // Diagnostics are returned by value: they are created once per error, never on a hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod accounting;
 pub mod analysis;
 pub mod ast;
 pub mod diagnostics;

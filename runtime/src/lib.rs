@@ -6,7 +6,8 @@
 //! evaluation, [`checkpoint`] the one checkpoint format, [`run`] run directories and the
 //! training driver (with an observer for progress), [`lab`] the demo and experiment plans,
 //! [`probe`] the dynamic probe and its agreement rule, [`parity`] and [`bench`] the
-//! CPU-vs-device comparison and the yardstick workloads, [`spec`] spec files on disk.
+//! CPU-vs-device comparison and the yardstick workloads, [`survival`] the per-origin survival
+//! probe, [`spec`] spec files on disk, [`summary`] what `check` and `compile` report.
 
 pub mod bench;
 pub mod checkpoint;
@@ -26,6 +27,7 @@ pub mod run;
 pub mod sample;
 pub mod spec;
 pub mod summary;
+pub mod survival;
 pub mod train;
 
 /// Errors of the runtime. None of them is a panic: user input that slips past sema, a corrupt

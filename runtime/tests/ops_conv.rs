@@ -225,3 +225,13 @@ fn shape_errors_are_reported() {
     let big = t4(&dev, &[0.0; 4 * 3 * 36], (4, 3, 6, 6));
     assert!(ops::conv2d(x, big, None, Conv2dCfg::default()).is_err());
 }
+
+/// Padding wider than the map agrees with the composed reference. (The index underflow this
+/// guards against was found by the accounting fuzzer, whose seed 100 reproduces it in the
+/// packed-run path that these small shapes do not reach.)
+#[test]
+fn conv_padding_wider_than_the_map() {
+    check_case(case(2, 3, 2, 2, 4, 4, 1, 3, 1, true), 31);
+    check_case(case(1, 2, 1, 3, 3, 5, 1, 4, 1, false), 32);
+    check_case(case(2, 2, 3, 2, 2, 4, 2, 3, 1, true), 33);
+}

@@ -135,11 +135,14 @@ fn global_avg_pool() {
 }
 
 #[test]
-fn upsample_nearest2x() {
+fn upsample_nearest() {
     let s = (2, 2, 3, 4);
-    let fast = one_input(s, 70, 192, |x| ops::upsample_nearest2x(x).unwrap());
-    let comp = one_input(s, 70, 192, |x| composed::upsample_nearest2x(x).unwrap());
-    check_one_input("upsample", s, 70, fast, comp, |x| upsample_ref(x, s));
+    for f in [1usize, 2, 3] {
+        let n = 48 * f * f;
+        let fast = one_input(s, 70, n, |x| ops::upsample_nearest(x, f).unwrap());
+        let comp = one_input(s, 70, n, |x| composed::upsample_nearest(x, f).unwrap());
+        check_one_input("upsample", s, 70, fast, comp, |x| upsample_ref(x, s, f));
+    }
 }
 
 #[test]

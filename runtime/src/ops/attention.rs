@@ -7,9 +7,9 @@ use dfdx::tensor::{Cpu, PutTape, Tape};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu::{output, put_grad, split, take_grad};
 use super::math::{exp, sgemm, Mat};
-use super::{shape_err, OpsError, Tensor3};
+use super::tape::{output, put_grad, split, take_grad};
+use super::types::{shape_err, OpsError, Tensor3};
 
 /// Row-wise softmax of `s` (rows of length `n`) after scaling by `scale`, in place.
 fn softmax_rows(s: &mut [f32], n: usize, scale: f32) {

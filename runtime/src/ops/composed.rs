@@ -15,10 +15,10 @@ use dfdx::tensor_ops::{
     TrySub, VarTo,
 };
 
-use super::conv::ConvGeom;
+use super::conv::geom::ConvGeom;
 use super::norm::GnGeom;
 use super::pool::pool_out;
-use super::{
+use super::types::{
     config_err, dev_err, shape_err, Activation, BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError,
     RunningStats, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,
 };
@@ -428,23 +428,25 @@ pub fn global_avg_pool<D: Device<f32>, T: Tape<f32, D>>(
     x.try_mean::<_, Axes2<2, 3>>().map_err(dev_err)
 }
 
-/// Composed [`super::upsample_nearest2x`].
-pub fn upsample_nearest2x<D: Device<f32>, T: Tape<f32, D>>(
+/// Composed [`super::upsample_nearest`].
+pub fn upsample_nearest<D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor4<D, T>,
+    factor: usize,
 ) -> Result<Tensor4<D, T>, OpsError> {
     let (_, _, h, w) = *x.shape();
-    let (ho, wo) = (2 * h, 2 * w);
+    let f = factor.max(1);
+    let (ho, wo) = (f * h, f * w);
     let mut m = vec![0.0f32; h * w * ho * wo];
     for oy in 0..ho {
         for ox in 0..wo {
-            m[((oy / 2) * w + ox / 2) * ho * wo + oy * wo + ox] = 1.0;
+            m[((oy / f) * w + ox / f) * ho * wo + oy * wo + ox] = 1.0;
         }
     }
     let m = constant(x.device(), m, h * w, ho * wo)?;
     spatial_map(x, m, ho, wo)
 }
 
-/// Composed [`super::attention`].
+/// Composed [`attention`](fn@super::attention).
 pub fn attention<D: Device<f32>, T: Tape<f32, D>>(
     q: Tensor3<D, T>,
     k: Tensor3<D, T>,
@@ -499,7 +501,7 @@ pub fn add<D: Device<f32>, S: Shape, T: Tape<f32, D>>(
 }
 
 #[cfg(feature = "cuda")]
-impl super::Kernels for dfdx::tensor::Cuda {
+impl super::dispatch::Kernels for dfdx::tensor::Cuda {
     fn conv2d<Tx, T>(
         x: Tensor4<Self, Tx>,
         w: Tensor4<Self, T>,
@@ -568,10 +570,11 @@ impl super::Kernels for dfdx::tensor::Cuda {
     ) -> Result<Tensor2<Self, T>, OpsError> {
         global_avg_pool(x)
     }
-    fn upsample_nearest2x<T: Tape<f32, Self>>(
+    fn upsample_nearest<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,
+        factor: usize,
     ) -> Result<Tensor4<Self, T>, OpsError> {
-        upsample_nearest2x(x)
+        upsample_nearest(x, factor)
     }
     fn attention<T: Tape<f32, Self>>(
         q: Tensor3<Self, T>,

@@ -6,9 +6,9 @@ use dfdx::shapes::{HasShape, Shape};
 use dfdx::tensor::{Cpu, PutTape, Tape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{output, put_grad, split, take_grad};
 use super::math::{multiversion, sigmoid, sum, tanh};
-use super::{shape_err, OpsError, Tensor2, Tensor4, Unary};
+use super::tape::{output, put_grad, split, take_grad};
+use super::types::{shape_err, OpsError, Tensor2, Tensor4, Unary};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 14;

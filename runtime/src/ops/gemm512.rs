@@ -1,10 +1,9 @@
 //! Single-threaded f32 GEMM for CPUs with AVX-512F (detected at run time): operands `a [m, k]` and
-//! `b [k, n]` that pack themselves (strided matrices, or conv windows read straight from images),
-//! row-major `c [m, n]` updated in place (`c = c + a b` or `c = a b`). Blocked for the caches,
+//! `b [k, n]` that pack themselves (the [`Operand`] trait: strided matrices in `math`, conv windows
+//! read straight from images in `conv`), row-major `c [m, n]` updated in place (`c = c + a b` or
+//! `c = a b`). It imports nothing from the rest of `ops`. Blocked for the caches,
 //! packed into per-thread buffers, a 12x32 register-tile microkernel. The `gemm` crate (used
 //! otherwise) reaches AVX-512 only on nightly Rust.
-
-use super::math::Mat;
 
 /// A GEMM operand that packs itself into panels: `dst[p * w + t] = value(outer0 + t, p0 + p)` for
 /// `t < width` (zeros for `width..w`) and `p < kc`. `outer` is the row of the left operand or the
@@ -13,65 +12,6 @@ use super::math::Mat;
 pub(crate) trait Operand: Sync {
     /// Fills `dst[..kc * w]` as described on the trait.
     fn pack(&self, outer0: usize, width: usize, p0: usize, kc: usize, dst: &mut [f32], w: usize);
-}
-
-/// Packs `value(o, p) = data[o * so + p * sp]`.
-#[allow(clippy::too_many_arguments)]
-fn pack_strided(
-    data: &[f32],
-    so: usize,
-    sp: usize,
-    outer0: usize,
-    width: usize,
-    p0: usize,
-    kc: usize,
-    dst: &mut [f32],
-    w: usize,
-) {
-    if so == 1 {
-        for (p, row) in dst[..kc * w].chunks_exact_mut(w).enumerate() {
-            let base = outer0 + (p0 + p) * sp;
-            row[..width].copy_from_slice(&data[base..base + width]);
-            row[width..].fill(0.0);
-        }
-    } else {
-        for t in 0..w {
-            let col = dst[t..].iter_mut().step_by(w).take(kc);
-            if t >= width {
-                col.for_each(|d| *d = 0.0);
-                continue;
-            }
-            let base = (outer0 + t) * so + p0 * sp;
-            if sp == 1 {
-                for (d, &v) in col.zip(&data[base..base + kc]) {
-                    *d = v;
-                }
-            } else {
-                for (p, d) in col.enumerate() {
-                    *d = data[base + p * sp];
-                }
-            }
-        }
-    }
-}
-
-/// Left operand `[m, k]` from a strided matrix.
-pub(crate) struct Lhs<'a>(pub Mat<'a>);
-/// Right operand `[k, n]` from a strided matrix.
-pub(crate) struct Rhs<'a>(pub Mat<'a>);
-
-impl Operand for Lhs<'_> {
-    fn pack(&self, outer0: usize, width: usize, p0: usize, kc: usize, dst: &mut [f32], w: usize) {
-        let m = &self.0;
-        pack_strided(m.data, m.rs, m.cs, outer0, width, p0, kc, dst, w);
-    }
-}
-
-impl Operand for Rhs<'_> {
-    fn pack(&self, outer0: usize, width: usize, p0: usize, kc: usize, dst: &mut [f32], w: usize) {
-        let m = &self.0;
-        pack_strided(m.data, m.cs, m.rs, outer0, width, p0, kc, dst, w);
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -249,86 +189,4 @@ pub(crate) fn gemm<A: Operand, B: Operand>(
     _ldd: usize,
     _accumulate: bool,
 ) {
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::math::{sgemm, Mat};
-
-    fn naive(m: usize, n: usize, k: usize, a: &Mat<'_>, b: &Mat<'_>) -> Vec<f32> {
-        let mut c = vec![0.0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|p| a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs])
-                    .sum();
-            }
-        }
-        c
-    }
-
-    /// Odd sizes cross every tile and block edge; both operand layouts; accumulate and overwrite.
-    #[test]
-    fn matches_naive_on_edges() {
-        for &(m, n, k) in &[(13, 33, 7), (150, 40, 300), (1, 1, 1), (25, 1030, 3)] {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
-            for (av, bv) in [
-                (Mat::rows(&a, k), Mat::rows(&b, n)),
-                (Mat::rows_t(&a, m), Mat::rows_t(&b, k)),
-            ] {
-                let want = naive(m, n, k, &av, &bv);
-                let mut c = vec![1.0f32; m * n];
-                sgemm(m, n, k, av, bv, &mut c, n, true, gemm::Parallelism::None);
-                for (x, w) in c.iter().zip(&want) {
-                    assert!(
-                        (x - 1.0 - w).abs() <= 1e-3 * w.abs().max(1.0),
-                        "{m}x{n}x{k}"
-                    );
-                }
-                sgemm(m, n, k, av, bv, &mut c, n, false, gemm::Parallelism::None);
-                for (x, w) in c.iter().zip(&want) {
-                    assert!((x - w).abs() <= 1e-3 * w.abs().max(1.0), "{m}x{n}x{k}");
-                }
-            }
-        }
-    }
-
-    /// Throughput probe: `cargo test --release -p tdspec-runtime gemm_throughput -- --ignored
-    /// --nocapture`.
-    #[test]
-    #[ignore]
-    fn gemm_throughput() {
-        let (m, n, k) = (128usize, 1024usize, 1152usize);
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-        let mut c = vec![0.0f32; m * n];
-        let run = |c: &mut [f32]| {
-            sgemm(
-                m,
-                n,
-                k,
-                Mat::rows(&a, k),
-                Mat::rows(&b, n),
-                c,
-                n,
-                false,
-                gemm::Parallelism::None,
-            )
-        };
-        for _ in 0..3 {
-            run(&mut c);
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            run(&mut c);
-        }
-        let s = t.elapsed().as_secs_f64() / 20.0;
-        println!(
-            "avx512 path {}: {:.2} ms, {:.1} GFLOP/s",
-            super::available(),
-            s * 1e3,
-            2.0 * (m * n * k) as f64 / s / 1e9
-        );
-    }
 }

@@ -6,7 +6,7 @@ use dfdx::shapes::{Axis, HasShape};
 use dfdx::tensor::{Merge, Tape};
 use dfdx::tensor_ops::{BroadcastTo, Device, PermuteTo, TryAdd, TryConcatAlong, TryMatMul};
 
-use super::{dev_err, shape_err, OpsError, Tensor1, Tensor2, Tensor4};
+use super::types::{dev_err, shape_err, OpsError, Tensor1, Tensor2, Tensor4};
 
 /// Affine layer `y = x w^T + b` (PyTorch's `nn.Linear` layout).
 ///

@@ -1,8 +1,11 @@
-//! Scalar and matrix building blocks of the CPU kernels: a bounds-checked strided GEMM over the
-//! `gemm` crate (slices in, accumulated slice out) and branch-free `exp` / `sigmoid` / `tanh`
+//! Scalar and matrix building blocks of the CPU kernels: strided matrix views ([`Mat`]) and their
+//! packing as [`Operand`]s of the AVX-512 GEMM, a bounds-checked strided GEMM that runs that GEMM
+//! or the `gemm` crate (slices in, accumulated slice out) and branch-free `exp` / `sigmoid` / `tanh`
 //! approximations that the compiler can vectorize (f32 in, f32 out, relative error ~1e-7).
 
 use gemm::Parallelism;
+
+use super::gemm512::{self, Operand};
 
 /// A strided view of a matrix inside a slice: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
@@ -28,6 +31,65 @@ impl<'a> Mat<'a> {
             rs: 1,
             cs: ld,
         }
+    }
+}
+
+/// Packs `value(o, p) = data[o * so + p * sp]`.
+#[allow(clippy::too_many_arguments)]
+fn pack_strided(
+    data: &[f32],
+    so: usize,
+    sp: usize,
+    outer0: usize,
+    width: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+    w: usize,
+) {
+    if so == 1 {
+        for (p, row) in dst[..kc * w].chunks_exact_mut(w).enumerate() {
+            let base = outer0 + (p0 + p) * sp;
+            row[..width].copy_from_slice(&data[base..base + width]);
+            row[width..].fill(0.0);
+        }
+    } else {
+        for t in 0..w {
+            let col = dst[t..].iter_mut().step_by(w).take(kc);
+            if t >= width {
+                col.for_each(|d| *d = 0.0);
+                continue;
+            }
+            let base = (outer0 + t) * so + p0 * sp;
+            if sp == 1 {
+                for (d, &v) in col.zip(&data[base..base + kc]) {
+                    *d = v;
+                }
+            } else {
+                for (p, d) in col.enumerate() {
+                    *d = data[base + p * sp];
+                }
+            }
+        }
+    }
+}
+
+/// Left operand `[m, k]` from a strided matrix.
+pub(crate) struct Lhs<'a>(pub Mat<'a>);
+/// Right operand `[k, n]` from a strided matrix.
+pub(crate) struct Rhs<'a>(pub Mat<'a>);
+
+impl Operand for Lhs<'_> {
+    fn pack(&self, outer0: usize, width: usize, p0: usize, kc: usize, dst: &mut [f32], w: usize) {
+        let m = &self.0;
+        pack_strided(m.data, m.rs, m.cs, outer0, width, p0, kc, dst, w);
+    }
+}
+
+impl Operand for Rhs<'_> {
+    fn pack(&self, outer0: usize, width: usize, p0: usize, kc: usize, dst: &mut [f32], w: usize) {
+        let m = &self.0;
+        pack_strided(m.data, m.cs, m.rs, outer0, width, p0, kc, dst, w);
     }
 }
 
@@ -74,9 +136,8 @@ pub(crate) fn sgemm(
         span(k, n, b.rs, b.cs) <= b.data.len(),
         "sgemm: rhs out of bounds"
     );
-    if super::gemm512::available() {
-        use super::gemm512::{gemm, Lhs, Rhs};
-        gemm(m, n, k, &Lhs(a), &Rhs(b), dst, ldd, accumulate);
+    if gemm512::available() {
+        gemm512::gemm(m, n, k, &Lhs(a), &Rhs(b), dst, ldd, accumulate);
         return;
     }
     // SAFETY: the three views were checked to lie inside their slices above; `dst` is borrowed
@@ -286,5 +347,82 @@ mod tests {
                 assert!((c2[j * m + i] - (c[i * n + j] - 1.0)).abs() < 1e-5);
             }
         }
+    }
+
+    fn naive(m: usize, n: usize, k: usize, a: &Mat<'_>, b: &Mat<'_>) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs])
+                    .sum();
+            }
+        }
+        c
+    }
+
+    /// Odd sizes cross every tile and block edge; both operand layouts; accumulate and overwrite.
+    #[test]
+    fn matches_naive_on_edges() {
+        for &(m, n, k) in &[(13, 33, 7), (150, 40, 300), (1, 1, 1), (25, 1030, 3)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+            for (av, bv) in [
+                (Mat::rows(&a, k), Mat::rows(&b, n)),
+                (Mat::rows_t(&a, m), Mat::rows_t(&b, k)),
+            ] {
+                let want = naive(m, n, k, &av, &bv);
+                let mut c = vec![1.0f32; m * n];
+                sgemm(m, n, k, av, bv, &mut c, n, true, gemm::Parallelism::None);
+                for (x, w) in c.iter().zip(&want) {
+                    assert!(
+                        (x - 1.0 - w).abs() <= 1e-3 * w.abs().max(1.0),
+                        "{m}x{n}x{k}"
+                    );
+                }
+                sgemm(m, n, k, av, bv, &mut c, n, false, gemm::Parallelism::None);
+                for (x, w) in c.iter().zip(&want) {
+                    assert!((x - w).abs() <= 1e-3 * w.abs().max(1.0), "{m}x{n}x{k}");
+                }
+            }
+        }
+    }
+
+    /// Throughput probe: `cargo test --release -p tdspec-runtime gemm_throughput -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn gemm_throughput() {
+        let (m, n, k) = (128usize, 1024usize, 1152usize);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut c = vec![0.0f32; m * n];
+        let run = |c: &mut [f32]| {
+            sgemm(
+                m,
+                n,
+                k,
+                Mat::rows(&a, k),
+                Mat::rows(&b, n),
+                c,
+                n,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+        for _ in 0..3 {
+            run(&mut c);
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            run(&mut c);
+        }
+        let s = t.elapsed().as_secs_f64() / 20.0;
+        println!(
+            "avx512 path {}: {:.2} ms, {:.1} GFLOP/s",
+            crate::ops::gemm512::available(),
+            s * 1e3,
+            2.0 * (m * n * k) as f64 / s / 1e9
+        );
     }
 }

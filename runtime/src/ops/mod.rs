@@ -10,270 +10,44 @@
 //! Tape convention for ops with parameters (conv2d, group_norm, batch_norm, linear): the input `x`
 //! may carry tape `Tx` and the parameters tape `T`; the output carries `T` merged with `Tx`. The
 //! gradient of `x` is computed only when `Tx` owns a tape, so a constant input (data, a constant
-//! time channel) is passed with [`NoneTape`] and costs no input-gradient work. Parameters get
-//! gradients whenever `T` owns a tape (retape them with `w.retaped::<T>()` if they have none).
-//! Ops without parameters take and return one tape type.
+//! time channel) is passed with [`NoneTape`](dfdx::tensor::NoneTape) and costs no input-gradient
+//! work. Parameters get gradients whenever `T` owns a tape (retape them with `w.retaped::<T>()`
+//! if they have none). Ops without parameters take and return one tape type.
 //!
 //! Shapes are validated by the compiler before lowering; every op still checks the shapes it relies
 //! on and returns [`OpsError`] instead of panicking.
+//!
+//! Layers, bottom up; a module uses only the layers below it (tests/layout.rs keeps the graph
+//! acyclic): `types` (shapes, configurations, [`OpsError`]) and `tape` (the CPU tape plumbing)
+//! import nothing from `ops`; `gemm512` (the AVX-512 GEMM over self-packing operands), then `math`
+//! (strided matrices, `sgemm`, vectorizable scalar functions); `dispatch` (the [`Kernels`]
+//! trait); the CPU kernels `conv`, `norm`, `pool`, `elementwise`, `attention` and the composed
+//! `linear`; `cpu` (the [`Kernels`] impl for [`Cpu`](dfdx::tensor::Cpu)) and [`composed`]; and
+//! this module, whose free functions call the trait and which re-exports the public types.
 
 mod attention;
 pub mod composed;
 mod conv;
 mod cpu;
+mod dispatch;
 mod elementwise;
 mod gemm512;
 mod linear;
 mod math;
 mod norm;
 mod pool;
+mod tape;
+mod types;
 
 use dfdx::shapes::Shape;
-use dfdx::tensor::{Merge, NoneTape, Tape, Tensor};
-use dfdx::tensor_ops::Device;
+use dfdx::tensor::{Merge, Tape, Tensor};
 
+pub use dispatch::Kernels;
 pub use linear::{concat_channels, linear};
-
-/// Runtime rank-1 shape `(n,)`.
-pub type Shape1 = (usize,);
-/// Runtime rank-2 shape `(rows, cols)`.
-pub type Shape2 = (usize, usize);
-/// Runtime rank-3 shape, e.g. `(batch, channels, positions)`.
-pub type Shape3 = (usize, usize, usize);
-/// Runtime NCHW shape `(batch, channels, height, width)`.
-pub type Shape4 = (usize, usize, usize, usize);
-
-/// f32 tensor of rank 1 with runtime dims.
-pub type Tensor1<D, T = NoneTape> = Tensor<Shape1, f32, D, T>;
-/// f32 tensor of rank 2 with runtime dims.
-pub type Tensor2<D, T = NoneTape> = Tensor<Shape2, f32, D, T>;
-/// f32 tensor of rank 3 with runtime dims.
-pub type Tensor3<D, T = NoneTape> = Tensor<Shape3, f32, D, T>;
-/// f32 NCHW tensor with runtime dims.
-pub type Tensor4<D, T = NoneTape> = Tensor<Shape4, f32, D, T>;
-
-/// Errors of the ops layer.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum OpsError {
-    /// An operand's shape does not fit the op or the other operands.
-    #[error("{op}: shape mismatch: {msg}")]
-    Shape {
-        /// The op that refused its operands.
-        op: &'static str,
-        /// What did not fit.
-        msg: String,
-    },
-    /// A configuration value the op cannot run with (zero stride, zero groups, ...).
-    #[error("{op}: invalid configuration: {msg}")]
-    Config {
-        /// The op that refused its configuration.
-        op: &'static str,
-        /// What is wrong.
-        msg: String,
-    },
-    /// The device failed (allocation, ...).
-    #[error("device error: {0}")]
-    Device(String),
-}
-
-pub(crate) fn shape_err(op: &'static str, msg: impl Into<String>) -> OpsError {
-    OpsError::Shape {
-        op,
-        msg: msg.into(),
-    }
-}
-
-pub(crate) fn config_err(op: &'static str, msg: impl Into<String>) -> OpsError {
-    OpsError::Config {
-        op,
-        msg: msg.into(),
-    }
-}
-
-pub(crate) fn dev_err(e: impl std::fmt::Display) -> OpsError {
-    OpsError::Device(e.to_string())
-}
-
-/// Configuration of [`conv2d`]: square kernels (size taken from the weight), zero padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dCfg {
-    /// Step between output positions, both axes (>= 1).
-    pub stride: usize,
-    /// Zero padding added on every side.
-    pub padding: usize,
-    /// Channel groups: input and output channels must both be divisible by it (>= 1).
-    pub groups: usize,
-}
-
-impl Default for Conv2dCfg {
-    fn default() -> Self {
-        Self {
-            stride: 1,
-            padding: 0,
-            groups: 1,
-        }
-    }
-}
-
-/// Activation fused into a normalization op's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Activation {
-    /// No activation.
-    #[default]
-    Identity,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x * sigmoid(x)` (swish).
-    Silu,
-}
-
-/// Configuration of [`group_norm`]. InstanceNorm is `groups = C`; LayerNorm over `(C, H, W)` is
-/// `groups = 1`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GroupNormCfg {
-    /// Number of channel groups; must divide C.
-    pub groups: usize,
-    /// Added to the variance before the square root.
-    pub eps: f32,
-    /// Activation applied after the affine transform.
-    pub act: Activation,
-}
-
-/// Configuration of [`batch_norm_train`] and [`batch_norm_eval`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchNormCfg {
-    /// Added to the variance before the square root.
-    pub eps: f32,
-    /// Weight of the new batch statistic in the running average (PyTorch's default is 0.1).
-    pub momentum: f32,
-}
-
-impl Default for BatchNormCfg {
-    fn default() -> Self {
-        Self {
-            eps: 1e-5,
-            momentum: 0.1,
-        }
-    }
-}
-
-/// Running statistics of a batch-norm layer, one value per channel (no tape).
-#[derive(Clone, Debug)]
-pub struct RunningStats<D: Device<f32>> {
-    /// Running mean, `[C]`.
-    pub mean: Tensor1<D>,
-    /// Running (unbiased) variance, `[C]`.
-    pub var: Tensor1<D>,
-}
-
-/// Elementwise activations of [`unary`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unary {
-    /// `max(x, 0)`.
-    Relu,
-    /// `x * sigmoid(x)`.
-    Silu,
-    /// `tanh(x)`.
-    Tanh,
-    /// `ln(1 + exp(x))`.
-    Softplus,
-}
-
-/// Device trait of the ops layer: one method per op, forward + backward on the tape.
-///
-/// The free functions of this module ([`conv2d`], [`group_norm`], ...) document shapes and call
-/// these methods.
-pub trait Kernels: Device<f32> {
-    /// See [`conv2d`].
-    #[allow(clippy::type_complexity)]
-    fn conv2d<Tx, T>(
-        x: Tensor4<Self, Tx>,
-        w: Tensor4<Self, T>,
-        b: Option<Tensor1<Self, T>>,
-        cfg: Conv2dCfg,
-    ) -> Result<Tensor4<Self, T>, OpsError>
-    where
-        Tx: Tape<f32, Self>,
-        T: Tape<f32, Self> + Merge<Tx>;
-
-    /// See [`group_norm`].
-    fn group_norm<Tx, T>(
-        x: Tensor4<Self, Tx>,
-        gamma: Tensor1<Self, T>,
-        beta: Tensor1<Self, T>,
-        cfg: GroupNormCfg,
-    ) -> Result<Tensor4<Self, T>, OpsError>
-    where
-        Tx: Tape<f32, Self>,
-        T: Tape<f32, Self> + Merge<Tx>;
-
-    /// See [`batch_norm_train`].
-    #[allow(clippy::type_complexity)]
-    fn batch_norm_train<Tx, T>(
-        x: Tensor4<Self, Tx>,
-        gamma: Tensor1<Self, T>,
-        beta: Tensor1<Self, T>,
-        running: &RunningStats<Self>,
-        cfg: BatchNormCfg,
-    ) -> Result<(Tensor4<Self, T>, RunningStats<Self>), OpsError>
-    where
-        Tx: Tape<f32, Self>,
-        T: Tape<f32, Self> + Merge<Tx>;
-
-    /// See [`batch_norm_eval`].
-    fn batch_norm_eval<Tx, T>(
-        x: Tensor4<Self, Tx>,
-        gamma: Tensor1<Self, T>,
-        beta: Tensor1<Self, T>,
-        running: &RunningStats<Self>,
-        cfg: BatchNormCfg,
-    ) -> Result<Tensor4<Self, T>, OpsError>
-    where
-        Tx: Tape<f32, Self>,
-        T: Tape<f32, Self> + Merge<Tx>;
-
-    /// See [`unary`].
-    fn unary<S: Shape, T: Tape<f32, Self>>(
-        x: Tensor<S, f32, Self, T>,
-        op: Unary,
-    ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
-
-    /// See [`avg_pool2d`].
-    fn avg_pool2d<T: Tape<f32, Self>>(
-        x: Tensor4<Self, T>,
-        kernel: usize,
-        stride: usize,
-    ) -> Result<Tensor4<Self, T>, OpsError>;
-
-    /// See [`global_avg_pool`].
-    fn global_avg_pool<T: Tape<f32, Self>>(
-        x: Tensor4<Self, T>,
-    ) -> Result<Tensor2<Self, T>, OpsError>;
-
-    /// See [`upsample_nearest2x`].
-    fn upsample_nearest2x<T: Tape<f32, Self>>(
-        x: Tensor4<Self, T>,
-    ) -> Result<Tensor4<Self, T>, OpsError>;
-
-    /// See [`attention`].
-    fn attention<T: Tape<f32, Self>>(
-        q: Tensor3<Self, T>,
-        k: Tensor3<Self, T>,
-        v: Tensor3<Self, T>,
-    ) -> Result<Tensor3<Self, T>, OpsError>;
-
-    /// See [`add_channel_offset`].
-    fn add_channel_offset<T: Tape<f32, Self>>(
-        x: Tensor4<Self, T>,
-        offset: Tensor2<Self, T>,
-    ) -> Result<Tensor4<Self, T>, OpsError>;
-
-    /// See [`add`].
-    fn add<S: Shape, T: Tape<f32, Self>>(
-        a: Tensor<S, f32, Self, T>,
-        b: Tensor<S, f32, Self, T>,
-    ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
-}
+pub use types::{
+    Activation, BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Shape1, Shape2,
+    Shape3, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,
+};
 
 /// 2-D convolution with zero padding, stride and channel groups, plus an optional bias.
 ///
@@ -408,15 +182,16 @@ pub fn global_avg_pool<D: Kernels, T: Tape<f32, D>>(
     D::global_avg_pool(x)
 }
 
-/// Nearest-neighbour upsampling by 2 on both spatial axes.
+/// Nearest-neighbour upsampling by `factor` (at least 1) on both spatial axes.
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`
-/// - output: `[B, C, 2H, 2W]`
-pub fn upsample_nearest2x<D: Kernels, T: Tape<f32, D>>(
+/// - output: `[B, C, factor·H, factor·W]`
+pub fn upsample_nearest<D: Kernels, T: Tape<f32, D>>(
     x: Tensor4<D, T>,
+    factor: usize,
 ) -> Result<Tensor4<D, T>, OpsError> {
-    D::upsample_nearest2x(x)
+    D::upsample_nearest(x, factor)
 }
 
 /// Self-attention over positions as in DDPM: `out[b, :, i] = sum_j softmax_j(q_i . k_j / sqrt(C))

@@ -7,12 +7,41 @@ use dfdx::shapes::HasShape;
 use dfdx::tensor::{Cpu, Merge, PutTape, Tape};
 use rayon::prelude::*;
 
-use super::cpu::{act_bwd, act_fwd, data_of, merge_tapes, output, put_grad, split, take_grad};
-use super::math::{multiversion, sum, sum_sq_dev};
-use super::{
+use super::math::{multiversion, sigmoid, sum, sum_sq_dev};
+use super::tape::{data_of, merge_tapes, output, put_grad, split, take_grad};
+use super::types::{
     config_err, shape_err, Activation, BatchNormCfg, GroupNormCfg, OpsError, RunningStats, Shape4,
     Tensor1, Tensor4,
 };
+
+/// Applies `act` to `y` (used by the fused normalization kernels).
+#[inline(always)]
+fn act_fwd(act: Activation, y: f32) -> f32 {
+    match act {
+        Activation::Identity => y,
+        Activation::Relu => y.max(0.0),
+        Activation::Silu => y * sigmoid(y),
+    }
+}
+
+/// `d act(y) / dy * dz`.
+#[inline(always)]
+fn act_bwd(act: Activation, y: f32, dz: f32) -> f32 {
+    match act {
+        Activation::Identity => dz,
+        Activation::Relu => {
+            if y > 0.0 {
+                dz
+            } else {
+                0.0
+            }
+        }
+        Activation::Silu => {
+            let s = sigmoid(y);
+            dz * s * (1.0 + y * (1.0 - s))
+        }
+    }
+}
 
 /// Checks the affine parameter lengths against the channel count.
 fn check_affine(op: &'static str, x: Shape4, gamma: usize, beta: usize) -> Result<(), OpsError> {

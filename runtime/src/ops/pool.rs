@@ -6,9 +6,9 @@ use dfdx::shapes::HasShape;
 use dfdx::tensor::{Cpu, PutTape, Tape};
 use rayon::prelude::*;
 
-use super::cpu::{output, put_grad, split, take_grad};
 use super::math::sum;
-use super::{config_err, shape_err, OpsError, Shape4, Tensor2, Tensor4};
+use super::tape::{output, put_grad, split, take_grad};
+use super::types::{config_err, shape_err, OpsError, Shape4, Tensor2, Tensor4};
 
 /// Output size of a `kernel`-window, `stride`-step pooling without padding.
 pub(crate) fn pool_out(x: Shape4, kernel: usize, stride: usize) -> Result<Shape4, OpsError> {
@@ -128,27 +128,32 @@ pub(crate) fn cpu_global_avg_pool<T: Tape<f32, Cpu>>(
     Ok(out.put_tape(tape))
 }
 
-/// [`super::Kernels::upsample_nearest2x`] for [`Cpu`].
-pub(crate) fn cpu_upsample_nearest2x<T: Tape<f32, Cpu>>(
+/// [`super::Kernels::upsample_nearest`] for [`Cpu`]: each input pixel fills an `f x f` block.
+pub(crate) fn cpu_upsample_nearest<T: Tape<f32, Cpu>>(
     x: Tensor4<Cpu, T>,
+    factor: usize,
 ) -> Result<Tensor4<Cpu, T>, OpsError> {
+    let f = factor.max(1);
     let shape = *x.shape();
     let (h, w) = (shape.2, shape.3);
-    let os = (shape.0, shape.1, 2 * h, 2 * w);
+    let (ho, wo) = (f * h, f * w);
+    let os = (shape.0, shape.1, ho, wo);
     let (x, mut tape, xd) = split(x)?;
-    let mut y = vec![0.0f32; xd.len() * 4];
+    let mut y = vec![0.0f32; xd.len() * f * f];
     if !y.is_empty() {
-        y.par_chunks_mut(4 * h * w)
+        y.par_chunks_mut(ho * wo)
             .zip(xd.par_chunks(h * w))
             .for_each(|(yp, xp)| {
                 for iy in 0..h {
                     let src = &xp[iy * w..][..w];
-                    let (r0, r1) = yp[2 * iy * 2 * w..][..4 * w].split_at_mut(2 * w);
+                    let block = &mut yp[f * iy * wo..][..f * wo];
+                    let (r0, rest) = block.split_at_mut(wo);
                     for (j, &v) in src.iter().enumerate() {
-                        r0[2 * j] = v;
-                        r0[2 * j + 1] = v;
+                        r0[f * j..][..f].fill(v);
                     }
-                    r1.copy_from_slice(r0);
+                    for r in rest.chunks_mut(wo) {
+                        r.copy_from_slice(r0);
+                    }
                 }
             });
     }
@@ -160,13 +165,15 @@ pub(crate) fn cpu_upsample_nearest2x<T: Tape<f32, Cpu>>(
             let mut gx = take_grad!(grads, &x_ghost);
             if !gx.is_empty() {
                 gx.par_chunks_mut(h * w)
-                    .zip(dy.par_chunks(4 * h * w))
+                    .zip(dy.par_chunks(ho * wo))
                     .for_each(|(gp, dp)| {
                         for iy in 0..h {
-                            let r0 = &dp[2 * iy * 2 * w..][..2 * w];
-                            let r1 = &dp[(2 * iy + 1) * 2 * w..][..2 * w];
                             for (j, g) in gp[iy * w..][..w].iter_mut().enumerate() {
-                                *g += r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1];
+                                let mut acc = 0.0;
+                                for r in 0..f {
+                                    acc += dp[(f * iy + r) * wo + f * j..][..f].iter().sum::<f32>();
+                                }
+                                *g += acc;
                             }
                         }
                     });

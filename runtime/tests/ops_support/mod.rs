@@ -258,13 +258,13 @@ pub fn avg_pool_ref(
     (y, ho, wo)
 }
 
-pub fn upsample_ref(x: &[f64], s: (usize, usize, usize, usize)) -> Vec<f64> {
+pub fn upsample_ref(x: &[f64], s: (usize, usize, usize, usize), f: usize) -> Vec<f64> {
     let (b, c, h, w) = s;
-    let mut y = vec![0.0; b * c * 4 * h * w];
+    let mut y = vec![0.0; b * c * f * f * h * w];
     for p in 0..b * c {
-        for oy in 0..2 * h {
-            for ox in 0..2 * w {
-                y[p * 4 * h * w + oy * 2 * w + ox] = x[p * h * w + (oy / 2) * w + ox / 2];
+        for oy in 0..f * h {
+            for ox in 0..f * w {
+                y[p * f * f * h * w + oy * f * w + ox] = x[p * h * w + (oy / f) * w + ox / f];
             }
         }
     }

@@ -1,13 +1,14 @@
-//! Execution of a checked IR graph on dfdx tensors: an input batch, the time values and a tape
-//! in; every node's value (tape-free) and the tape holding all backward ops out.
+//! The graph interpreter: a checked IR graph, an input batch, the time values and a tape in;
+//! every node's value (tape-free) and the tape holding all backward ops out.
 //!
 //! Values are stored without tapes; one tape is threaded through the graph: each op takes it on
 //! its primary input and gives it back on its output, and parameters join with an empty tape
 //! of the same kind, so gradients reach every parameter by id. With `NoneTape` this is plain
-//! inference; with `OwnedTape` it is a training step. ODE blocks run fixed-step Euler/RK4 or
-//! adaptive Dormand-Prince; every accepted step's ops stay on the tape (backpropagation through
-//! the solver), rejected adaptive steps are dropped with their own tape.
+//! inference; with `OwnedTape` it is a training step. An ODE block hands its function graph to
+//! the solvers of [`ode`](super::ode) as the right-hand side, run by this interpreter once per
+//! evaluation.
 
+use super::ode::{Ode, OdeRhs};
 use crate::ops::{
     self, Activation, Conv2dCfg, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2, Tensor4,
     Unary,
@@ -21,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
-    positional_pattern, Act, Graph, InjectMode, Node, NormKind, OdeFunc, Op, Solver, TimeChannel,
+    positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver, TimeChannel,
 };
 
 /// A node's value, without tape.
@@ -77,6 +78,17 @@ pub struct Exec<'a, D: Kernels> {
     pub max_ode_steps: usize,
     /// Values that replace the named nodes' results (tests feed embeddings this way).
     pub overrides: HashMap<String, Value<D>>,
+    /// One node that reads other values for some of its inputs (the probe changes t at one
+    /// origin only this way).
+    pub swap: Option<Swap<D>>,
+}
+
+/// Inputs replaced for one node of one graph: `(input node, value)` pairs.
+pub struct Swap<D: Device<f32>> {
+    /// The graph holding the node, by address (ODE functions are graphs of their own).
+    pub graph: *const Graph,
+    pub node: NodeId,
+    pub values: Vec<(NodeId, Value<D>)>,
 }
 
 type R<T> = Result<T, RuntimeError>;
@@ -97,6 +109,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             observer: None,
             max_ode_steps: 10_000,
             overrides: HashMap::new(),
+            swap: None,
         }
     }
 
@@ -134,7 +147,21 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .ok_or_else(|| RuntimeError::Internal("two inputs".into()))?,
                 Op::Time => Value::Time(time.to_vec()),
                 _ => {
-                    let (v, t) = self.node(node, &vals, tape)?;
+                    let swapped: Vec<(NodeId, Value<D>)> = match &self.swap {
+                        Some(s) if std::ptr::eq(s.graph, g) && s.node == id => s.values.clone(),
+                        _ => Vec::new(),
+                    };
+                    let n_vals = vals.len();
+                    let saved: Vec<(NodeId, Option<Value<D>>)> = swapped
+                        .into_iter()
+                        .filter(|(i, _)| *i < n_vals)
+                        .map(|(i, v)| (i, std::mem::replace(&mut vals[i], Some(v))))
+                        .collect();
+                    let r = self.node(node, &vals, tape);
+                    for (i, v) in saved {
+                        vals[i] = v;
+                    }
+                    let (v, t) = r?;
                     tape = t;
                     v
                 }
@@ -331,13 +358,10 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 (Value::Image(o.reshape_like(&(b, c, 1usize, 1usize))), t)
             }
             Op::Upsample { factor } => {
-                let mut x = input(0)?.image()?.clone().put_tape(tape);
-                let mut f = *factor;
-                while f > 1 {
-                    x = ops::upsample_nearest2x(x).map_err(op_err)?;
-                    f /= 2;
-                }
-                let (o, t) = x.split_tape();
+                let x = input(0)?.image()?.clone().put_tape(tape);
+                let (o, t) = ops::upsample_nearest(x, *factor)
+                    .map_err(op_err)?
+                    .split_tape();
                 (Value::Image(o), t)
             }
             Op::Attention {
@@ -619,22 +643,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
         Ok(self.dev.tensor_from_vec(data, (b, 1, h, w)))
     }
 
-    /// Evaluates an ODE function once: `f(t, h)`.
-    fn rhs<T>(&mut self, f: &OdeFunc, h: Tensor4<D, T>, t: f32) -> R<Tensor4<D, T>>
-    where
-        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
-    {
-        self.nfe += 1;
-        let (h, tape) = h.split_tape();
-        let b = h.shape().0;
-        let (vals, tape) = self.run(&f.graph, Value::Image(h), &vec![t; b], tape)?;
-        let out = vals
-            .get(f.output)
-            .and_then(|v| v.clone())
-            .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
-        Ok(out.image()?.clone().put_tape(tape))
-    }
-
+    /// Runs an ODE block from `t0` to `t1` on the value `h0`.
     fn ode<T>(
         &mut self,
         f: &OdeFunc,
@@ -656,29 +665,14 @@ impl<'a, D: Kernels> Exec<'a, D> {
             }
             Value::Time(_) => return Err(RuntimeError::Internal("ODE over raw time".into())),
         };
-        let mut h = h.put_tape(tape);
-        match solver {
-            Solver::Euler { steps } | Solver::Rk4 { steps } => {
-                let dt = (t1 - t0) / steps as f64;
-                for i in 0..steps {
-                    let t = t0 + dt * i as f64;
-                    h = match solver {
-                        Solver::Euler { .. } => {
-                            let k = self.rhs(f, h.retaped::<T>(), t as f32)?;
-                            axpy(h, k, dt as f32)
-                        }
-                        _ => self.rk4_step(f, h, t, dt)?,
-                    };
-                }
-            }
-            Solver::Dopri5 { rtol, atol } => {
-                h = self.dopri5(f, h, t0, t1, rtol, atol)?;
-            }
-        }
-        let (h, tape) = h.split_tape();
-        if !h.as_vec().iter().all(|v| v.is_finite()) {
-            return Err(RuntimeError::NonFinite("the ODE solution".into()));
-        }
+        let dev = self.dev.clone();
+        let max_steps = self.max_ode_steps;
+        let mut solve = Ode {
+            rhs: GraphRhs { exec: self, f },
+            dev: &dev,
+            max_steps,
+        };
+        let (h, tape) = solve.solve(h.put_tape(tape), t0, t1, solver)?;
         if was_vec {
             let (b, d, _, _) = *h.shape();
             Ok((Value::Vector(h.reshape_like(&(b, d))), tape))
@@ -686,221 +680,31 @@ impl<'a, D: Kernels> Exec<'a, D> {
             Ok((Value::Image(h), tape))
         }
     }
+}
 
-    fn rk4_step<T>(&mut self, f: &OdeFunc, h: Tensor4<D, T>, t: f64, dt: f64) -> R<Tensor4<D, T>>
+/// An ODE block's function as the solvers' right-hand side: one run of its graph per evaluation,
+/// counted in [`Exec::nfe`].
+struct GraphRhs<'e, 'a, D: Kernels> {
+    exec: &'e mut Exec<'a, D>,
+    f: &'e OdeFunc,
+}
+
+impl<D: Kernels> OdeRhs<D> for GraphRhs<'_, '_, D> {
+    /// Evaluates the ODE function once: `f(t, h)`.
+    fn eval<T>(&mut self, h: Tensor4<D, T>, t: f32) -> R<Tensor4<D, T>>
     where
         T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
     {
+        let (exec, f) = (&mut *self.exec, self.f);
+        exec.nfe += 1;
         let (h, tape) = h.split_tape();
-        let hd = || h.retaped::<T>();
-        let k1 = self.rhs(f, h.clone().put_tape(tape), t as f32)?;
-        let (k1, tape) = k1.split_tape();
-        let k2 = self.rhs(
-            f,
-            axpy(
-                h.clone().put_tape(tape),
-                k1.retaped::<T>(),
-                (dt / 2.0) as f32,
-            ),
-            (t + dt / 2.0) as f32,
-        )?;
-        let (k2, tape) = k2.split_tape();
-        let k3 = self.rhs(
-            f,
-            axpy(
-                h.clone().put_tape(tape),
-                k2.retaped::<T>(),
-                (dt / 2.0) as f32,
-            ),
-            (t + dt / 2.0) as f32,
-        )?;
-        let (k3, tape) = k3.split_tape();
-        let k4 = self.rhs(
-            f,
-            axpy(h.clone().put_tape(tape), k3.retaped::<T>(), dt as f32),
-            (t + dt) as f32,
-        )?;
-        let (k4, tape) = k4.split_tape();
-        let sum = combine(
-            hd(),
-            &[
-                (k1, dt / 6.0),
-                (k2, dt / 3.0),
-                (k3, dt / 3.0),
-                (k4, dt / 6.0),
-            ],
-        );
-        let (s, t2) = sum.split_tape();
-        Ok(s.put_tape(tape.merge(t2)))
-    }
-
-    fn dopri5<T>(
-        &mut self,
-        f: &OdeFunc,
-        h: Tensor4<D, T>,
-        t0: f64,
-        t1: f64,
-        rtol: f64,
-        atol: f64,
-    ) -> R<Tensor4<D, T>>
-    where
-        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
-    {
-        // Dormand-Prince 5(4) tableau.
-        const C: [f64; 7] = [0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
-        const A: [[f64; 6]; 7] = [
-            [0.0; 6],
-            [0.2, 0.0, 0.0, 0.0, 0.0, 0.0],
-            [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
-            [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-            [
-                19372.0 / 6561.0,
-                -25360.0 / 2187.0,
-                64448.0 / 6561.0,
-                -212.0 / 729.0,
-                0.0,
-                0.0,
-            ],
-            [
-                9017.0 / 3168.0,
-                -355.0 / 33.0,
-                46732.0 / 5247.0,
-                49.0 / 176.0,
-                -5103.0 / 18656.0,
-                0.0,
-            ],
-            [
-                35.0 / 384.0,
-                0.0,
-                500.0 / 1113.0,
-                125.0 / 192.0,
-                -2187.0 / 6784.0,
-                11.0 / 84.0,
-            ],
-        ];
-        const B5: [f64; 7] = [
-            35.0 / 384.0,
-            0.0,
-            500.0 / 1113.0,
-            125.0 / 192.0,
-            -2187.0 / 6784.0,
-            11.0 / 84.0,
-            0.0,
-        ];
-        const B4: [f64; 7] = [
-            5179.0 / 57600.0,
-            0.0,
-            7571.0 / 16695.0,
-            393.0 / 640.0,
-            -92097.0 / 339200.0,
-            187.0 / 2100.0,
-            1.0 / 40.0,
-        ];
-        let span = t1 - t0;
-        let dir = span.signum();
-        let (mut h, mut tape) = h.split_tape();
-        let mut t = t0;
-        // Initial step (Hairer, Nørsett & Wanner, II.4): from the sizes of y, f(y) and an
-        // Euler-step estimate of f's change, aiming at a local error near the tolerance.
-        let hv0 = h.as_vec();
-        let k0 = self.rhs(f, h.retaped::<NoneTape>(), t0 as f32)?.as_vec();
-        let d0 = rms(&hv0, &hv0, rtol, atol, None);
-        let d1 = rms(&k0, &hv0, rtol, atol, None);
-        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
-            1e-6
-        } else {
-            0.01 * d0 / d1
-        }
-        .min(span.abs());
-        let y1: Vec<f32> = hv0
-            .iter()
-            .zip(&k0)
-            .map(|(y, k)| y + (h0 * dir) as f32 * k)
-            .collect();
-        let y1t = self.dev.tensor_from_vec(y1, *h.shape());
-        let k1 = self.rhs(f, y1t, (t0 + h0 * dir) as f32)?.as_vec();
-        let diff: Vec<f32> = k1.iter().zip(&k0).map(|(a, b)| a - b).collect();
-        let d2 = rms(&diff, &hv0, rtol, atol, None) / h0;
-        let h1 = if d1.max(d2) <= 1e-15 {
-            (h0 * 1e-3).max(1e-6)
-        } else {
-            (0.01 / d1.max(d2)).powf(0.2)
-        };
-        let mut dt = (100.0 * h0).min(h1);
-        dt = dt.min(span.abs()) * dir;
-        let mut steps = 0;
-        while (t1 - t) * dir > 1e-12 * span.abs().max(1.0) {
-            steps += 1;
-            if steps > self.max_ode_steps {
-                return Err(RuntimeError::Solver(format!(
-                    "dopri5 took more than {} steps (rtol {rtol}, atol {atol}); loosen the tolerances",
-                    self.max_ode_steps
-                )));
-            }
-            if (t + dt - t1) * dir > 0.0 {
-                dt = t1 - t;
-            }
-            // One trial step on its own tape; kept only if accepted.
-            let mut step_tape = T::default();
-            let mut ks: Vec<Tensor4<D>> = Vec::with_capacity(7);
-            for s in 0..7 {
-                let mut terms: Vec<(Tensor4<D>, f64)> = Vec::new();
-                for (j, kj) in ks.iter().enumerate() {
-                    if A[s][j] != 0.0 {
-                        terms.push((kj.clone(), A[s][j] * dt));
-                    }
-                }
-                let stage_in = combine(h.clone().put_tape(step_tape), &terms);
-                let k = self.rhs(f, stage_in, (t + C[s] * dt) as f32)?;
-                let (k, tp) = k.split_tape();
-                step_tape = tp;
-                ks.push(k);
-            }
-            // 5th-order solution (FSAL: stage 7 input equals it) and error estimate.
-            let terms5: Vec<(Tensor4<D>, f64)> = ks
-                .iter()
-                .zip(B5)
-                .filter(|(_, b)| *b != 0.0)
-                .map(|(k, b)| (k.clone(), b * dt))
-                .collect();
-            let y5 = combine(h.clone().put_tape(step_tape), &terms5);
-            let (y5, step_tape) = y5.split_tape();
-            let hv = h.as_vec();
-            let y5v = y5.as_vec();
-            let kv: Vec<Vec<f32>> = ks.iter().map(|k| k.as_vec()).collect();
-            let mut err = vec![0.0f32; hv.len()];
-            for (s, k) in kv.iter().enumerate() {
-                let c = (B5[s] - B4[s]) * dt;
-                if c != 0.0 {
-                    for (e, kv) in err.iter_mut().zip(k) {
-                        *e += (c as f32) * kv;
-                    }
-                }
-            }
-            let en = rms(&err, &hv, rtol, atol, Some(&y5v));
-            if !en.is_finite() {
-                return Err(RuntimeError::NonFinite(
-                    "the ODE solver's error estimate".into(),
-                ));
-            }
-            if en <= 1.0 {
-                t += dt;
-                h = y5;
-                tape = tape.merge(step_tape);
-            }
-            let factor = if en == 0.0 {
-                5.0
-            } else {
-                (0.9 * en.powf(-0.2)).clamp(0.2, 5.0)
-            };
-            dt *= factor;
-            if dt.abs() < 1e-10 * span.abs() {
-                return Err(RuntimeError::Solver(
-                    "dopri5 step size underflow: the dynamics are too stiff".into(),
-                ));
-            }
-        }
-        Ok(h.put_tape(tape))
+        let b = h.shape().0;
+        let (vals, tape) = exec.run(&f.graph, Value::Image(h), &vec![t; b], tape)?;
+        let out = vals
+            .get(f.output)
+            .and_then(|v| v.clone())
+            .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
+        Ok(out.image()?.clone().put_tape(tape))
     }
 }
 
@@ -923,43 +727,6 @@ fn dropout<D: Kernels, S: Shape, T: Tape<f32, D>>(
         .collect();
     let m = dev.tensor_from_vec(mask, *x.shape());
     x.try_mul(m).map_err(|e| RuntimeError::Op(format!("{e:?}")))
-}
-
-/// RMS norm of `v` scaled by `atol + rtol * max(|y|, |y_new|)`.
-fn rms(v: &[f32], y: &[f32], rtol: f64, atol: f64, y_new: Option<&[f32]>) -> f64 {
-    let n = v.len().max(1) as f64;
-    let mut s = 0.0;
-    for i in 0..v.len() {
-        let mut m = y[i].abs() as f64;
-        if let Some(yn) = y_new {
-            m = m.max(yn[i].abs() as f64);
-        }
-        let sc = atol + rtol * m;
-        let r = v[i] as f64 / sc;
-        s += r * r;
-    }
-    (s / n).sqrt()
-}
-
-/// `h + a * k`.
-fn axpy<D: Kernels, T>(h: Tensor4<D, T>, k: Tensor4<D, T>, a: f32) -> Tensor4<D, T>
-where
-    T: Tape<f32, D> + Merge<T>,
-{
-    h + k * a
-}
-
-/// `h + Σ c_i k_i` with tape-free `k_i`. Each `k_i` joins with an empty tape of `h`'s kind,
-/// so the scaling is recorded and gradients reach `k_i` (a tape-free op records nothing).
-fn combine<D: Kernels, T>(h: Tensor4<D, T>, terms: &[(Tensor4<D>, f64)]) -> Tensor4<D, T>
-where
-    T: Tape<f32, D> + Merge<T> + Default,
-{
-    let mut acc = h;
-    for (k, c) in terms {
-        acc = acc + k.retaped::<T>() * (*c as f32);
-    }
-    acc
 }
 
 trait Broadcast4<D: Device<f32>, T> {

@@ -1,0 +1,812 @@
+//! Exact time-signal accounting: a checked [`ModelIr`] in; for every normalization the time
+//! change reaches (attention's inner norm included), per origin, what its mean subtraction
+//! keeps of that origin's change, out ([`Accounting`]).
+//!
+//! The quantity. Change t from t0 to t1 at one origin only (an injection, a ConcatConv, a
+//! scale-shift, a sum with a value computed from t alone), everything else fixed, at
+//! initialization. Let `Δ` be the resulting change of a norm's input. The norm subtracts the
+//! mean of its reduction units; the surviving fraction is `E‖Δ - mean_U Δ‖² / E‖Δ‖²` over the
+//! initialization distribution (weights i.i.d. `U(-1/√fan_in, 1/√fan_in)`, γ = 1, β = 0) and
+//! the input. Variance normalization also removes the part of `Δ` along the current features;
+//! that part depends on data statistics and is not counted (the probe reports it separately).
+//!
+//! Each origin's change is tracked in parts whose fate under every op is known:
+//! - `lin`: a linear change whose second moments are exact ([`cov::Cov`]): per-channel
+//!   constants, positional patterns, and the zero-padding border structure that convolutions
+//!   give them, through convolutions, linear maps, pooling, up-sampling, concatenation, sums and
+//!   residuals. A number is stated only for such a part;
+//! - `inexact`: linear in the change but with second moments that depend on features (after a
+//!   normalization, a scale-shift's `h·Δs`, two correlated paths of one origin);
+//! - `alive`: through a nonlinearity. No number; it survives a norm unless proven otherwise.
+//!
+//! A part leaving a norm is mean-free on that norm's units, so a later norm whose units are
+//! unions of them keeps exactly all of it. Exact zeros are exact: a prediction of zero means
+//! the change is zero for every draw of the weights.
+
+pub mod cov;
+mod parts;
+mod state;
+
+use crate::ast::Span;
+use crate::ir::*;
+use cov::{Cov, Unit};
+use parts::*;
+use serde::Serialize;
+use state::Centered;
+pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
+
+/// How the time signal entered the feature path at an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// `h + inject(e)`: a `[B, C, 1, 1]` offset.
+    InjectOffset,
+    /// `inject(e, positional)`: an offset map that varies over H, W.
+    InjectPositional,
+    /// ConcatConv over a constant `t·J` channel.
+    ConcatConstant,
+    /// ConcatConv over a positional `t·P(h, w)` channel.
+    ConcatPositional,
+    /// `scale_shift(e)`: a per-channel scale and shift.
+    ScaleShift,
+    /// A sum of a feature value and a value computed from t alone.
+    Add,
+    /// An injection whose embedding also depends on the features.
+    Feature,
+}
+
+/// A place where t enters the feature path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Origin {
+    /// Node path, e.g. `down.1.res0.temb_proj` or `features.0.conv1`.
+    pub path: String,
+    pub kind: OriginKind,
+    pub span: Span,
+    /// Path of the graph holding the node ("" for the model).
+    pub graph: String,
+    #[serde(skip)]
+    pub graph_index: usize,
+    #[serde(skip)]
+    pub node: NodeId,
+    /// Lint codes allowed on the statements that created the node.
+    pub allow: Vec<String>,
+}
+
+/// The accounting at one normalization.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NormAccount {
+    /// Path of the graph ("" for the model, the ODE node's path for an ODE function).
+    pub graph: String,
+    /// Path of the norm, e.g. `down.0.res0.norm2`; attention's inner norm is `ATTN.norm`.
+    pub node: String,
+    #[serde(skip)]
+    pub graph_index: usize,
+    /// The IR node (for attention's inner norm: the attention node).
+    #[serde(skip)]
+    pub node_id: NodeId,
+    pub span: Span,
+    pub kind: NormKind,
+    pub channels: usize,
+    /// Channels per reduction unit.
+    pub channels_per_unit: usize,
+    pub in_attention: bool,
+    pub origins: Vec<OriginVerdict>,
+    /// All origins changed together; `None` when time does not reach the norm.
+    pub total: Option<Prediction>,
+}
+
+/// Per-node parts, one graph.
+#[derive(Debug, Clone)]
+pub struct GraphAccount {
+    pub path: String,
+    pub states: Vec<Sig>,
+}
+
+/// The result for a model.
+#[derive(Debug, Clone)]
+pub struct Accounting {
+    pub origins: Vec<Origin>,
+    pub norms: Vec<NormAccount>,
+    pub graphs: Vec<GraphAccount>,
+    /// The origins whose change reaches the model output (ODE functions' origins included
+    /// through the ODE block), and how.
+    pub output: Sig,
+}
+
+impl Accounting {
+    /// Whether the model output depends on t at all (at initialization).
+    pub fn output_sees_t(&self) -> bool {
+        !matches!(self.output, Sig::Independent)
+    }
+    pub fn norm(&self, path: &str) -> Option<&NormAccount> {
+        self.norms.iter().find(|n| n.node == path)
+    }
+}
+
+/// Runs the accounting on a checked model.
+pub fn account(m: &ModelIr) -> Accounting {
+    account_with(m, m.train.batch)
+}
+
+/// The accounting for batches of `batch` samples (BatchNorm's units span the batch).
+pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
+    let mut a = Acc {
+        batch: batch.max(1),
+        per_sample: m.time.sharing == Sharing::PerSample,
+        origins: Vec::new(),
+        norms: Vec::new(),
+        graphs: Vec::new(),
+    };
+    let gi = a.graph(&m.graph, String::new());
+    let output = a.graphs[gi]
+        .states
+        .get(m.output)
+        .cloned()
+        .unwrap_or(Sig::Independent);
+    let output = match output {
+        Sig::TimeOnly { .. } => Sig::Independent,
+        s => s,
+    };
+    Accounting {
+        origins: a.origins,
+        norms: a.norms,
+        graphs: a.graphs,
+        output,
+    }
+}
+
+struct Acc {
+    batch: usize,
+    per_sample: bool,
+    origins: Vec<Origin>,
+    norms: Vec<NormAccount>,
+    graphs: Vec<GraphAccount>,
+}
+
+fn spatial(s: &Shape) -> (usize, usize, usize) {
+    match *s {
+        Shape::Image { c, h, w } => (c, h, w),
+        Shape::Vector { d } => (d, 1, 1),
+        Shape::Time => (1, 1, 1),
+    }
+}
+
+fn weight_var(fan_in: usize) -> f64 {
+    1.0 / (3.0 * fan_in.max(1) as f64)
+}
+
+impl Acc {
+    fn graph(&mut self, g: &Graph, path: String) -> usize {
+        let gi = self.graphs.len();
+        self.graphs.push(GraphAccount {
+            path: path.clone(),
+            states: Vec::new(),
+        });
+        let mut states: Vec<Sig> = Vec::with_capacity(g.nodes.len());
+        // Whether the whole value is constant over H, W (then so is any change of it).
+        let mut flat_space: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        for (id, n) in g.nodes.iter().enumerate() {
+            let (_, h, w) = spatial(&n.shape);
+            let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
+            let fs = h * w == 1
+                || match &n.op {
+                    Op::Input | Op::Time | Op::Sinusoidal { .. } => false,
+                    Op::Conv { pad, time, .. } => {
+                        *pad == 0 && inp(0) && *time != TimeChannel::Positional
+                    }
+                    Op::Inject { mode, .. } => *mode == InjectMode::Offset && inp(0),
+                    Op::Add | Op::Concat => (0..n.inputs.len()).all(inp),
+                    Op::Attention { .. } | Op::Ode { .. } => false,
+                    _ => inp(0),
+                };
+            let s = self.node(gi, &path, id, n, g, &states, &flat_space);
+            states.push(s);
+            flat_space.push(fs);
+        }
+        self.graphs[gi].states = states;
+        gi
+    }
+
+    fn origin(&mut self, gi: usize, gpath: &str, id: NodeId, n: &Node, kind: OriginKind) -> usize {
+        self.origins.push(Origin {
+            path: n.name.clone(),
+            kind,
+            span: n.span,
+            graph: gpath.to_string(),
+            graph_index: gi,
+            node: id,
+            allow: n.allow.clone(),
+        });
+        self.origins.len() - 1
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn node(
+        &mut self,
+        gi: usize,
+        gpath: &str,
+        id: NodeId,
+        n: &Node,
+        g: &Graph,
+        states: &[Sig],
+        flat_space: &[bool],
+    ) -> Sig {
+        let input = |k: usize| -> &Sig {
+            n.inputs
+                .get(k)
+                .and_then(|&i| states.get(i))
+                .unwrap_or(&Sig::Independent)
+        };
+        let in_shape = |k: usize| -> Shape {
+            n.inputs
+                .get(k)
+                .and_then(|&i| g.nodes.get(i))
+                .map(|x| x.shape)
+                .unwrap_or(n.shape)
+        };
+        let (c_out, h_out, w_out) = spatial(&n.shape);
+        match &n.op {
+            Op::Input => return Sig::Independent,
+            Op::Time => return Sig::TimeOnly { iid: false },
+            _ => {}
+        }
+        let time_only = !n.inputs.is_empty()
+            && (0..n.inputs.len()).all(|k| matches!(input(k), Sig::TimeOnly { .. }));
+        if time_only && !matches!(n.op, Op::Ode { .. }) {
+            return Sig::TimeOnly {
+                iid: matches!(n.op, Op::Linear { .. }),
+            };
+        }
+        let mut out: Vec<Part> = Vec::new();
+        match &n.op {
+            Op::Input | Op::Time => {}
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                groups,
+                time,
+                ..
+            } => {
+                let extra = usize::from(*time != TimeChannel::None);
+                let var = weight_var((cin + extra) / (*groups).max(1) * k * k);
+                let geo = (*k, *stride, *pad);
+                // A 1x1 convolution mixes channels pointwise: channels that were mean-free (per
+                // sample over H, W, or over the batch too) stay so.
+                let pointwise = *k == 1 && *stride == 1 && *pad == 0;
+                for p in input(0).parts() {
+                    let keep = p.centered.filter(|c| pointwise && c.m <= 1);
+                    let mut q = map_lin(p, keep, |l| Lin {
+                        cov: l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)),
+                        lineage: (gi, id),
+                        ..l.clone()
+                    });
+                    q.inexact = p.inexact.map(|_| false);
+                    out.push(q);
+                }
+                if *time != TimeChannel::None {
+                    let (_, h, w) = spatial(&in_shape(0));
+                    let (kind, src, from_constant) = match time {
+                        TimeChannel::Positional => (
+                            OriginKind::ConcatPositional,
+                            Cov::positional(1, h, w, |c| pattern(c, h, w)),
+                            false,
+                        ),
+                        _ => (OriginKind::ConcatConstant, Cov::offset(1, h, w), true),
+                    };
+                    let o = self.origin(gi, gpath, id, n, kind);
+                    let cov = src.conv(*cout, 1, var, geo, (h_out, w_out));
+                    // The taps may see only zeros of the pattern (its centre on a 1 x 1 or
+                    // 3 x 3 map, where the cosines vanish): then nothing enters.
+                    if cov.energy() > 1e-12 * var * src.energy() {
+                        out.push(fix_lin(fresh_lin(o, cov, (gi, id), from_constant)));
+                    }
+                }
+            }
+            Op::Linear { din, dout, .. } => {
+                let var = weight_var(*din);
+                for p in input(0).parts() {
+                    // Mixing features keeps a batch-mean-free change batch-mean-free.
+                    let keep = p.centered.filter(|c| c.m == 0);
+                    let mut q = map_lin(p, keep, |l| Lin {
+                        cov: l.cov.linear(*dout, var),
+                        lineage: (gi, id),
+                        flat: false,
+                        ..l.clone()
+                    });
+                    q.inexact = p.inexact.map(|_| false);
+                    out.push(q);
+                }
+            }
+            Op::Flatten => {
+                for p in input(0).parts() {
+                    let (_, h, w) = spatial(&in_shape(0));
+                    out.push(Part {
+                        lin: p.lin.clone().map(|l| Lin {
+                            flat: l.flat || h * w > 1,
+                            ..l
+                        }),
+                        centered: if h * w == 1 { p.centered } else { None },
+                        ..p.clone()
+                    });
+                }
+            }
+            // Dropout is off where the numbers hold (evaluation, and the probe); in training it
+            // multiplies by an independent mask and no number is stated for it.
+            Op::Dropout { .. } => out.extend_from_slice(input(0).parts()),
+            Op::AvgPool { k, stride } => {
+                for p in input(0).parts() {
+                    out.push(map_lin(p, None, |l| Lin {
+                        cov: l.cov.pool(*k, *stride, (h_out, w_out)),
+                        ..l.clone()
+                    }));
+                }
+            }
+            Op::GlobalAvgPool => {
+                for p in input(0).parts() {
+                    match p.centered {
+                        // Mean-free over H, W per sample and channel: the average is exactly 0.
+                        Some(c) if c.m == 1 => {}
+                        // Mean-free per channel over the batch: so are the averages.
+                        keep => out.push(map_lin(p, keep.filter(|c| c.m == 0), |l| Lin {
+                            cov: l.cov.global_pool(),
+                            ..l.clone()
+                        })),
+                    }
+                }
+            }
+            Op::Upsample { factor } => {
+                for p in input(0).parts() {
+                    out.push(map_lin(p, p.centered, |l| Lin {
+                        cov: l.cov.upsample(*factor),
+                        ..l.clone()
+                    }));
+                }
+            }
+            Op::Act { .. } => out.extend(input(0).parts().iter().map(to_alive)),
+            Op::Add => {
+                for k in 0..n.inputs.len() {
+                    match input(k) {
+                        Sig::TimeOnly { iid } => {
+                            let o = self.origin(gi, gpath, id, n, OriginKind::Add);
+                            out.push(if *iid {
+                                fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true)
+                            } else {
+                                Part {
+                                    origin: o,
+                                    lin: None,
+                                    inexact: Some(false),
+                                    alive: false,
+                                    centered: None,
+                                    unsure: false,
+                                }
+                            });
+                        }
+                        s => out.extend_from_slice(s.parts()),
+                    }
+                }
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
+            Op::Concat => {
+                // Channel ranges of the inputs, to place each part's covariance.
+                let widths: Vec<usize> = (0..n.inputs.len())
+                    .map(|k| spatial(&in_shape(k)).0)
+                    .collect();
+                let mut by_origin: Vec<(usize, Vec<InputPart>)> = Vec::new();
+                for k in 0..n.inputs.len() {
+                    let parts: Vec<Part> = match input(k) {
+                        Sig::TimeOnly { .. } => {
+                            let o = self.origin(gi, gpath, id, n, OriginKind::Add);
+                            vec![Part {
+                                origin: o,
+                                lin: None,
+                                inexact: Some(false),
+                                alive: false,
+                                centered: None,
+                                unsure: false,
+                            }]
+                        }
+                        s => s.parts().to_vec(),
+                    };
+                    for p in parts {
+                        let slot = match by_origin.iter_mut().find(|e| e.0 == p.origin) {
+                            Some(s) => s,
+                            None => {
+                                by_origin.push((p.origin, Vec::new()));
+                                by_origin.last_mut().expect("just pushed")
+                            }
+                        };
+                        slot.1.push((k, Some(p)));
+                    }
+                }
+                for (origin, parts) in by_origin {
+                    out.push(concat_parts(origin, &parts, &widths, (h_out, w_out)));
+                }
+            }
+            Op::Inject { mode, .. } => {
+                out.extend_from_slice(input(0).parts());
+                match input(1) {
+                    Sig::Independent => {}
+                    Sig::TimeOnly { .. } => {
+                        let (kind, cov, constant) = match mode {
+                            InjectMode::Offset => (
+                                OriginKind::InjectOffset,
+                                Cov::offset(c_out, h_out, w_out),
+                                true,
+                            ),
+                            InjectMode::Positional => (
+                                OriginKind::InjectPositional,
+                                Cov::positional(c_out, h_out, w_out, |c| pattern(c, h_out, w_out)),
+                                false,
+                            ),
+                        };
+                        let o = self.origin(gi, gpath, id, n, kind);
+                        // A pattern that vanishes on this map (cosines at their zeros) adds nothing.
+                        if cov.energy() > 1e-12 * (c_out * h_out * w_out) as f64 {
+                            out.push(fix_lin(fresh_lin(o, cov, (gi, id), constant)));
+                        }
+                    }
+                    s @ Sig::Depends(_) => {
+                        // The embedding carries other origins' changes (and features).
+                        for p in s.parts() {
+                            out.push(Part {
+                                lin: None,
+                                inexact: if p.lin.is_some() || p.inexact.is_some() {
+                                    Some(false)
+                                } else {
+                                    None
+                                },
+                                centered: None,
+                                ..p.clone()
+                            });
+                        }
+                        let o = self.origin(gi, gpath, id, n, OriginKind::Feature);
+                        out.push(Part {
+                            origin: o,
+                            lin: None,
+                            inexact: None,
+                            alive: true,
+                            centered: None,
+                            unsure: false,
+                        });
+                    }
+                }
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
+            Op::ScaleShift { .. } => {
+                // h·(1 + s(t0)) + b(t0): other origins' changes are scaled per channel by an
+                // independent random factor of unknown mean square.
+                for p in input(0).parts() {
+                    let lin = p.lin.as_ref().map(|l| Lin {
+                        scale_known: false,
+                        ..l.clone()
+                    });
+                    out.push(Part {
+                        lin,
+                        centered: p.centered.filter(|c| c.m == 1),
+                        ..p.clone()
+                    });
+                }
+                match input(1) {
+                    Sig::Independent => {}
+                    Sig::TimeOnly { .. } => {
+                        let o = self.origin(gi, gpath, id, n, OriginKind::ScaleShift);
+                        // Δ = h·Δs + Δb: a per-channel scale of the features and an offset.
+                        let mut p = fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true);
+                        p.inexact = Some(true);
+                        out.push(p);
+                    }
+                    s @ Sig::Depends(_) => {
+                        for p in s.parts() {
+                            out.push(to_alive(p));
+                        }
+                        let o = self.origin(gi, gpath, id, n, OriginKind::Feature);
+                        out.push(Part {
+                            origin: o,
+                            lin: None,
+                            inexact: None,
+                            alive: true,
+                            centered: None,
+                            unsure: false,
+                        });
+                    }
+                }
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
+            Op::Sinusoidal { .. } => {}
+            Op::Norm { kind, channels, .. } => {
+                let shape = in_shape(0);
+                let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                out = self.norm(
+                    gi,
+                    gpath,
+                    id,
+                    n.name.clone(),
+                    n.span,
+                    *kind,
+                    *channels,
+                    shape,
+                    fs,
+                    input(0),
+                    false,
+                );
+            }
+            Op::Attention { channels, norm, .. } => {
+                let shape = in_shape(0);
+                let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                let inner = self.norm(
+                    gi,
+                    gpath,
+                    id,
+                    format!("{}.norm", n.name),
+                    n.span,
+                    *norm,
+                    *channels,
+                    shape,
+                    fs,
+                    input(0),
+                    true,
+                );
+                // The residual carries the input's change unchanged; the branch is alive for
+                // every origin its norm lets through.
+                out.extend_from_slice(input(0).parts());
+                for p in inner {
+                    out.push(Part {
+                        origin: p.origin,
+                        lin: None,
+                        inexact: None,
+                        alive: true,
+                        centered: None,
+                        unsure: p.unsure,
+                    });
+                }
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
+            Op::Ode { func, .. } => {
+                out.extend(input(0).parts().iter().map(to_alive));
+                let fi = self.graph(&func.graph, n.name.clone());
+                let fout = self.graphs[fi]
+                    .states
+                    .get(func.output)
+                    .cloned()
+                    .unwrap_or(Sig::Independent);
+                out.extend(fout.parts().iter().map(to_alive));
+                if matches!(fout, Sig::TimeOnly { .. }) {
+                    let o = self.origin(gi, gpath, id, n, OriginKind::Add);
+                    out.push(Part {
+                        origin: o,
+                        lin: None,
+                        inexact: None,
+                        alive: true,
+                        centered: None,
+                        unsure: false,
+                    });
+                }
+            }
+        }
+        out = merge(out, combine_sum);
+        finish(out)
+    }
+
+    /// The transfer through a normalization, recording its account.
+    #[allow(clippy::too_many_arguments)]
+    fn norm(
+        &mut self,
+        gi: usize,
+        gpath: &str,
+        id: NodeId,
+        name: String,
+        span: Span,
+        kind: NormKind,
+        channels: usize,
+        shape: Shape,
+        flat_space: bool,
+        input: &Sig,
+        in_attention: bool,
+    ) -> Vec<Part> {
+        let vector = matches!(shape, Shape::Vector { .. });
+        let m = kind.channels_per_unit(channels).max(1);
+        // Units over which a change identical across samples is averaged per channel.
+        let per_channel = match kind {
+            NormKind::Instance => true,
+            NormKind::Group { .. } | NormKind::Layer => m == 1,
+            NormKind::Batch => !self.per_sample,
+        };
+        // A unit of two values normalizes to ±1: what leaves it changes only if their order does.
+        let (_, h, w) = spatial(&shape);
+        let space = if flat_space { 1 } else { h * w };
+        let n_eff = match kind {
+            NormKind::Batch => self.batch * space,
+            _ => m * space,
+        };
+        let degenerate = n_eff == 2;
+        let mut verdicts = Vec::new();
+        let mut out = Vec::new();
+        let mut lin_only = true;
+        for p in input.parts() {
+            let (pred, arrives, constant_part, border_part) =
+                self.predict(p, kind, m, per_channel, vector, flat_space);
+            lin_only &= p.lin.is_some() && p.inexact.is_none() && !p.alive && p.centered.is_none();
+            verdicts.push(OriginVerdict {
+                origin: p.origin,
+                prediction: pred,
+                arrives_as: arrives,
+                constant_part,
+                border_part,
+            });
+            if !pred.is_zero() {
+                out.push(Part {
+                    origin: p.origin,
+                    lin: None,
+                    inexact: if p.lin.is_some() || p.inexact.is_some() {
+                        Some(p.inexact == Some(true) && per_channel)
+                    } else {
+                        None
+                    },
+                    alive: p.alive,
+                    centered: Some(Centered {
+                        m: if matches!(kind, NormKind::Batch) {
+                            0
+                        } else {
+                            m
+                        },
+                    }),
+                    unsure: p.unsure || pred == Prediction::Unknown || degenerate,
+                });
+            }
+        }
+        let total = if verdicts.is_empty() {
+            None
+        } else {
+            Some(total(&verdicts, lin_only))
+        };
+        self.norms.push(NormAccount {
+            graph: gpath.to_string(),
+            node: name,
+            graph_index: gi,
+            node_id: id,
+            span,
+            kind,
+            channels,
+            channels_per_unit: m,
+            in_attention,
+            origins: verdicts,
+            total,
+        });
+        out
+    }
+
+    /// One origin's prediction at a norm with `m` channels per unit.
+    fn predict(
+        &self,
+        p: &Part,
+        kind: NormKind,
+        m: usize,
+        per_channel: bool,
+        vector: bool,
+        flat_space: bool,
+    ) -> (Prediction, String, Option<f64>, Option<f64>) {
+        let (mut pred, mut words, cp, bp) =
+            self.predict_part(p, kind, m, per_channel, vector, flat_space);
+        if p.unsure && !pred.is_zero() {
+            pred = Prediction::Unknown;
+            words.push_str(" (possibly nothing: an earlier norm may have undone it)");
+        }
+        (pred, words, cp, bp)
+    }
+
+    fn predict_part(
+        &self,
+        p: &Part,
+        kind: NormKind,
+        m: usize,
+        per_channel: bool,
+        vector: bool,
+        flat_space: bool,
+    ) -> (Prediction, String, Option<f64>, Option<f64>) {
+        let batch = matches!(kind, NormKind::Batch);
+        // A value constant over H, W per sample: per-channel units remove every change.
+        let instance_like = matches!(kind, NormKind::Instance)
+            || matches!(kind, NormKind::Group { .. } | NormKind::Layer) && m == 1;
+        if instance_like && (flat_space || vector && !matches!(kind, NormKind::Layer)) {
+            return (
+                Prediction::Zero,
+                "a change constant over each unit".into(),
+                None,
+                None,
+            );
+        }
+        if let Some(c) = p.centered {
+            // Mean-free on finer units already: nothing more to remove.
+            let fits = match kind {
+                NormKind::Batch => c.m <= 1,
+                _ => c.m >= 1 && m.is_multiple_of(c.m),
+            };
+            if fits {
+                return (
+                    Prediction::Exact { fraction: 1.0 },
+                    "already mean-free on this norm's units (an earlier norm)".into(),
+                    None,
+                    None,
+                );
+            }
+        }
+        let mut preds = Vec::new();
+        let mut words = Vec::new();
+        let (mut constant_part, mut border_part) = (None, None);
+        if let Some(l) = &p.lin {
+            if batch && self.per_sample {
+                // The batch mean depends on how the embedding changes differ across samples:
+                // anywhere from the per-sample spatial survival to everything.
+                let inst = l.cov.kept(Unit { m: 1 }).unwrap_or(0.0);
+                preds.push(Prediction::Between {
+                    low: inst,
+                    high: 1.0,
+                });
+                words.push("a linear change differing per sample".to_string());
+            } else if !l.cov.tractable() || l.flat && !vector_units_align(l, kind, m) {
+                preds.push(Prediction::Nonzero);
+                words.push("a linear change too large to track exactly".to_string());
+            } else {
+                let unit_m = if l.flat {
+                    match kind {
+                        NormKind::Layer => l.cov.c,
+                        NormKind::Group { groups } => l.cov.c / groups.max(1),
+                        _ => 1,
+                    }
+                } else if per_channel || batch {
+                    1
+                } else {
+                    m
+                };
+                match l.cov.kept(Unit { m: unit_m }) {
+                    None | Some(0.0) => preds.push(Prediction::Zero),
+                    Some(f) => preds.push(Prediction::Exact { fraction: f }),
+                }
+                if l.from_constant {
+                    let cp = if unit_m == 1 {
+                        0.0
+                    } else {
+                        1.0 - 1.0 / unit_m as f64
+                    };
+                    constant_part = Some(cp);
+                    let f = preds.last().and_then(|x| x.fraction()).unwrap_or(0.0);
+                    border_part = Some((f - cp).max(0.0));
+                    words.push(if f - cp > 1e-12 {
+                        "a per-channel offset with a zero-padding border structure".to_string()
+                    } else {
+                        "a per-channel offset".to_string()
+                    });
+                } else {
+                    words.push("a spatial pattern".to_string());
+                }
+            }
+        }
+        if let Some(scale) = p.inexact {
+            if scale && (per_channel || batch && !self.per_sample) {
+                preds.push(Prediction::Unknown);
+                words.push(
+                    "a per-channel scale of the features (undone unless 1 + s changes sign)".into(),
+                );
+            } else {
+                preds.push(Prediction::Nonzero);
+                words.push("a linear change shaped by the features".into());
+            }
+        }
+        if p.alive {
+            preds.push(Prediction::Nonzero);
+            words.push("a change through a nonlinearity".into());
+        }
+        let pred = combine_predictions(&preds);
+        (pred, words.join(" + "), constant_part, border_part)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! How one origin's parts combine: sums and concatenations of parts (exact where the parts are
+//! uncorrelated), the ops that map a part's exact covariance, and how per-part predictions
+//! combine into one origin's and into a norm's total. In: parts and predictions; out: parts
+//! and predictions.
+
+use super::cov::Cov;
+use super::state::{Centered, Lin, OriginVerdict, Part, Prediction, Sig};
+use crate::ir::{NodeId, NormKind};
+
+pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
+    let hw = l.cov.h * l.cov.w;
+    match kind {
+        NormKind::Layer | NormKind::Batch => true,
+        NormKind::Group { groups } => {
+            let per = (l.cov.c * hw) / groups.max(1);
+            per.is_multiple_of(hw.max(1)) && m > 0
+        }
+        NormKind::Instance => true,
+    }
+}
+
+/// The positional pattern `P_c(y, x) = u_c(y) + v_c(x)` as its two factors.
+pub(super) fn pattern(c: usize, h: usize, w: usize) -> (Vec<f64>, Vec<f64>) {
+    let fy = 1.0 + (c % 3) as f64;
+    let fx = 1.0 + ((c / 3) % 3) as f64;
+    let u = (0..h)
+        .map(|y| (std::f64::consts::PI * fy * (y as f64 + 0.5) / h.max(1) as f64).cos())
+        .collect();
+    let v = (0..w)
+        .map(|x| (std::f64::consts::PI * fx * (x as f64 + 0.5) / w.max(1) as f64).cos())
+        .collect();
+    (u, v)
+}
+
+pub(super) fn fresh_lin(
+    origin: usize,
+    cov: Cov,
+    lineage: (usize, NodeId),
+    from_constant: bool,
+) -> Part {
+    Part {
+        origin,
+        lin: Some(Lin {
+            cov,
+            lineage,
+            scale_known: true,
+            from_constant,
+            flat: false,
+        }),
+        inexact: None,
+        alive: false,
+        centered: None,
+        unsure: false,
+    }
+}
+
+/// A linear part whose covariance grew past its limits becomes inexact.
+pub(super) fn fix_lin(mut p: Part) -> Part {
+    if let Some(l) = &p.lin {
+        if !l.cov.tractable() {
+            p.lin = None;
+            p.inexact = Some(false);
+        }
+    }
+    p
+}
+
+/// Applies a linear op to a part's exact covariance. An op that leaves less than 1e-12 of the
+/// arriving energy has removed it exactly (e.g. a zero-mean pattern pooled globally): the
+/// residue is rounding.
+pub(super) fn map_lin(p: &Part, centered: Option<Centered>, f: impl Fn(&Lin) -> Lin) -> Part {
+    let mut out = Part {
+        centered,
+        ..p.clone()
+    };
+    if let Some(l) = &p.lin {
+        let before = l.cov.energy();
+        let next = f(l);
+        out.lin = (next.cov.energy() > 1e-12 * before).then_some(next);
+    }
+    fix_lin(out)
+}
+
+pub(super) fn to_alive(p: &Part) -> Part {
+    Part {
+        origin: p.origin,
+        lin: None,
+        inexact: None,
+        alive: true,
+        centered: None,
+        unsure: p.unsure,
+    }
+}
+
+/// Sum of two parts of one origin.
+pub(super) fn combine_sum(a: Part, b: Part) -> Part {
+    let (lin, demoted) = match (a.lin, b.lin) {
+        (Some(x), Some(y)) => {
+            if x.lineage != y.lineage && x.scale_known && y.scale_known && x.flat == y.flat {
+                (
+                    Some(Lin {
+                        cov: x.cov.add(&y.cov),
+                        from_constant: x.from_constant && y.from_constant,
+                        ..x
+                    }),
+                    false,
+                )
+            } else {
+                (None, true)
+            }
+        }
+        (x, y) => (x.or(y), false),
+    };
+    let inexact = match (a.inexact, b.inexact) {
+        (Some(x), Some(y)) => Some(x && y && !demoted),
+        (x, y) => x.or(y).map(|v| v && !demoted).or(demoted.then_some(false)),
+    };
+    let centered = match (a.centered, b.centered) {
+        (Some(x), Some(y)) if x == y => Some(x),
+        _ => None,
+    };
+    fix_lin(Part {
+        origin: a.origin,
+        lin,
+        inexact,
+        alive: a.alive || b.alive,
+        centered,
+        unsure: a.unsure && b.unsure,
+    })
+}
+
+/// One origin's part arriving at input `k` of a concatenation.
+pub(super) type InputPart = (usize, Option<Part>);
+
+/// Concatenation of one origin's parts from several inputs (`k` = input index).
+pub(super) fn concat_parts(
+    origin: usize,
+    parts: &[InputPart],
+    widths: &[usize],
+    (h, w): (usize, usize),
+) -> Part {
+    let mut lins: Vec<(usize, &Lin)> = Vec::new();
+    let mut inexact: Option<bool> = None;
+    let mut alive = false;
+    let mut unsure = true;
+    // Per-channel mean-freeness survives placing channels side by side (absent inputs are 0).
+    let mut centered: Option<Option<Centered>> = None;
+    for (k, p) in parts {
+        let Some(p) = p else { continue };
+        if let Some(l) = &p.lin {
+            lins.push((*k, l));
+        }
+        if let Some(scale) = p.inexact {
+            // A per-channel scale stays one when channels are only placed side by side.
+            inexact = Some(inexact.unwrap_or(true) && scale);
+        }
+        alive |= p.alive;
+        unsure &= p.unsure;
+        let c = p.centered.filter(|c| c.m <= 1);
+        centered = Some(match centered {
+            None => c,
+            Some(prev) if prev == c => c,
+            Some(_) => None,
+        });
+    }
+    let distinct = lins
+        .iter()
+        .enumerate()
+        .all(|(i, a)| lins.iter().skip(i + 1).all(|b| a.1.lineage != b.1.lineage));
+    let exact = distinct
+        && !lins.iter().any(|l| l.1.flat)
+        && (lins.len() <= 1 || lins.iter().all(|l| l.1.scale_known));
+    let lin = if lins.is_empty() {
+        None
+    } else if exact {
+        let slots: Vec<(usize, Option<&Cov>)> = widths
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| (c, lins.iter().find(|l| l.0 == k).map(|l| &l.1.cov)))
+            .collect();
+        let first = lins[0].1;
+        Some(Lin {
+            cov: Cov::concat(&slots, h, w),
+            from_constant: lins.iter().all(|l| l.1.from_constant),
+            ..first.clone()
+        })
+    } else {
+        inexact = Some(false);
+        None
+    };
+    fix_lin(Part {
+        origin,
+        lin,
+        inexact,
+        alive,
+        centered: centered.flatten(),
+        unsure,
+    })
+}
+
+/// Merges parts of the same origin with `f`, sorted by origin.
+pub(super) fn merge(mut v: Vec<Part>, f: impl Fn(Part, Part) -> Part) -> Vec<Part> {
+    v.sort_by_key(|p| p.origin);
+    let mut out: Vec<Part> = Vec::with_capacity(v.len());
+    for p in v {
+        match out.last() {
+            Some(last) if last.origin == p.origin => {
+                let last = out.pop().expect("checked");
+                out.push(f(last, p));
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+pub(super) fn finish(v: Vec<Part>) -> Sig {
+    let v: Vec<Part> = v
+        .into_iter()
+        .filter(|p| p.lin.is_some() || p.inexact.is_some() || p.alive)
+        .collect();
+    if v.is_empty() {
+        Sig::Independent
+    } else {
+        Sig::Depends(v)
+    }
+}
+
+/// One origin's prediction from its parts' (their weights are unknown, and parts of one origin
+/// may be correlated, so only zero, one number, or "nonzero" combine).
+pub(super) fn combine_predictions(p: &[Prediction]) -> Prediction {
+    let nonzero: Vec<Prediction> = p.iter().copied().filter(|x| !x.is_zero()).collect();
+    if p.contains(&Prediction::Unknown) {
+        Prediction::Unknown
+    } else if nonzero.is_empty() {
+        Prediction::Zero
+    } else if p.len() == 1 {
+        p[0]
+    } else {
+        Prediction::Nonzero
+    }
+}
+
+/// All origins changed together. Different origins' changes are uncorrelated (independent
+/// weights), so where every origin arrives as an exact linear change the total is a convex
+/// combination of theirs; otherwise only zero or "nonzero" is backed.
+pub(super) fn total(v: &[OriginVerdict], lin_only: bool) -> Prediction {
+    let preds: Vec<Prediction> = v.iter().map(|o| o.prediction).collect();
+    if preds.iter().all(|p| p.is_zero()) {
+        return Prediction::Zero;
+    }
+    if preds.contains(&Prediction::Unknown) {
+        return Prediction::Unknown;
+    }
+    if preds.len() == 1 {
+        return preds[0];
+    }
+    if !lin_only {
+        return Prediction::Nonzero;
+    }
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for p in &preds {
+        match *p {
+            Prediction::Zero => {
+                lo = lo.min(0.0);
+                hi = hi.max(0.0);
+            }
+            Prediction::Exact { fraction } => {
+                lo = lo.min(fraction);
+                hi = hi.max(fraction);
+            }
+            Prediction::Between { low, high } => {
+                lo = lo.min(low);
+                hi = hi.max(high);
+            }
+            _ => return Prediction::Nonzero,
+        }
+    }
+    if hi - lo < 1e-12 {
+        Prediction::Exact { fraction: hi }
+    } else {
+        Prediction::Between { low: lo, high: hi }
+    }
+}

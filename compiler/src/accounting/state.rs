@@ -1,0 +1,112 @@
+//! The accounting's per-node state and per-norm verdict types: what one origin's change is made
+//! of at a node ([`Part`]), and what the accounting says survives a norm ([`Prediction`]).
+
+use super::cov::Cov;
+use crate::ir::NodeId;
+use serde::Serialize;
+
+/// What the accounting says about a surviving fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prediction {
+    /// Exactly zero: nothing of the change survives, for every draw of the weights.
+    Zero,
+    /// The expected surviving fraction at initialization.
+    Exact { fraction: f64 },
+    /// A proven range for the expected surviving fraction.
+    Between { low: f64, high: f64 },
+    /// Not zero; no number can be backed (the change went through a nonlinearity or its
+    /// second moments depend on the features).
+    Nonzero,
+    /// Neither zero nor nonzero can be proven (e.g. a scale-shift before a per-channel norm:
+    /// removed unless `1 + s(t)` changes sign between the two times).
+    Unknown,
+}
+
+impl Prediction {
+    /// The number users read: the fraction, or the range's midpoint never (None).
+    pub fn fraction(self) -> Option<f64> {
+        match self {
+            Prediction::Zero => Some(0.0),
+            Prediction::Exact { fraction } => Some(fraction),
+            _ => None,
+        }
+    }
+    pub fn is_zero(self) -> bool {
+        self == Prediction::Zero
+    }
+}
+
+/// One origin's fate at one normalization.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OriginVerdict {
+    /// Index into [`Accounting::origins`].
+    pub origin: usize,
+    pub prediction: Prediction,
+    /// What the change arriving is made of, for people.
+    pub arrives_as: String,
+    /// For a constant offset: what a per-channel constant alone keeps ((m - 1)/m, or 0).
+    pub constant_part: Option<f64>,
+    /// For a constant offset: the extra share that survives through the zero-padding border.
+    pub border_part: Option<f64>,
+}
+
+/// The exact linear part of one origin's change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lin {
+    pub cov: Cov,
+    /// The node whose random weights last mixed this change (or the origin): two parts with
+    /// different lineages are uncorrelated.
+    pub(super) lineage: (usize, NodeId),
+    /// Whether the covariance's scale is absolute (a scale-shift multiplies it by an unknown
+    /// `E(1 + s)²`).
+    pub(super) scale_known: bool,
+    /// The origin made a change constant over H, W (an offset): nonzero survival through a
+    /// per-channel norm is then the border leak.
+    pub(super) from_constant: bool,
+    /// A vector flattened from `[C, H, W]` (the covariance keeps the image form).
+    pub(super) flat: bool,
+}
+
+/// One origin's change at a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub origin: usize,
+    pub lin: Option<Lin>,
+    /// A linear part with feature-dependent second moments; `true` when it is a per-channel
+    /// scale of the features (a scale-shift's `h·Δs`), which per-channel norms undo.
+    pub inexact: Option<bool>,
+    pub alive: bool,
+    /// The change is mean-free on the units of this norm (channels per unit, per-sample).
+    pub(super) centered: Option<Centered>,
+    /// The part may be exactly zero: a per-channel scale that a norm undid unless `1 + s`
+    /// changed sign, or a norm over two values (which outputs ±1). Nonzero claims are off.
+    pub(super) unsure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Centered {
+    /// Channels per unit (per sample, all of H, W); 0 for BatchNorm's per-channel-over-batch.
+    pub(super) m: usize,
+}
+
+/// The state of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sig {
+    Independent,
+    /// Computed from t alone; `iid` when its last op is a linear map (its change is then
+    /// i.i.d. zero-mean over features).
+    TimeOnly {
+        iid: bool,
+    },
+    Depends(Vec<Part>),
+}
+
+impl Sig {
+    pub fn parts(&self) -> &[Part] {
+        match self {
+            Sig::Depends(v) => v,
+            _ => &[],
+        }
+    }
+}

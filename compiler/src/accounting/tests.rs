@@ -1,0 +1,119 @@
+//! The accounting on small specs, including every example of a wrong verdict the old analysis
+//! gave (border leaks, cancellations through attention residuals and pooled patterns, chains of
+//! norms, numbers after nonlinearities).
+
+use super::*;
+use crate::sema::check_source;
+
+fn acc(body: &str) -> Accounting {
+    let src = format!(
+        "model m {{ input x: image[4, 8, 8]\n time t: continuous, shared\n embed e = sinusoidal(16) | linear(16)\n {body} }}"
+    );
+    match check_source(&src) {
+        Ok(models) => account(&models[0]),
+        Err(d) => panic!("spec does not check: {d:#?}\n{src}"),
+    }
+}
+
+fn pred(a: &Accounting, norm: &str) -> Prediction {
+    let n = a.norm(norm).unwrap_or_else(|| {
+        panic!(
+            "no norm {norm}: {:?}",
+            a.norms.iter().map(|n| &n.node).collect::<Vec<_>>()
+        )
+    });
+    n.total
+        .unwrap_or_else(|| panic!("time does not reach {norm}"))
+}
+
+fn frac(p: Prediction) -> f64 {
+    p.fraction().unwrap_or_else(|| panic!("no number: {p:?}"))
+}
+
+#[test]
+fn offset_into_group_norm_keeps_m_minus_one_over_m() {
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e)\n return h | group(4) as n");
+    assert!((frac(pred(&a, "n")) - 0.75).abs() < 1e-12);
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e)\n return h | instance as n");
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    assert!(!a.output_sees_t());
+}
+
+#[test]
+fn padded_conv_after_the_offset_leaks_through_the_border() {
+    // 8 x 8, 3 x 3, pad 1: 1 - 162² / (64 · 22²) = 0.1528.
+    let a = acc("h = x | conv3(64)\n h = h + inject(e)\n return h | conv3(64) | instance as n");
+    let f = frac(pred(&a, "n"));
+    assert!(
+        (f - (1.0 - 162.0_f64.powi(2) / (64.0 * 22.0_f64.powi(2)))).abs() < 1e-9,
+        "{f}"
+    );
+    assert!(a.output_sees_t());
+    let v = &a.norm("n").unwrap().origins[0];
+    assert_eq!(v.constant_part, Some(0.0));
+    assert!((v.border_part.unwrap() - f).abs() < 1e-12);
+}
+
+#[test]
+fn concat_conv_leak_on_six_by_six() {
+    let src = "model m { input x: image[64, 6, 6]\n time t: continuous, shared\n return x | conv3(64, time = concat) | group(32) as n }";
+    let a = account(&check_source(src).unwrap()[0]);
+    assert!((frac(pred(&a, "n")) - 0.5987).abs() < 1e-3);
+    let src = "model m { input x: image[64, 6, 6]\n time t: continuous, shared\n return x | conv(64, k = 3, pad = 0, time = concat) | group(32) as n }";
+    let a = account(&check_source(src).unwrap()[0]);
+    assert!((frac(pred(&a, "n")) - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn attention_residual_carries_an_offset_the_final_norm_removes() {
+    let a = acc("norm = group(32)\n h = x | conv(32, k = 1, pad = 0)\n h = h + inject(e)\n return h | attention(1) as at | instance as n");
+    assert_eq!(pred(&a, "at.norm"), Prediction::Zero);
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    assert!(!a.output_sees_t());
+}
+
+#[test]
+fn positional_injection_pooled_globally_is_gone() {
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e, positional)\n return h | avgpool | flatten | layer as n");
+    assert!(!a.output_sees_t(), "{:?}", a.output);
+    assert!(a.norm("n").unwrap().total.is_none());
+    // Without the pooling the pattern survives a per-channel norm completely.
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e, positional)\n return h | instance as n");
+    assert_eq!(frac(pred(&a, "n")), 1.0);
+}
+
+#[test]
+fn a_second_norm_removes_nothing_more() {
+    let a = acc("h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | group(32) as n1 | group(32) as n2");
+    assert!((frac(pred(&a, "n1")) - 0.5).abs() < 1e-12);
+    assert_eq!(frac(pred(&a, "n2")), 1.0);
+    let a = acc("h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | group(per_group = 2) as n1 | group(per_group = 4) as n2");
+    assert_eq!(frac(pred(&a, "n2")), 1.0);
+}
+
+#[test]
+fn after_a_nonlinearity_no_number() {
+    let a = acc(
+        "h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e)\n return h | relu | instance as n",
+    );
+    assert_eq!(pred(&a, "n"), Prediction::Nonzero);
+}
+
+#[test]
+fn residual_sum_of_two_offsets_of_one_origin() {
+    // Both paths carry per-channel constants (the 1x1 conv mixes them with fresh weights):
+    // the sum is still a per-channel constant.
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e)\n h = h + (h | conv(16, k = 1, pad = 0))\n return h | instance as n");
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    let a = acc("h = x | conv(16, k = 1, pad = 0)\n h = h + inject(e)\n h = h + (h | conv3(16))\n return h | instance as n");
+    let f = frac(pred(&a, "n"));
+    assert!(f > 0.0 && f < 0.2, "{f}");
+}
+
+#[test]
+fn scale_shift_before_a_per_channel_norm_is_unknown() {
+    let a = acc("return x | conv(16, k = 1, pad = 0) | scale_shift(e) | instance as n");
+    assert_eq!(pred(&a, "n"), Prediction::Unknown);
+    let a = acc("return x | conv(16, k = 1, pad = 0) | instance | scale_shift(e)");
+    assert!(a.output_sees_t());
+}

@@ -1,0 +1,12 @@
+//! Execution of checked IR graphs on dfdx tensors: a graph, its parameters, an input batch, the
+//! time values and a tape in; every node's value and the tape holding all backward ops out.
+//!
+//! `interp` is the graph interpreter ([`Exec`], [`Value`], [`Observer`]); `ode` the ODE
+//! solvers it runs ODE blocks with (fixed-step Euler/RK4, adaptive Dormand-Prince, with
+//! backpropagation through the accepted steps). The solvers take the right-hand side through a
+//! trait of their own, so they do not depend on the interpreter.
+
+mod interp;
+mod ode;
+
+pub use interp::{pattern, sinusoidal, Exec, Observer, Swap, Value};

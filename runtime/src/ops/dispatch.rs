@@ -1,0 +1,110 @@
+//! The dispatcher of the ops layer: the device trait [`Kernels`], one method per op (tensors and
+//! configurations from [`types`](super::types) in, the op's output with its backward recorded on
+//! the tape out). The CPU implements it with the hand-written kernels (`cpu.rs`), the `cuda`
+//! feature with the composed reference ops; the free functions of [`ops`](super) call it.
+
+use dfdx::shapes::Shape;
+use dfdx::tensor::{Merge, Tape, Tensor};
+use dfdx::tensor_ops::Device;
+
+use super::types::{
+    BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Tensor1, Tensor2, Tensor3,
+    Tensor4, Unary,
+};
+
+/// Device trait of the ops layer: one method per op, forward + backward on the tape.
+///
+/// The free functions of [`ops`](super) ([`conv2d`](super::conv2d),
+/// [`group_norm`](super::group_norm), ...) document shapes and call these methods.
+pub trait Kernels: Device<f32> {
+    /// See [`conv2d`](super::conv2d).
+    #[allow(clippy::type_complexity)]
+    fn conv2d<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>;
+
+    /// See [`group_norm`](super::group_norm).
+    fn group_norm<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        gamma: Tensor1<Self, T>,
+        beta: Tensor1<Self, T>,
+        cfg: GroupNormCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>;
+
+    /// See [`batch_norm_train`](super::batch_norm_train).
+    #[allow(clippy::type_complexity)]
+    fn batch_norm_train<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        gamma: Tensor1<Self, T>,
+        beta: Tensor1<Self, T>,
+        running: &RunningStats<Self>,
+        cfg: BatchNormCfg,
+    ) -> Result<(Tensor4<Self, T>, RunningStats<Self>), OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>;
+
+    /// See [`batch_norm_eval`](super::batch_norm_eval).
+    fn batch_norm_eval<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        gamma: Tensor1<Self, T>,
+        beta: Tensor1<Self, T>,
+        running: &RunningStats<Self>,
+        cfg: BatchNormCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>;
+
+    /// See [`unary`](super::unary).
+    fn unary<S: Shape, T: Tape<f32, Self>>(
+        x: Tensor<S, f32, Self, T>,
+        op: Unary,
+    ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
+
+    /// See [`avg_pool2d`](super::avg_pool2d).
+    fn avg_pool2d<T: Tape<f32, Self>>(
+        x: Tensor4<Self, T>,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Tensor4<Self, T>, OpsError>;
+
+    /// See [`global_avg_pool`](super::global_avg_pool).
+    fn global_avg_pool<T: Tape<f32, Self>>(
+        x: Tensor4<Self, T>,
+    ) -> Result<Tensor2<Self, T>, OpsError>;
+
+    /// See [`upsample_nearest`](super::upsample_nearest).
+    fn upsample_nearest<T: Tape<f32, Self>>(
+        x: Tensor4<Self, T>,
+        factor: usize,
+    ) -> Result<Tensor4<Self, T>, OpsError>;
+
+    /// See [`attention`](fn@super::attention).
+    fn attention<T: Tape<f32, Self>>(
+        q: Tensor3<Self, T>,
+        k: Tensor3<Self, T>,
+        v: Tensor3<Self, T>,
+    ) -> Result<Tensor3<Self, T>, OpsError>;
+
+    /// See [`add_channel_offset`](super::add_channel_offset).
+    fn add_channel_offset<T: Tape<f32, Self>>(
+        x: Tensor4<Self, T>,
+        offset: Tensor2<Self, T>,
+    ) -> Result<Tensor4<Self, T>, OpsError>;
+
+    /// See [`add`](super::add).
+    fn add<S: Shape, T: Tape<f32, Self>>(
+        a: Tensor<S, f32, Self, T>,
+        b: Tensor<S, f32, Self, T>,
+    ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
+}

@@ -1,0 +1,517 @@
+//! The survival probe: a compiled model, its weights (fresh per seed, or a checkpoint) and the
+//! static [`Accounting`] in; for every normalization the time signal reaches (attention's inner
+//! norm included), per origin and in total, the measured fraction of the time change that the
+//! norm's mean subtraction keeps, next to the accounting's prediction, with a tolerance derived
+//! from the estimator's sampling error; out: [`NormMeasure`]s and whether they agree.
+//!
+//! The measured quantity is the one the accounting predicts. For an origin `o`, run the graph
+//! with t = t0 everywhere, and again with only `o` reading its time values at t1 (the executor's
+//! [`Swap`]); `Δ` is the difference of a norm's input. Then `F = Σ‖Δ - mean_U Δ‖² / Σ‖Δ‖²` over
+//! the norm's reduction units U, summed over samples, seeds and time pairs. The total changes t
+//! everywhere at once. The norm's actual output change is reported too (`output`): it also
+//! loses the part of `Δ` along the current features, which the accounting does not count.
+//!
+//! Tolerance: the replicates are (seed, time pair, channel block of one unit); `F` is a ratio
+//! estimator, its standard error `SE² = R/(R-1) Σ (N_r - F D_r)² / (Σ D_r)²`; a number agrees
+//! when it is within `z·SE` plus the f32 rounding floor, `z` the two-sided 1e-6 quantile of
+//! Student's t with R - 1 degrees of freedom (4.9 for many replicates). Exact zeros must be
+//! zero to 1e-6 of the arriving energy (plus rounding of the difference); a change whose rms
+//! is below 1e-5 of the input's does not reach a norm (it is rounding left by a cancellation).
+
+use crate::exec::{Exec, Observer, Swap, Value};
+use crate::ops::Kernels;
+use crate::params::{normal, Params};
+use crate::RuntimeError;
+use dfdx::tensor::NoneTape;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use std::collections::HashMap;
+use tdspec_compiler::accounting::{Accounting, Prediction, Sig};
+use tdspec_compiler::ir::{Graph, ModelIr, Node, NormKind, Op, TimeKind};
+
+/// How the probe samples.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub batch: usize,
+    /// Seeds for the weights (unless a checkpoint is given) and the input batch.
+    pub seeds: Vec<u64>,
+    /// Time pairs as fractions of the time range (0 = its start, 1 = its end).
+    pub pairs: Vec<(f64, f64)>,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings {
+            batch: 8,
+            seeds: (0..4).collect(),
+            pairs: vec![(0.25, 0.75)],
+        }
+    }
+}
+
+/// One origin's (or the total's) measurement at one norm.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginMeasure {
+    /// The origin's node path; "total" for all origins at once.
+    pub site: String,
+    /// The number the accounting states (null where it states none).
+    pub predicted: Option<f64>,
+    /// `None`: the accounting says this origin does not reach the norm.
+    pub prediction: Option<Prediction>,
+    /// `None` when the change does not reach the norm.
+    pub measured: Option<f64>,
+    /// Absolute tolerance on `measured` for this comparison.
+    pub tolerance: Option<f64>,
+    /// Standard error of `measured` and the number of replicates behind it.
+    pub standard_error: Option<f64>,
+    pub replicates: usize,
+    pub agree: bool,
+    pub why: String,
+}
+
+/// The measurements at one normalization.
+#[derive(Debug, Clone, Serialize)]
+pub struct NormMeasure {
+    /// Path of the graph ("" for the model, the ODE node for an ODE function).
+    pub graph: String,
+    pub node: String,
+    pub kind: String,
+    pub in_attention: bool,
+    pub predicted: Option<f64>,
+    pub measured: Option<f64>,
+    /// The norm's actual output change, as a fraction of the arriving energy (all origins).
+    pub output: Option<f64>,
+    pub agree: bool,
+    pub total: OriginMeasure,
+    pub origins: Vec<OriginMeasure>,
+}
+
+/// A norm's recorded input (and output), with the input shape `[B, C, H, W]`.
+struct Rec {
+    input: Vec<f32>,
+    output: Option<Vec<f32>>,
+    shape: [usize; 4],
+}
+
+struct Recorder {
+    seen: HashMap<String, Rec>,
+}
+
+fn dims<D: Kernels>(v: &Value<D>) -> [usize; 4] {
+    match v {
+        Value::Image(t) => {
+            let s = dfdx::shapes::HasShape::shape(t);
+            [s.0, s.1, s.2, s.3]
+        }
+        Value::Vector(t) => {
+            let s = dfdx::shapes::HasShape::shape(t);
+            [s.0, s.1, 1, 1]
+        }
+        Value::Time(v) => [v.len(), 1, 1, 1],
+    }
+}
+
+impl<D: Kernels> Observer<D> for Recorder {
+    fn node(&mut self, path: &str, node: &Node, inputs: &[&Value<D>], out: &Value<D>) {
+        let Some(inp) = inputs.first() else { return };
+        let (key, output) = match node.op {
+            Op::Norm { .. } => (path.to_string(), Some(out.to_vec())),
+            Op::Attention { .. } => (format!("{path}.norm"), None),
+            _ => return,
+        };
+        self.seen.entry(key).or_insert(Rec {
+            input: inp.to_vec(),
+            output,
+            shape: dims(*inp),
+        });
+    }
+}
+
+/// Replicate sums of one comparison.
+#[derive(Default, Clone)]
+struct Stat {
+    reps: Vec<(f64, f64)>,
+    /// Σu² of the arriving input, for the rounding floor.
+    base: f64,
+    out_num: f64,
+}
+
+impl Stat {
+    fn num(&self) -> f64 {
+        self.reps.iter().map(|r| r.0).sum()
+    }
+    fn den(&self) -> f64 {
+        self.reps.iter().map(|r| r.1).sum()
+    }
+}
+
+/// Two-sided 1e-6 quantile of Student's t with `dof` degrees of freedom.
+fn t_quantile(dof: usize) -> f64 {
+    const TABLE: [(usize, f64); 10] = [
+        (3, 130.2),
+        (4, 49.5),
+        (5, 28.5),
+        (7, 15.8),
+        (10, 10.5),
+        (15, 7.9),
+        (20, 6.93),
+        (30, 6.12),
+        (60, 5.45),
+        (120, 5.16),
+    ];
+    if dof < 3 {
+        return f64::INFINITY;
+    }
+    for w in TABLE.windows(2) {
+        let ((d0, q0), (d1, q1)) = (w[0], w[1]);
+        if dof <= d1 {
+            // Interpolate in 1/dof, where the quantile is nearly linear.
+            let x = (1.0 / dof as f64 - 1.0 / d0 as f64) / (1.0 / d1 as f64 - 1.0 / d0 as f64);
+            return q0 + x * (q1 - q0);
+        }
+    }
+    let x = 120.0 / dof as f64;
+    4.89 + x * (5.16 - 4.89)
+}
+
+/// Units and replicate blocks of a norm over `[B, C, H, W]`.
+fn channels_per_unit(kind: NormKind, c: usize) -> usize {
+    match kind {
+        NormKind::Batch | NormKind::Instance => 1,
+        NormKind::Group { groups } => (c / groups.max(1)).max(1),
+        NormKind::Layer => c,
+    }
+}
+
+/// Adds one run's replicates: `a` the reference input, `b` the changed one.
+fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
+    let [bs, c, h, w] = a.shape;
+    let hw = h * w;
+    let m = channels_per_unit(kind, c);
+    let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
+    let d = |i: usize| (b.input[i] - a.input[i]) as f64;
+    stat.base += a.input.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+    let blocks = if matches!(kind, NormKind::Batch) { c } else { c / m };
+    for blk in 0..blocks {
+        let (c0, c1) = if matches!(kind, NormKind::Batch) {
+            (blk, blk + 1)
+        } else {
+            (blk * m, blk * m + m)
+        };
+        let (mut num, mut den) = (0.0, 0.0);
+        if matches!(kind, NormKind::Batch) {
+            let n = (bs * hw) as f64;
+            let mean: f64 = (0..bs)
+                .flat_map(|bi| (0..hw).map(move |p| (bi, p)))
+                .map(|(bi, p)| d(idx(bi, c0, p)))
+                .sum::<f64>()
+                / n;
+            for bi in 0..bs {
+                for p in 0..hw {
+                    let v = d(idx(bi, c0, p));
+                    num += (v - mean).powi(2);
+                    den += v * v;
+                }
+            }
+        } else {
+            let n = ((c1 - c0) * hw) as f64;
+            for bi in 0..bs {
+                let mean: f64 = (c0..c1)
+                    .flat_map(|ci| (0..hw).map(move |p| (ci, p)))
+                    .map(|(ci, p)| d(idx(bi, ci, p)))
+                    .sum::<f64>()
+                    / n;
+                for ci in c0..c1 {
+                    for p in 0..hw {
+                        let v = d(idx(bi, ci, p));
+                        num += (v - mean).powi(2);
+                        den += v * v;
+                    }
+                }
+            }
+        }
+        stat.reps.push((num, den));
+    }
+    // The norm's actual output change, scaled back by each unit's σ (γ = 1 at init).
+    if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
+        for bi in 0..bs {
+            for ci in 0..c {
+                let sigma = unit_sigma(kind, a, bi, ci, m);
+                for p in 0..hw {
+                    let i = idx(bi, ci, p);
+                    stat.out_num += ((ob[i] - oa[i]) as f64 * sigma).powi(2);
+                }
+            }
+        }
+    }
+}
+
+fn unit_sigma(kind: NormKind, a: &Rec, bi: usize, ci: usize, m: usize) -> f64 {
+    let [bs, c, h, w] = a.shape;
+    let hw = h * w;
+    let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    let mut add = |v: f64| {
+        s += v;
+        s2 += v * v;
+        n += 1.0;
+    };
+    if matches!(kind, NormKind::Batch) {
+        for b in 0..bs {
+            for p in 0..hw {
+                add(a.input[(b * c + ci) * hw + p] as f64);
+            }
+        }
+    } else {
+        let g0 = ci / m * m;
+        for cc in g0..(g0 + m).min(c) {
+            for p in 0..hw {
+                add(a.input[(bi * c + cc) * hw + p] as f64);
+            }
+        }
+    }
+    let mean = s / n.max(1.0);
+    (s2 / n.max(1.0) - mean * mean).max(0.0).sqrt()
+}
+
+/// Judges one comparison.
+fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasure {
+    let (num, den) = (st.num(), st.den());
+    const EPS: f64 = 1.2e-7;
+    // Below 1e-5 of the input's rms a change is f32 rounding carried from an exact cancellation.
+    let reaches = den > 1e-10 * st.base.max(1e-300);
+    let r = st.reps.len();
+    let measured = reaches.then(|| num / den);
+    // Rounding of the difference of two f32 runs, relative to the change's energy.
+    let rounding = if reaches {
+        64.0 * EPS * EPS * (st.base + den) / den
+    } else {
+        0.0
+    };
+    let zero_floor = 1e-6 + rounding;
+    let se = measured.and_then(|f| {
+        (r >= 2).then(|| {
+            let s: f64 = st.reps.iter().map(|(n, d)| (n - f * d).powi(2)).sum();
+            (s * r as f64 / (r as f64 - 1.0)).sqrt() / den
+        })
+    });
+    let tol = se.map(|se| t_quantile(r.saturating_sub(1)) * se + 2.0 * rounding.sqrt() + 1e-6);
+    let (agree, why) = match (prediction, measured) {
+        (None, None) => (true, "time does not reach it".to_string()),
+        // Rounding left by an exact cancellation upstream is amplified by later norms; a claim
+        // that nothing arrives holds below 1e-4 of the input's rms.
+        (None, Some(f)) => (
+            den <= 1e-8 * st.base,
+            format!(
+                "the accounting says this origin does not reach the norm; a change of relative rms {:.1e} arrives ({f:.3} of it survives centering)",
+                (den / st.base.max(1e-300)).sqrt()
+            ),
+        ),
+        (Some(p), None) => (
+            match p {
+                Prediction::Zero | Prediction::Unknown => true,
+                Prediction::Between { low, .. } => low <= 0.0,
+                Prediction::Exact { .. } | Prediction::Nonzero => false,
+            },
+            "no change reaches the norm".to_string(),
+        ),
+        (Some(p), Some(f)) => match p {
+            Prediction::Zero => (
+                f <= zero_floor,
+                format!("exact zero: measured {f:.2e} (limit {zero_floor:.1e})"),
+            ),
+            Prediction::Exact { fraction } => {
+                let t = tol.unwrap_or(f64::INFINITY);
+                (
+                    (f - fraction).abs() <= t,
+                    format!("predicted {fraction:.3}, measured {f:.3} ± {t:.3}"),
+                )
+            }
+            Prediction::Between { low, high } => {
+                let t = tol.unwrap_or(f64::INFINITY);
+                (
+                    f >= low - t && f <= high + t,
+                    format!("predicted {low:.3}..{high:.3}, measured {f:.3} ± {t:.3}"),
+                )
+            }
+            Prediction::Nonzero => (
+                f > zero_floor,
+                format!("survives (no number stated); measured {f:.3}"),
+            ),
+            Prediction::Unknown => (true, format!("no claim; measured {f:.3}")),
+        },
+    };
+    OriginMeasure {
+        site,
+        predicted: prediction.and_then(|p| p.fraction()),
+        prediction,
+        measured,
+        tolerance: tol,
+        standard_error: se,
+        replicates: r,
+        agree,
+        why,
+    }
+}
+
+/// Graphs in the accounting's order (the model, then ODE functions as reached), each with the
+/// ODE node that holds it in the model graph.
+fn graphs_in_order(g: &Graph, out: &mut Vec<*const Graph>) {
+    out.push(g as *const Graph);
+    for n in &g.nodes {
+        if let Op::Ode { func, .. } = &n.op {
+            graphs_in_order(&func.graph, out);
+        }
+    }
+}
+
+/// The time range of the model's t.
+fn model_range(m: &ModelIr) -> (f64, f64) {
+    match m.time.kind {
+        TimeKind::Steps(n) => (0.0, n.saturating_sub(1) as f64),
+        TimeKind::Continuous => (0.0, 1.0),
+    }
+}
+
+fn run_recorded<D: Kernels>(
+    params: &Params<D>,
+    g: &Graph,
+    input: &Value<D>,
+    t: &[f32],
+    swap: Option<Swap<D>>,
+) -> Result<(HashMap<String, Rec>, Vec<Option<Value<D>>>), RuntimeError> {
+    let mut r = Recorder {
+        seen: HashMap::new(),
+    };
+    let mut ex = Exec::new(params, true);
+    ex.swap = swap;
+    ex.observer = Some(&mut r);
+    let (vals, _) = ex.run(g, input.clone(), t, NoneTape)?;
+    drop(ex);
+    Ok((r.seen, vals))
+}
+
+/// Measures every norm the accounting reaches. `weights(seed)` gives the parameters for a seed.
+pub fn measure<D: Kernels>(
+    m: &ModelIr,
+    acc: &Accounting,
+    dev: &D,
+    weights: &dyn Fn(u64) -> Result<Params<D>, RuntimeError>,
+    settings: &ProbeSettings,
+) -> Result<Vec<NormMeasure>, RuntimeError> {
+    let batch = settings.batch.max(2);
+    let mut order = Vec::new();
+    graphs_in_order(&m.graph, &mut order);
+    // (norm index, origin index or usize::MAX for the total) -> stats
+    let mut stats: HashMap<(usize, usize), Stat> = HashMap::new();
+    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
+    for &seed in &settings.seeds {
+        let params = weights(seed)?;
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        let x: Vec<f32> = (0..batch * c * h * w)
+            .map(|_| normal(&mut rng) as f32)
+            .collect();
+        let x = Value::Image(dev.tensor_from_vec(x, (batch, c, h, w)));
+        for &(fa, fb) in &settings.pairs {
+            let (lo, hi) = model_range(m);
+            let ta = vec![(lo + fa * (hi - lo)) as f32; batch];
+            // The model graph's values at t0 give the ODE functions their states.
+            let (_, model_vals) = run_recorded(&params, &m.graph, &x, &ta, None)?;
+            for (gi, &gp) in order.iter().enumerate() {
+                // SAFETY-free: the pointers come from `m`, which outlives this loop.
+                let (graph, input, range) = if gi == 0 {
+                    (&m.graph, x.clone(), (lo, hi))
+                } else {
+                    // Only ODE functions of the model graph are probed (their state is known).
+                    let Some((node, func, t0, t1)) = m.graph.nodes.iter().find_map(|n| match &n.op {
+                        Op::Ode { func, t0, t1, .. } if std::ptr::eq(&func.graph, gp) => {
+                            Some((n, func, *t0, *t1))
+                        }
+                        _ => None,
+                    }) else {
+                        continue;
+                    };
+                    let Some(h0) = node.inputs.first().and_then(|&i| model_vals[i].clone()) else {
+                        continue;
+                    };
+                    let _ = func;
+                    (&func.graph, h0, (t0, t1))
+                };
+                if gi == 0 && m.graph.nodes.iter().any(|n| matches!(n.op, Op::Ode { .. })) {
+                    // The model's own t does not reach inside an ODE block: probe its function.
+                    continue;
+                }
+                let t0 = vec![(range.0 + fa * (range.1 - range.0)) as f32; batch];
+                let t1 = vec![(range.0 + fb * (range.1 - range.0)) as f32; batch];
+                let (base, _) = run_recorded(&params, graph, &input, &t0, None)?;
+                let (full, full_vals) = run_recorded(&params, graph, &input, &t1, None)?;
+                let states = &acc.graphs[gi].states;
+                let mut runs: Vec<(usize, HashMap<String, Rec>)> = vec![(usize::MAX, full)];
+                for (oi, o) in acc.origins.iter().enumerate() {
+                    if o.graph_index != gi {
+                        continue;
+                    }
+                    let values: Vec<_> = graph.nodes[o.node]
+                        .inputs
+                        .iter()
+                        .filter(|&&i| matches!(states.get(i), Some(Sig::TimeOnly { .. })))
+                        .filter_map(|&i| full_vals[i].clone().map(|v| (i, v)))
+                        .collect();
+                    let swap = Swap {
+                        graph: graph as *const Graph,
+                        node: o.node,
+                        values,
+                    };
+                    let (rec, _) = run_recorded(&params, graph, &input, &t0, Some(swap))?;
+                    runs.push((oi, rec));
+                }
+                for (ni, na) in acc.norms.iter().enumerate() {
+                    if na.graph_index != gi {
+                        continue;
+                    }
+                    let Some(a) = base.get(&na.node) else { continue };
+                    for (oi, rec) in &runs {
+                        if let Some(b) = rec.get(&na.node) {
+                            accumulate(stats.entry((ni, *oi)).or_default(), na.kind, a, b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (ni, na) in acc.norms.iter().enumerate() {
+        let probed = stats.keys().any(|k| k.0 == ni);
+        if !probed {
+            continue;
+        }
+        let empty = Stat::default();
+        let tst = stats.get(&(ni, usize::MAX)).unwrap_or(&empty);
+        let total = judge("total".into(), na.total, tst);
+        let mut origins = Vec::new();
+        for (oi, o) in acc.origins.iter().enumerate() {
+            if o.graph_index != na.graph_index {
+                continue;
+            }
+            let pred = na.origins.iter().find(|v| v.origin == oi).map(|v| v.prediction);
+            let st = stats.get(&(ni, oi)).unwrap_or(&empty);
+            origins.push(judge(o.path.clone(), pred, st));
+        }
+        let den = tst.den();
+        let output = (den > 0.0 && !na.in_attention).then(|| tst.out_num / den);
+        let agree = total.agree && origins.iter().all(|o| o.agree);
+        out.push(NormMeasure {
+            graph: na.graph.clone(),
+            node: na.node.clone(),
+            kind: na.kind.to_string(),
+            in_attention: na.in_attention,
+            predicted: total.predicted,
+            measured: total.measured,
+            output,
+            agree,
+            total,
+            origins,
+        });
+    }
+    Ok(out)
+}
