@@ -2,7 +2,7 @@
 //! framework written to DIR (model.py, train.py, README.md and the spec). Exit 1 when the spec
 //! has errors, 2 on usage, IO or emitter errors.
 
-use crate::report::{fail, spec_error};
+use crate::report::{fail, OrExit, Report};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tdspec_compiler::emit::pytorch;
@@ -28,61 +28,52 @@ pub struct EmitArgs {
     model: Option<String>,
 }
 
-pub fn run(a: &EmitArgs) -> u8 {
+pub fn run(a: &EmitArgs) -> Result<u8, u8> {
     let (src, models) = match spec::load(&a.spec) {
-        Ok(v) => v,
-        Err(e) => {
-            let code = spec_error(&e);
-            if let SpecError::Invalid { src, diagnostics } = &e {
-                let n = diagnostics.len();
-                eprintln!("{}: {n} error(s); nothing emitted", src.name);
-            }
-            return code;
+        Err(SpecError::Invalid { src, diagnostics }) => {
+            let note = format!(
+                "{}: {} error(s); nothing emitted",
+                src.name,
+                diagnostics.len()
+            );
+            let code = SpecError::Invalid { src, diagnostics }.report();
+            eprintln!("{note}");
+            return Err(code);
         }
+        loaded => loaded.or_exit()?,
     };
-    let chosen = match (&a.model, models.len()) {
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let ir = match (&a.model, models.len()) {
         (Some(name), _) => models.iter().find(|m| &m.name == name),
         (None, 1) => models.first(),
-        (None, _) => {
-            let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-            return fail(format!(
-                "{} defines {} models ({}); pick one with --model",
-                src.name,
-                names.len(),
-                names.join(", ")
-            ));
+        (None, n) => {
+            let (file, all) = (&src.name, names.join(", "));
+            return Err(fail(format!(
+                "{file} defines {n} models ({all}); pick one with --model"
+            )));
         }
     };
-    let Some(ir) = chosen else {
-        let name = a.model.as_deref().unwrap_or_default();
-        return fail(format!("{} has no model `{name}`", src.name));
-    };
-    let Ok(file) = parse(&src.text) else {
-        return fail(format!("{} no longer parses", src.name));
-    };
-    let emitted = match a.target {
+    let name = a.model.as_deref().unwrap_or_default();
+    let ir = ir.ok_or_else(|| fail(format!("{} has no model `{name}`", src.name)))?;
+    let file = parse(&src.text).map_err(|_| fail(format!("{} no longer parses", src.name)))?;
+    let files = match a.target {
         Target::Pytorch => pytorch::emit(&file, ir, &src.text),
-    };
-    let files = match emitted {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot emit model `{}` for PyTorch: {e}", ir.name)),
-    };
-    if let Err(e) = std::fs::create_dir_all(&a.out) {
-        return fail(format!("cannot create {}: {e}", a.out.display()));
     }
+    .map_err(|e| fail(format!("cannot emit model `{}` for PyTorch: {e}", ir.name)))?;
+    let out = &a.out;
+    std::fs::create_dir_all(out)
+        .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
     for f in &files {
-        let path = a.out.join(&f.path);
-        if let Err(e) = std::fs::write(&path, &f.contents) {
-            return fail(format!("cannot write {}: {e}", path.display()));
-        }
+        let path = out.join(&f.path);
+        std::fs::write(&path, &f.contents)
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
     }
-    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let written: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let (file, model) = (&src.name, &ir.name);
     println!(
-        "{}: model {} -> {} ({})",
-        src.name,
-        ir.name,
-        a.out.display(),
-        names.join(", ")
+        "{file}: model {model} -> {} ({})",
+        out.display(),
+        written.join(", ")
     );
-    0
+    Ok(0)
 }

@@ -1,7 +1,7 @@
 //! `tdspec eval RUNDIR`: a trained run in; test accuracy for classifiers, test epsilon-MSE
 //! overall and per quarter of the timesteps (and a Fréchet distance) for denoisers out.
 
-use crate::report::{fail, run_error, Printer};
+use crate::report::{fail, OrExit, Printer};
 use crate::Format;
 use clap::Args;
 use serde_json::json;
@@ -29,75 +29,49 @@ pub struct EvalArgs {
     format: Format,
 }
 
-pub fn run(a: &EvalArgs) -> u8 {
-    let mut run = match TrainedRun::open(&a.run) {
-        Ok(r) => r,
-        Err(e) => return run_error(&e),
-    };
+pub fn run(a: &EvalArgs) -> Result<u8, u8> {
+    let mut run = TrainedRun::open(&a.run).or_exit()?;
     if let Some(sv) = &a.solver {
         // Evaluate the trained weights under another ODE solver (the parameters do not change).
-        match sv.parse::<Solver>() {
-            Ok(s) => run.model.replace_solvers(s),
-            Err(e) => return fail(e),
-        };
+        run.model.replace_solvers(sv.parse::<Solver>().or_exit()?);
     }
-    let split = match run.data() {
-        Ok(s) => s,
-        Err(e) => return run_error(&e),
-    };
-    let sched = match &run.model.task {
+    let (m, p, split) = (&run.model, &run.params, run.data().or_exit()?);
+    let sched = match &m.task {
         Some(Task::Denoise { schedule, .. }) => Some(NoiseSchedule::new(schedule)),
         _ => None,
     };
-    let rep = match evaluate(&run.model, &run.params, sched.as_ref(), &split, a.samples) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("evaluation failed: {e}")),
-    };
-    let cache = run.dir.join("frechet_features.safetensors");
+    let rep = evaluate(m, p, sched.as_ref(), &split, a.samples)
+        .map_err(|e| fail(format!("evaluation failed: {e}")))?;
     let fd = match &sched {
-        Some(sc) if a.fd_samples >= 2 => {
-            let (m, p, n, k) = (&run.model, &run.params, a.fd_samples, a.fd_steps);
-            let mut printer = Printer::default();
-            match frechet::evaluate(m, p, &split, sc, n, k, Some(&cache), &mut printer) {
-                Ok(v) => Some(v),
-                Err(e) => return fail(format!("Fréchet distance failed: {e}")),
-            }
-        }
+        Some(sc) if a.fd_samples >= 2 => Some(
+            frechet::evaluate_run(
+                &run,
+                &split,
+                sc,
+                a.fd_samples,
+                a.fd_steps,
+                &mut Printer::default(),
+            )
+            .map_err(|e| fail(format!("Fréchet distance failed: {e}")))?,
+        ),
         _ => None,
     };
     if a.format == Format::Json {
-        let fdj = fd.map(|f| json!({"generated_vs_test": f.generated_vs_test, "train_vs_test": f.train_vs_test, "feature_net_accuracy": f.feature_net_accuracy, "samples": a.fd_samples, "ddim_steps": a.fd_steps}));
+        let (dir, report) = (run.dir.display().to_string(), json!(rep));
         println!(
             "{}",
-            json!({"run": run.dir.display().to_string(), "model": run.model.name, "report": rep, "frechet": fdj})
+            json!({"run": dir, "model": m.name, "report": report, "frechet": fd})
         );
-        return 0;
+        return Ok(0);
     }
+    let (dir, source) = (run.dir.display(), &split.source);
     println!(
-        "{}: model {} on {} ({} test samples)",
-        run.dir.display(),
-        run.model.name,
-        split.source,
-        rep.samples
+        "{dir}: model {} on {source} ({} test samples)",
+        m.name, rep.samples
     );
-    if let Some(acc) = rep.accuracy {
-        println!("  test accuracy: {acc:.4}");
-        if let Some(n) = rep.nfe {
-            println!("  ODE function evaluations per forward: {n:.1}");
-        }
-    }
-    if let Some(e) = rep.eps_mse {
-        println!("  test eps-MSE: {e:.5}");
-        let names = ["q1 (low noise)", "q2", "q3", "q4 (high noise)"];
-        for (n, v) in names.iter().zip(&rep.eps_mse_buckets) {
-            println!("    {n:>15}: {v:.5}");
-        }
-    }
+    print!("{rep}");
     if let Some(f) = fd {
-        println!(
-            "  Fréchet distance (tdspec's own {:.3}-accurate digit classifier features, NOT Inception FID): {:.3} generated vs test; {:.3} real train vs test ({} images each, DDIM {} steps)",
-            f.feature_net_accuracy, f.generated_vs_test, f.train_vs_test, a.fd_samples, a.fd_steps
-        );
+        println!("  {f}");
     }
-    0
+    Ok(0)
 }

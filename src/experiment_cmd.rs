@@ -2,7 +2,7 @@
 //! ([`tdspec_runtime::lab::run_experiment`]) trains, evaluates, probes and lints every variant
 //! over seeds and writes `results.json`, `summary.md` and plots to DIR.
 
-use crate::report::{command_line, run_error, Printer};
+use crate::report::{command_line, OrExit, Printer};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,24 +18,12 @@ pub struct ExperimentArgs {
     only: Option<String>,
 }
 
-pub fn run(a: &ExperimentArgs) -> u8 {
+pub fn run(a: &ExperimentArgs) -> Result<u8, u8> {
     let started = Instant::now();
-    let (out, only) = (
-        a.out.clone().unwrap_or("runs/experiment".into()),
-        a.only.as_deref(),
-    );
-    match run_experiment(
-        &a.plan,
-        &out,
-        only,
-        &command_line(),
-        &mut Printer::default(),
-    ) {
-        Ok(summary) => {
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!("done in {secs:.0} s; see {}", summary.display());
-            0
-        }
-        Err(e) => run_error(&e),
-    }
+    let out = a.out.clone().unwrap_or("runs/experiment".into());
+    let (only, cmd) = (a.only.as_deref(), command_line());
+    let summary = run_experiment(&a.plan, &out, only, &cmd, &mut Printer::default()).or_exit()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("done in {secs:.0} s; see {}", summary.display());
+    Ok(0)
 }

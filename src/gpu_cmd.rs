@@ -8,14 +8,14 @@
 //!   `--device`, median milliseconds of forward + backward.
 
 use crate::device::{on_device, DeviceArg};
-use crate::report::{fail, spec_error};
+use crate::report::{fail, print_json, OrExit};
 use clap::Args;
 use dfdx::tensor::Cpu;
 use serde_json::json;
 use std::path::PathBuf;
 use tdspec_runtime::bench::yardsticks;
 use tdspec_runtime::parity::Case;
-use tdspec_runtime::spec;
+use tdspec_runtime::{probe, spec};
 
 #[derive(Args)]
 pub struct ParityArgs {
@@ -42,79 +42,46 @@ pub struct BenchArgs {
     json: bool,
 }
 
-pub fn parity(a: &ParityArgs) -> u8 {
-    if a.batch < 2 {
-        return fail("--batch must be at least 2 (batch statistics need two samples)");
-    }
-    let (dn, b) = (a.device.name(), a.batch);
-    let mut worst = 0.0f64;
-    let mut rows = Vec::new();
+pub fn parity(a: &ParityArgs) -> Result<u8, u8> {
+    probe::check_batch(a.batch).or_exit()?;
+    let dn = a.device.name();
+    let (mut worst, mut rows) = (0.0f64, Vec::new());
     for path in &a.specs {
-        let (m, _) = match spec::load_one(path) {
-            Ok(v) => v,
-            Err(e) => return spec_error(&e),
-        };
-        let case = Case::new(&m, b, a.seed);
-        let cpu = match case.run(&Cpu::default()) {
-            Ok(r) => r.warm,
-            Err(e) => return fail(format!("{}: cpu: {e}", path.display())),
-        };
-        let other = match on_device!(a.device, |dev| case.run(&dev)) {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return fail(format!("{}: {dn}: {e}", path.display())),
-            Err(e) => return fail(e),
-        };
-        let r = case.compare(&path.display().to_string(), dn, a.tol, &cpu, &other);
+        let (m, _) = spec::load_one(path).or_exit()?;
+        let case = Case::new(&m, a.batch, a.seed);
+        let shown = path.display();
+        let cpu = case.run(&Cpu::default());
+        let cpu = cpu.map_err(|e| fail(format!("{shown}: cpu: {e}")))?.warm;
+        let other = on_device!(a.device, |dev| case.run(&dev)).or_exit()?;
+        let other = other.map_err(|e| fail(format!("{shown}: {dn}: {e}")))?;
+        let r = case.compare(&shown.to_string(), dn, a.tol, &cpu, &other);
         worst = worst.max(r.worst());
         if !a.json {
-            println!(
-                "{} (model {}, batch {b}): cpu vs {dn}: output {:.2e}, loss {:.2e}, gradients max {:.2e} \
-                 over {} tensors; nfe {} / {}; fwd+bwd {:.1} ms cpu, {:.1} ms {dn} (first call {:.0} ms): {}",
-                r.spec, r.model, r.output_rel, r.loss_rel, r.grad_rel_max, r.params, r.nfe_cpu,
-                r.nfe_device, r.cpu_ms, r.device_ms, r.device_first_ms,
-                if r.pass { "PASS" } else { "FAIL" }
-            );
-            for g in &r.grad_rel_worst {
-                println!("    grad {}: {:.2e}", g.param, g.rel);
-            }
+            println!("{r}");
         }
         rows.push(r);
     }
-    let verdict = if worst <= a.tol { "PASS" } else { "FAIL" };
+    let pass = worst <= a.tol;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
+        print_json(&rows);
     } else {
-        println!(
-            "parity: worst relative difference {worst:.2e} (tolerance {:.0e}): {verdict}",
-            a.tol
-        );
+        let (tol, verdict) = (a.tol, if pass { "PASS" } else { "FAIL" });
+        println!("parity: worst relative difference {worst:.2e} (tolerance {tol:.0e}): {verdict}");
     }
-    if worst <= a.tol {
-        0
-    } else {
-        1
-    }
+    Ok(u8::from(!pass))
 }
 
-pub fn bench(a: &BenchArgs) -> u8 {
+pub fn bench(a: &BenchArgs) -> Result<u8, u8> {
     let dn = a.device.name();
     let run = on_device!(a.device, |dev| yardsticks()
         .into_iter()
         .map(|(name, w)| w(&dev).map(|t| (name, t.wall_ms)))
         .collect::<Result<Vec<_>, _>>());
-    let res = match run {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return fail(format!("{dn}: {e}")),
-        Err(e) => return fail(e),
-    };
+    let res = run.or_exit()?.map_err(|e| fail(format!("{dn}: {e}")))?;
     if a.json {
-        let mut o = serde_json::Map::new();
-        for (k, v) in &res {
-            o.insert(k.to_string(), json!((v * 1e3).round() / 1e3));
-        }
+        let ms = |v: f64| json!((v * 1e3).round() / 1e3);
+        let mut o: serde_json::Map<_, _> =
+            res.iter().map(|(k, v)| (k.to_string(), ms(*v))).collect();
         o.insert("device".into(), json!(dn));
         println!("{}", serde_json::Value::Object(o));
     } else {
@@ -122,5 +89,5 @@ pub fn bench(a: &BenchArgs) -> u8 {
             println!("{k}: {v:.3} ms ({dn})");
         }
     }
-    0
+    Ok(0)
 }

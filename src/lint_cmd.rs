@@ -4,14 +4,14 @@
 //! finding at deny level exists or a spec has errors, 2 for usage and IO errors.
 
 use crate::render;
-use crate::report::fail;
+use crate::report::{fail, print_json, OrExit};
 use crate::Format;
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
-use tdspec_runtime::spec::{self, Fixes, Linted};
+use tdspec_runtime::spec::{self, Linted};
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
@@ -52,162 +52,110 @@ pub struct ExplainArgs {
     format: Format,
 }
 
-pub fn run(args: &LintArgs) -> u8 {
-    let opts = match spec::lint_options(&args.select, &args.ignore, &args.deny) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    let paths = match spec::expand(&args.paths) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let plural = |n: usize| if n == 1 { "" } else { "es" };
-    let mut results = Vec::new();
-    let mut messages = Vec::new();
-    for path in &paths {
-        let r = match spec::lint_file(path, &opts, args.fix, args.unsafe_fixes) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
-        match r.fixes {
-            Fixes::None => {}
-            Fixes::Withheld(n) => messages.push(format!(
-                "{}: {n} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
-                r.src.name,
-                plural(n)
-            )),
-            Fixes::Applied { applied, skipped } => {
-                let mut m = format!("{}: applied {applied} fix{}", r.src.name, plural(applied));
-                if skipped > 0 {
-                    m += &format!("; {skipped} overlapping fix{} skipped (run again)", plural(skipped));
-                }
-                messages.push(m);
-            }
-        }
+/// The plural ending unless there is one.
+fn s(n: usize, plural: &str) -> &str {
+    ["", plural][usize::from(n != 1)]
+}
+
+pub fn run(args: &LintArgs) -> Result<u8, u8> {
+    let opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
+    let (mut results, mut messages) = (Vec::new(), Vec::new());
+    for path in spec::expand(&args.paths).or_exit()? {
+        let r = spec::lint_file(&path, &opts, args.fix, args.unsafe_fixes).or_exit()?;
+        messages.extend(r.fix_note());
         results.push(r);
     }
     let failed = results
         .iter()
-        .any(|r| r.diagnostics.iter().any(|d| d.severity == Severity::Error));
-    match args.format {
-        LintFormat::Text => print_text(&results, &messages, args.fix),
-        LintFormat::Json => {
-            let all: Vec<serde_json::Value> = results
+        .flat_map(|r| &r.diagnostics)
+        .any(|d| d.severity == Severity::Error);
+    let json = match args.format {
+        LintFormat::Text => {
+            print_text(&results, &messages, args.fix);
+            return Ok(u8::from(failed));
+        }
+        LintFormat::Json => serde_json::Value::Array(
+            results
                 .iter()
                 .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            for m in &messages {
-                eprintln!("{m}");
-            }
-        }
+                .collect(),
+        ),
         LintFormat::Sarif => {
             let files: Vec<(&SourceFile, &[Diagnostic])> = results
                 .iter()
                 .map(|r| (&r.src, r.diagnostics.as_slice()))
                 .collect();
-            let log = lint::sarif::sarif(&files, env!("CARGO_PKG_VERSION"));
-            println!("{}", serde_json::to_string_pretty(&log).unwrap_or_default());
-            for m in &messages {
-                eprintln!("{m}");
-            }
+            lint::sarif::sarif(&files, env!("CARGO_PKG_VERSION"))
         }
+    };
+    print_json(&json);
+    for m in &messages {
+        eprintln!("{m}");
     }
-    u8::from(failed)
+    Ok(u8::from(failed))
 }
 
 fn print_text(results: &[Linted], messages: &[String], fix: bool) {
     let color = render::use_color() && std::io::stdout().is_terminal();
-    let (mut errors, mut warnings, mut infos, mut fixable) = (0, 0, 0, 0);
+    let (mut counts, mut fixable) = ([0usize; 3], 0);
     for r in results {
         for d in &r.diagnostics {
             print!("{}", render::render(&r.src, d, color));
-            print!("{}", lint::render_fix(&r.src.text, d));
-            println!();
-            match d.severity {
-                Severity::Error => errors += 1,
-                Severity::Warning => warnings += 1,
-                Severity::Info => infos += 1,
-            }
+            println!("{}", lint::render_fix(&r.src.text, d));
+            counts[d.severity as usize] += 1;
             fixable += usize::from(d.fix.is_some());
         }
     }
     for m in messages {
         println!("{m}");
     }
+    let ([infos, warnings, errors], files) = (counts, results.len());
     let total = errors + warnings + infos;
     if total == 0 {
-        println!(
-            "no findings in {} spec{}",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" }
-        );
-        return;
+        return println!("no findings in {files} spec{}", s(files, "s"));
     }
-    let mut line = format!(
-        "{total} finding{} in {} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
-        if total == 1 { "" } else { "s" },
-        results.len(),
-        if results.len() == 1 { "" } else { "s" },
-        if errors == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" },
+    let mut line =
+        format!(
+        "{total} finding{} in {files} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
+        s(total, "s"), s(files, "s"), s(errors, "s"), s(warnings, "s"),
     );
     if fixable > 0 && !fix {
-        line.push_str(&format!(
-            "; {fixable} with an unsafe fix (--fix --unsafe-fixes)"
-        ));
+        line += &format!("; {fixable} with an unsafe fix (--fix --unsafe-fixes)");
     }
     println!("{line}");
 }
 
-pub fn explain(args: &ExplainArgs) -> u8 {
+pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {
+    let json = args.format == Format::Json;
     let Some(code) = &args.code else {
-        match args.format {
-            Format::Text => {
-                for r in RULES {
-                    println!(
-                        "{}  {:<24} {:<8} {}",
-                        r.code,
-                        r.name,
-                        r.severity.as_str(),
-                        r.summary
-                    );
-                }
-            }
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(RULES).unwrap_or_default()
-            ),
+        if json {
+            print_json(&RULES);
         }
-        return 0;
+        for r in RULES.iter().filter(|_| !json) {
+            let (sev, name) = (r.severity.as_str(), r.name);
+            println!("{}  {name:<24} {sev:<8} {}", r.code, r.summary);
+        }
+        return Ok(0);
     };
-    let Some(rule) = lint::rule(code).or_else(|| RULES.iter().find(|r| r.name == code.as_str()))
-    else {
-        eprintln!("error: unknown rule `{code}`");
-        if let Some(s) = lint::suggest_code(code) {
-            eprintln!("  help: did you mean `{s}`?");
-        } else {
-            eprintln!("  help: `tdspec explain` lists the rules");
-        }
-        return 2;
+    let by_name = || RULES.iter().find(|r| r.name == code.as_str());
+    let Some(rule) = lint::rule(code).or_else(by_name) else {
+        let help = match lint::suggest_code(code) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`tdspec explain` lists the rules".into(),
+        };
+        return Err(fail(format!("unknown rule `{code}`\n  help: {help}")));
     };
-    match args.format {
-        Format::Text => {
-            println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
-            println!(
-                "default severity: {}; fix: {}\n",
-                rule.severity.as_str(),
-                if rule.fixable {
-                    "unsafe (--fix --unsafe-fixes)"
-                } else {
-                    "none"
-                }
-            );
-            print!("{}", rule.doc);
-        }
-        Format::Json => {
-            println!("{}", serde_json::to_string_pretty(rule).unwrap_or_default())
-        }
+    if json {
+        print_json(&rule);
+        return Ok(0);
     }
-    0
+    println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
+    let fix = if rule.fixable {
+        "unsafe (--fix --unsafe-fixes)"
+    } else {
+        "none"
+    };
+    println!("default severity: {}; fix: {fix}\n", rule.severity.as_str());
+    print!("{}", rule.doc);
+    Ok(0)
 }

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Training allocates and frees the same large buffers every step; keep them mapped.
     tdspec_runtime::ops::keep_freed_memory();
-    ExitCode::from(match &cli.command {
+    let code = match &cli.command {
         Command::Check(a) => check_cmd::run(a),
         Command::Lint(a) => lint_cmd::run(a),
         Command::Explain(a) => lint_cmd::explain(a),
@@ -94,5 +94,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => probe_cmd::run(a),
         Command::GpuParity(a) => gpu_cmd::parity(a),
         Command::GpuBench(a) => gpu_cmd::bench(a),
-    })
+    };
+    // A command's error is already printed; its value is the exit code.
+    ExitCode::from(code.unwrap_or_else(|c| c))
 }

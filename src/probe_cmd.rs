@@ -3,14 +3,14 @@
 //! prediction out ([`tdspec_runtime::probe::compare`]); disagreements are flagged (exit 1).
 
 use crate::device::{on_device, DeviceArg};
-use crate::report::{checked, fail};
+use crate::report::{fail, print_json, OrExit};
 use crate::Format;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use tdspec_runtime::checkpoint;
 use tdspec_runtime::params::Params;
-use tdspec_runtime::probe::{compare, probe_seeded};
+use tdspec_runtime::probe::{self, compare, probe_seeded, table};
+use tdspec_runtime::{checkpoint, spec};
 
 #[derive(Args)]
 pub struct ProbeArgs {
@@ -30,88 +30,36 @@ pub struct ProbeArgs {
     device: DeviceArg,
 }
 
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
-pub fn run(a: &ProbeArgs) -> u8 {
-    let (src, models) = match checked(&a.spec) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    if a.batch < 2 {
-        return fail("--batch must be at least 2 (batch statistics need two samples)");
-    }
+pub fn run(a: &ProbeArgs) -> Result<u8, u8> {
+    let (src, models) = spec::load(&a.spec).or_exit()?;
+    probe::check_batch(a.batch).or_exit()?;
     let (batch, seed) = (a.batch, a.seed);
-    let mut disagreements = 0;
-    let mut out_json = Vec::new();
+    let (mut disagreements, mut out_json) = (0, Vec::new());
     for m in &models {
         let probes = on_device!(a.device, |dev| {
             let mut params = Params::init(m, &dev, seed);
-            match &a.checkpoint {
-                Some(ck) => checkpoint::load_params(&mut params, ck).map_err(|e| e.to_string()),
-                None => Ok(()),
+            if let Some(ck) = &a.checkpoint {
+                checkpoint::load_params(&mut params, ck).or_exit()?;
             }
-            .and_then(|()| {
-                probe_seeded(m, &params, batch, seed)
-                    .map_err(|e| format!("{}: probe failed: {e}", m.name))
-            })
+            probe_seeded(m, &params, batch, seed)
+                .map_err(|e| fail(format!("{}: probe failed: {e}", m.name)))?
         });
-        let rows = match probes {
-            Ok(Ok(p)) => compare(m, p),
-            Ok(Err(e)) | Err(e) => return fail(e),
-        };
+        let rows = compare(m, probes.or_exit()?);
         disagreements += rows.iter().filter(|r| !r.agree).count();
         if a.format == Format::Json {
             out_json.push(json!({"file": src.name, "model": m.name, "norms": rows}));
             continue;
         }
-        let weights = if a.checkpoint.is_some() {
-            "checkpoint"
-        } else {
-            "initial"
-        };
-        println!(
-            "{}: model {} ({weights} weights, batch {batch}, seed {seed})",
-            src.name, m.name
-        );
-        let w = rows
-            .iter()
-            .map(|r| r.probe.node.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        println!(
-            "  {:w$}  {:10}  {:>3}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  verdict",
-            "norm", "kind", "m", "Δin", "Δout", "measured", "interior", "predicted"
-        );
-        for r in &rows {
-            let p = &r.probe;
-            println!(
-                "  {:w$}  {:10}  {:>3}  {:>8.4}  {:>8.4}  {:>8}  {:>8}  {:>9}  {} ({})",
-                p.node,
-                p.kind,
-                p.channels_per_unit,
-                p.input_change,
-                p.output_change,
-                fmt_opt(p.fraction),
-                fmt_opt(p.interior_variation),
-                fmt_opt(r.predicted),
-                if r.agree { "agree" } else { "DISAGREE" },
-                r.why
-            );
-        }
+        let weights = a.checkpoint.as_ref().map_or("initial", |_| "checkpoint");
+        let (file, name) = (&src.name, &m.name);
+        println!("{file}: model {name} ({weights} weights, batch {batch}, seed {seed})");
+        print!("{}", table(&rows));
     }
     if a.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out_json).unwrap_or_default()
-        );
+        print_json(&out_json);
     }
     if disagreements > 0 {
         eprintln!("{disagreements} normalization(s) disagree with the static verdict");
-        1
-    } else {
-        0
     }
+    Ok(u8::from(disagreements > 0))
 }

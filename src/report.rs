@@ -3,57 +3,68 @@
 //! exit 2); long work draws a progress bar on a terminal and prints lines elsewhere.
 
 use crate::render::{render, use_color};
-use std::fmt;
+use std::fmt::Display;
 use std::io::IsTerminal;
-use std::path::Path;
-use tdspec_compiler::diagnostics::SourceFile;
-use tdspec_compiler::ir::ModelIr;
 use tdspec_runtime::run::{RunError, RunObserver, RunResult, RunStart};
-use tdspec_runtime::spec::{self, SpecError};
+use tdspec_runtime::spec::SpecError;
 use tdspec_runtime::train::{EvalReport, StepLog};
+use tdspec_runtime::RuntimeError;
 
 /// Prints `error: msg`; gives exit code 2.
-pub fn fail(msg: impl fmt::Display) -> u8 {
+pub fn fail(msg: impl Display) -> u8 {
     eprintln!("error: {msg}");
     2
 }
 
-/// Prints why a spec could not be used; gives 1 for errors in the spec, else 2.
-pub fn spec_error(e: &SpecError) -> u8 {
-    match e {
-        SpecError::Invalid { src, diagnostics } => {
-            for d in diagnostics {
-                eprint!("{}", render(src, d, use_color()));
-            }
-            1
+/// Something that stops a command: printing it gives the exit code.
+pub trait Report {
+    fn report(self) -> u8;
+}
+
+macro_rules! plain {
+    ($($t:ty),*) => { $(impl Report for $t { fn report(self) -> u8 { fail(self) } })* };
+}
+plain!(String, RuntimeError);
+
+impl Report for SpecError {
+    /// A spec's errors are rendered diagnostics (exit 1).
+    fn report(self) -> u8 {
+        let SpecError::Invalid { src, diagnostics } = &self else {
+            return fail(self);
+        };
+        for d in diagnostics {
+            eprint!("{}", render(src, d, use_color()));
         }
-        _ => fail(e),
+        1
     }
 }
 
-/// Prints why a run stopped; gives its exit code.
-pub fn run_error(e: &RunError) -> u8 {
-    match e {
-        RunError::Spec(e) => spec_error(e),
-        RunError::Failed(_) => fail(e),
-        RunError::Stopped {
-            step,
-            checkpoint,
-            source,
-        } => {
-            eprintln!("error: {source}");
-            eprintln!(
-                "training stopped at step {step}; the last good checkpoint is {}",
-                checkpoint.display()
-            );
-            2
+impl Report for RunError {
+    fn report(self) -> u8 {
+        match self {
+            RunError::Spec(e) => e.report(),
+            _ => fail(self),
         }
     }
 }
 
-/// Reads and checks a spec file, printing why not on failure (see [`spec_error`]).
-pub fn checked(path: &Path) -> Result<(SourceFile, Vec<ModelIr>), u8> {
-    spec::load(path).map_err(|e| spec_error(&e))
+/// `result.or_exit()?` in a command: the error printed, its exit code returned.
+pub trait OrExit<T> {
+    fn or_exit(self) -> Result<T, u8>;
+}
+
+impl<T, E: Report> OrExit<T> for Result<T, E> {
+    fn or_exit(self) -> Result<T, u8> {
+        self.map_err(Report::report)
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// The command line, as `command.txt` of a run keeps it.
@@ -98,29 +109,21 @@ impl RunObserver for Printer {
     }
 
     fn step(&mut self, log: &StepLog, eval: Option<&EvalReport>) {
-        let Some(bar) = &self.bar else {
-            if log.step.is_multiple_of(50) || eval.is_some() {
-                let mut line = format!(
-                    "step {}/{} loss {:.5} lr {:.2e}",
-                    log.step, self.target, log.loss, log.lr
-                );
-                if let Some(a) = eval.and_then(|e| e.accuracy) {
-                    line += &format!(" test accuracy {a:.4}");
-                }
-                if let Some(e) = eval.and_then(|e| e.eps_mse) {
-                    line += &format!(" test eps-MSE {e:.5}");
-                }
-                eprintln!("{line}");
+        if let Some(bar) = &self.bar {
+            bar.set_position(log.step as u64);
+            let nfe = (log.nfe > 0).then(|| format!(" nfe {}", log.nfe));
+            bar.set_message(format!("loss {:.4}{}", log.loss, nfe.unwrap_or_default()));
+        } else if log.step.is_multiple_of(50) || eval.is_some() {
+            let (step, target, loss, lr) = (log.step, self.target, log.loss, log.lr);
+            let mut line = format!("step {step}/{target} loss {loss:.5} lr {lr:.2e}");
+            if let Some(a) = eval.and_then(|e| e.accuracy) {
+                line += &format!(" test accuracy {a:.4}");
             }
-            return;
-        };
-        bar.set_position(log.step as u64);
-        let nfe = if log.nfe > 0 {
-            format!(" nfe {}", log.nfe)
-        } else {
-            String::new()
-        };
-        bar.set_message(format!("loss {:.4}{nfe}", log.loss));
+            if let Some(e) = eval.and_then(|e| e.eps_mse) {
+                line += &format!(" test eps-MSE {e:.5}");
+            }
+            eprintln!("{line}");
+        }
     }
 
     fn finished(&mut self, r: &RunResult) {

@@ -1,7 +1,7 @@
 //! `tdspec sample RUNDIR|CHECKPOINT --n 64 --sampler ancestral|ddim --steps K -o grid.png`:
 //! a trained denoiser in; generated digits out as a PNG grid.
 
-use crate::report::{fail, run_error};
+use crate::report::{fail, OrExit};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tdspec_compiler::ir::Task;
@@ -33,47 +33,34 @@ pub struct SampleArgs {
     seed: u64,
 }
 
-pub fn run(a: &SampleArgs) -> u8 {
-    let run = match TrainedRun::open(&a.run) {
-        Ok(r) => r,
-        Err(e) => return run_error(&e),
-    };
+pub fn run(a: &SampleArgs) -> Result<u8, u8> {
+    let run = TrainedRun::open(&a.run).or_exit()?;
     let m = &run.model;
     let Some(Task::Denoise { schedule, .. }) = &m.task else {
-        return fail(format!(
-            "model `{}` is not a denoiser; `sample` needs `task denoise(...)`",
-            m.name
-        ));
+        let name = &m.name;
+        return Err(fail(format!(
+            "model `{name}` is not a denoiser; `sample` needs `task denoise(...)`"
+        )));
     };
     if a.n == 0 {
-        return fail("--n must be at least 1");
+        return Err(fail("--n must be at least 1"));
     }
     let sampler = match a.sampler {
         SamplerArg::Ancestral => Sampler::Ancestral,
         SamplerArg::Ddim => Sampler::Ddim,
     };
-    let sched = NoiseSchedule::new(schedule);
-    let (n, steps, seed) = (a.n, a.steps, a.seed);
-    let imgs = match sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
+    let (n, steps, seed, sched) = (a.n, a.steps, a.seed, NoiseSchedule::new(schedule));
+    let imgs = sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
         if i % 10 == 0 || i == k {
             eprint!("\rsampling step {i}/{k}");
         }
-    }) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!();
-            return fail(format!("sampling failed: {e}"));
-        }
-    };
+    });
     eprintln!();
+    let imgs = imgs.map_err(|e| fail(format!("sampling failed: {e}")))?;
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let cols = (n as f64).sqrt().ceil() as usize;
-    if let Err(e) = save_grid(&a.out, &imgs, n, c, h, w, cols) {
-        return fail(e);
-    }
-    eprintln!(
-        "wrote {} ({n} samples, {sampler:?}, {steps} steps, seed {seed})",
-        a.out.display()
-    );
-    0
+    save_grid(&a.out, &imgs, n, c, h, w, cols).or_exit()?;
+    let out = a.out.display();
+    eprintln!("wrote {out} ({n} samples, {sampler:?}, {steps} steps, seed {seed})");
+    Ok(0)
 }

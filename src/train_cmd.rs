@@ -3,7 +3,7 @@
 //! while [`Printer`] shows its progress. `--resume RUNDIR` continues exactly where a run stopped.
 
 use crate::device::{on_device, DeviceArg};
-use crate::report::{command_line, fail, run_error, Printer};
+use crate::report::{command_line, fail, OrExit, Printer};
 use clap::Args;
 use std::path::PathBuf;
 use tdspec_runtime::run::{self, Start, TrainOptions};
@@ -46,7 +46,7 @@ pub struct TrainArgs {
     device: DeviceArg,
 }
 
-pub fn run(a: &TrainArgs) -> u8 {
+pub fn run(a: &TrainArgs) -> Result<u8, u8> {
     let start = match (&a.resume, &a.spec) {
         (Some(dir), _) => Start::Resume(dir.clone()),
         (None, Some(spec)) => Start::New {
@@ -56,7 +56,7 @@ pub fn run(a: &TrainArgs) -> u8 {
             seed: a.seed,
             limit_train: a.limit_train,
         },
-        (None, None) => return fail("give a spec to train, or --resume RUNDIR"),
+        (None, None) => return Err(fail("give a spec to train, or --resume RUNDIR")),
     };
     let opts = TrainOptions {
         start,
@@ -70,9 +70,6 @@ pub fn run(a: &TrainArgs) -> u8 {
     let mut printer = Printer::default();
     let result = on_device!(a.device, |dev| run::train(&opts, &dev, &mut printer));
     drop(printer); // a stopped run's bar stays above the error
-    match result {
-        Ok(Ok(_)) => 0,
-        Ok(Err(e)) => run_error(&e),
-        Err(e) => fail(e),
-    }
+    result.or_exit()?.or_exit()?;
+    Ok(0)
 }

@@ -619,6 +619,30 @@ pub fn positional_pattern(c: usize, h: usize, w: usize, height: usize, width: us
     py + px
 }
 
+/// Variants of a checked model made on the IR rather than on spec text: what an experiment
+/// plan or `tdspec eval --solver` changes in a model that sema already accepted.
+impl ModelIr {
+    /// Replaces the solver of every ODE block (nested ones included) with `solver`; returns how
+    /// many blocks changed. Shapes and parameters do not depend on the solver, so the model
+    /// stays valid.
+    pub fn replace_solvers(&mut self, solver: Solver) -> usize {
+        fn visit(g: &mut Graph, solver: Solver) -> usize {
+            let mut n = 0;
+            for node in &mut g.nodes {
+                if let Op::Ode {
+                    solver: s, func, ..
+                } = &mut node.op
+                {
+                    *s = solver;
+                    n += 1 + visit(&mut func.graph, solver);
+                }
+            }
+            n
+        }
+        visit(&mut self.graph, solver)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::positional_pattern;
@@ -645,60 +669,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// Variants of a checked model made on the IR rather than on spec text: what an experiment
-/// plan or `tdspec eval --solver` changes in a model that sema already accepted.
-impl ModelIr {
-    /// Replaces the solver of every ODE block (nested ones included) with `solver`; returns how
-    /// many blocks changed. Shapes and parameters do not depend on the solver, so the model
-    /// stays valid.
-    pub fn replace_solvers(&mut self, solver: Solver) -> usize {
-        fn visit(g: &mut Graph, solver: Solver) -> usize {
-            let mut n = 0;
-            for node in &mut g.nodes {
-                if let Op::Ode {
-                    solver: s, func, ..
-                } = &mut node.op
-                {
-                    *s = solver;
-                    n += 1 + visit(&mut func.graph, solver);
-                }
-            }
-            n
-        }
-        visit(&mut self.graph, solver)
-    }
-}
-
-#[cfg(test)]
-mod solver_variant_tests {
-    use super::{Op, Solver};
-
-    #[test]
-    fn replace_solvers_changes_every_ode_block() {
-        let src = "model m {
-            input x: image[1, 8, 8]
-            time  t: continuous, shared
-            block f(h) { return h | conv3(4) | tanh }
-            h = x | conv3(4) | ode(f, t = [0, 1], solver = rk4(steps = 4))
-            return h | avgpool | flatten | linear(10)
-            task classify(classes = 10)
-            train(optimizer = adam(lr = 1e-3), batch = 8)
-        }";
-        let mut m = crate::sema::check_source(src).expect("checks").remove(0);
-        let new: Solver = "dopri5:1e-3:1e-3".parse().expect("solver");
-        assert_eq!(m.replace_solvers(new), 1);
-        let solvers: Vec<Solver> = m
-            .graph
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                Op::Ode { solver, .. } => Some(*solver),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(solvers, vec![new]);
     }
 }

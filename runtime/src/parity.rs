@@ -79,6 +79,25 @@ pub struct GradDiff {
     pub rel: f64,
 }
 
+impl std::fmt::Display for ParityRow {
+    /// The line of `tdspec gpu-parity` and the three worst gradients below it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.device;
+        write!(
+            f,
+            "{} (model {}, batch {}): cpu vs {d}: output {:.2e}, loss {:.2e}, gradients max {:.2e} \
+             over {} tensors; nfe {} / {}; fwd+bwd {:.1} ms cpu, {:.1} ms {d} (first call {:.0} ms): {}",
+            self.spec, self.model, self.batch, self.output_rel, self.loss_rel, self.grad_rel_max,
+            self.params, self.nfe_cpu, self.nfe_device, self.cpu_ms, self.device_ms,
+            self.device_first_ms, if self.pass { "PASS" } else { "FAIL" }
+        )?;
+        for g in &self.grad_rel_worst {
+            write!(f, "\n    grad {}: {:.2e}", g.param, g.rel)?;
+        }
+        Ok(())
+    }
+}
+
 impl ParityRow {
     /// The largest of the output, loss and gradient differences.
     pub fn worst(&self) -> f64 {

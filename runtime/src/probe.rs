@@ -351,6 +351,14 @@ pub fn probe<D: Kernels>(
     Ok(out)
 }
 
+/// Batch statistics need two samples: the probe (and parity) batch must have at least two.
+pub fn check_batch(batch: usize) -> Result<(), String> {
+    if batch < 2 {
+        return Err("--batch must be at least 2 (batch statistics need two samples)".into());
+    }
+    Ok(())
+}
+
 /// Probes `m` on a seeded standard-normal batch of `batch` inputs.
 pub fn probe_seeded<D: Kernels>(
     m: &ModelIr,
@@ -445,4 +453,36 @@ pub fn compare(m: &ModelIr, probes: Vec<NormProbe>) -> Vec<Comparison> {
             }
         })
         .collect()
+}
+
+/// The table of `tdspec probe`: one line per normalization, measured beside predicted.
+pub fn table(rows: &[Comparison]) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    let w = rows
+        .iter()
+        .map(|r| r.probe.node.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "  {:w$}  {:10}  {:>3}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  verdict\n",
+        "norm", "kind", "m", "Δin", "Δout", "measured", "interior", "predicted"
+    );
+    for r in rows {
+        let p = &r.probe;
+        s += &format!(
+            "  {:w$}  {:10}  {:>3}  {:>8.4}  {:>8.4}  {:>8}  {:>8}  {:>9}  {} ({})\n",
+            p.node,
+            p.kind,
+            p.channels_per_unit,
+            p.input_change,
+            p.output_change,
+            opt(p.fraction),
+            opt(p.interior_variation),
+            opt(r.predicted),
+            if r.agree { "agree" } else { "DISAGREE" },
+            r.why
+        );
+    }
+    s
 }

@@ -180,6 +180,29 @@ pub fn lint_options(
     Ok(opts)
 }
 
+impl Linted {
+    /// The line that says what fixing did, if it did or withheld anything.
+    pub fn fix_note(&self) -> Option<String> {
+        let es = |n: usize| if n == 1 { "" } else { "es" };
+        let name = &self.src.name;
+        match self.fixes {
+            Fixes::None => None,
+            Fixes::Withheld(n) => Some(format!(
+                "{name}: {n} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
+                es(n)
+            )),
+            Fixes::Applied { applied: n, skipped: 0 } => {
+                Some(format!("{name}: applied {n} fix{}", es(n)))
+            }
+            Fixes::Applied { applied: n, skipped: k } => Some(format!(
+                "{name}: applied {n} fix{}; {k} overlapping fix{} skipped (run again)",
+                es(n),
+                es(k)
+            )),
+        }
+    }
+}
+
 /// The lint findings of every model in `text`, or the spec's errors.
 fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
     match lint::lint_source(text, opts) {

@@ -192,7 +192,11 @@ fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
     let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
     let d = |i: usize| (b.input[i] - a.input[i]) as f64;
     stat.base += a.input.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
-    let blocks = if matches!(kind, NormKind::Batch) { c } else { c / m };
+    let blocks = if matches!(kind, NormKind::Batch) {
+        c
+    } else {
+        c / m
+    };
     for blk in 0..blocks {
         let (c0, c1) = if matches!(kind, NormKind::Batch) {
             (blk, blk + 1)
@@ -423,12 +427,14 @@ pub fn measure<D: Kernels>(
                     (&m.graph, x.clone(), (lo, hi))
                 } else {
                     // Only ODE functions of the model graph are probed (their state is known).
-                    let Some((node, func, t0, t1)) = m.graph.nodes.iter().find_map(|n| match &n.op {
-                        Op::Ode { func, t0, t1, .. } if std::ptr::eq(&func.graph, gp) => {
-                            Some((n, func, *t0, *t1))
-                        }
-                        _ => None,
-                    }) else {
+                    let Some((node, func, t0, t1)) =
+                        m.graph.nodes.iter().find_map(|n| match &n.op {
+                            Op::Ode { func, t0, t1, .. } if std::ptr::eq(&func.graph, gp) => {
+                                Some((n, func, *t0, *t1))
+                            }
+                            _ => None,
+                        })
+                    else {
                         continue;
                     };
                     let Some(h0) = node.inputs.first().and_then(|&i| model_vals[i].clone()) else {
@@ -469,7 +475,9 @@ pub fn measure<D: Kernels>(
                     if na.graph_index != gi {
                         continue;
                     }
-                    let Some(a) = base.get(&na.node) else { continue };
+                    let Some(a) = base.get(&na.node) else {
+                        continue;
+                    };
                     for (oi, rec) in &runs {
                         if let Some(b) = rec.get(&na.node) {
                             accumulate(stats.entry((ni, *oi)).or_default(), na.kind, a, b);
@@ -493,7 +501,11 @@ pub fn measure<D: Kernels>(
             if o.graph_index != na.graph_index {
                 continue;
             }
-            let pred = na.origins.iter().find(|v| v.origin == oi).map(|v| v.prediction);
+            let pred = na
+                .origins
+                .iter()
+                .find(|v| v.origin == oi)
+                .map(|v| v.prediction);
             let st = stats.get(&(ni, oi)).unwrap_or(&empty);
             origins.push(judge(o.path.clone(), pred, st));
         }

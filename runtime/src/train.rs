@@ -98,6 +98,26 @@ pub struct EvalReport {
     pub nfe: Option<f64>,
 }
 
+impl std::fmt::Display for EvalReport {
+    /// The figures of `tdspec eval`, one per line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(a) = self.accuracy {
+            writeln!(f, "  test accuracy: {a:.4}")?;
+            if let Some(n) = self.nfe {
+                writeln!(f, "  ODE function evaluations per forward: {n:.1}")?;
+            }
+        }
+        if let Some(e) = self.eps_mse {
+            writeln!(f, "  test eps-MSE: {e:.5}")?;
+            let names = ["q1 (low noise)", "q2", "q3", "q4 (high noise)"];
+            for (n, v) in names.iter().zip(&self.eps_mse_buckets) {
+                writeln!(f, "    {n:>15}: {v:.5}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A model in training: parameters, optimizer, EMA and the step counter.
 pub struct Trainer<'a, D: Kernels> {
     pub model: &'a ModelIr,

@@ -9,7 +9,9 @@ use tdspec_runtime::params::Params;
 use tdspec_runtime::survival::{measure, NormMeasure, ProbeSettings};
 
 fn probe(src: &str, seeds: usize) -> Vec<NormMeasure> {
-    let m = check_source(src).unwrap_or_else(|d| panic!("{d:#?}")).remove(0);
+    let m = check_source(src)
+        .unwrap_or_else(|d| panic!("{d:#?}"))
+        .remove(0);
     let acc = account(&m);
     let dev = Cpu::default();
     let settings = ProbeSettings {
@@ -18,7 +20,14 @@ fn probe(src: &str, seeds: usize) -> Vec<NormMeasure> {
     };
     let mm = m.clone();
     let d2 = dev.clone();
-    measure(&m, &acc, &dev, &move |s| Ok(Params::init(&mm, &d2, s)), &settings).unwrap()
+    measure(
+        &m,
+        &acc,
+        &dev,
+        &move |s| Ok(Params::init(&mm, &d2, s)),
+        &settings,
+    )
+    .unwrap()
 }
 
 fn spec(body: &str) -> String {

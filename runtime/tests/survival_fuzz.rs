@@ -177,7 +177,11 @@ fn generate(seed: u64) -> String {
     let mut rng = StdRng::seed_from_u64(seed);
     let c0 = [1usize, 2, 4][rng.gen_range(0..3)];
     let h = rng.gen_range(3..=12usize);
-    let w = if rng.gen_bool(0.7) { h } else { rng.gen_range(3..=12) };
+    let w = if rng.gen_bool(0.7) {
+        h
+    } else {
+        rng.gen_range(3..=12)
+    };
     let per_group = [1usize, 2, 4][rng.gen_range(0..3)];
     let mut g = Gen {
         rng,
@@ -201,13 +205,17 @@ fn generate(seed: u64) -> String {
     // Start with a channel-mixing conv so every later op has at least 4 channels.
     let first = g.pick(&[4usize, 8, 16]);
     g.c = first;
-    g.lines.push(format!("h = x | conv({first}, k = 1, pad = 0)"));
+    g.lines
+        .push(format!("h = x | conv({first}, k = 1, pad = 0)"));
     let depth = g.rng.gen_range(8..=14);
     for i in 0..depth {
         g.statement(i);
     }
     let tail = if g.chance(0.15) {
-        format!(" | avgpool | flatten | linear(8) | {}", g.pick(&["layer", "batch", "relu | layer"]))
+        format!(
+            " | avgpool | flatten | linear(8) | {}",
+            g.pick(&["layer", "batch", "relu | layer"])
+        )
     } else {
         String::new()
     };
@@ -240,7 +248,8 @@ impl Observer<Cpu> for Shapes {
             s => s.dims(3),
         };
         if got != want {
-            self.bad.push(format!("{path}: sema {want:?}, runtime {got:?}"));
+            self.bad
+                .push(format!("{path}: sema {want:?}, runtime {got:?}"));
         }
     }
 }
@@ -261,7 +270,9 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
     let mut shapes = Shapes { bad: Vec::new() };
     let mut rng = StdRng::seed_from_u64(seed);
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
-    let x: Vec<f32> = (0..3 * c * h * w).map(|_| normal(&mut rng) as f32).collect();
+    let x: Vec<f32> = (0..3 * c * h * w)
+        .map(|_| normal(&mut rng) as f32)
+        .collect();
     let mut ex = Exec::new(&params, true);
     ex.observer = Some(&mut shapes);
     if let Err(e) = ex.run(
@@ -274,7 +285,10 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
     }
     drop(ex);
     if !shapes.bad.is_empty() {
-        return Some(Err(format!("seed {seed}: shapes differ: {:?}\n{src}", shapes.bad)));
+        return Some(Err(format!(
+            "seed {seed}: shapes differ: {:?}\n{src}",
+            shapes.bad
+        )));
     }
     let acc = account(&m);
     let settings = ProbeSettings {
@@ -284,11 +298,16 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
     };
     let mm = m.clone();
     let d2 = dev.clone();
-    let v: Vec<NormMeasure> =
-        match measure(&m, &acc, &dev, &move |s| Ok(Params::init(&mm, &d2, s)), &settings) {
-            Ok(v) => v,
-            Err(e) => return Some(Err(format!("seed {seed}: probe failed: {e}\n{src}"))),
-        };
+    let v: Vec<NormMeasure> = match measure(
+        &m,
+        &acc,
+        &dev,
+        &move |s| Ok(Params::init(&mm, &d2, s)),
+        &settings,
+    ) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(format!("seed {seed}: probe failed: {e}\n{src}"))),
+    };
     let bad: Vec<String> = v
         .iter()
         .flat_map(|n| {
@@ -325,7 +344,10 @@ fn run(first: u64, count: usize) {
         "fuzz: {total} specs checked ({refused} refused by sema), {norms} norms; agreement {ok}/{total} ({:.2} %)",
         100.0 * ok as f64 / total.max(1) as f64
     );
-    assert!(refused * 10 <= count, "the generator writes too many invalid specs: {refused}");
+    assert!(
+        refused * 10 <= count,
+        "the generator writes too many invalid specs: {refused}"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -366,15 +388,44 @@ fn dump() {
             println!("{i:3} {:20} {:40} {}", n.name, n.op.describe(), n.shape);
         }
         for n in &acc.norms {
-            println!("{} {:?}", n.node, n.origins.iter().map(|o| (acc.origins[o.origin].path.clone(), o.prediction, o.arrives_as.clone())).collect::<Vec<_>>());
+            println!(
+                "{} {:?}",
+                n.node,
+                n.origins
+                    .iter()
+                    .map(|o| (
+                        acc.origins[o.origin].path.clone(),
+                        o.prediction,
+                        o.arrives_as.clone()
+                    ))
+                    .collect::<Vec<_>>()
+            );
         }
         let dev = Cpu::default();
-        let settings = ProbeSettings { batch: 4, seeds: vec![seed], pairs: vec![(0.2, 0.8)] };
+        let settings = ProbeSettings {
+            batch: 4,
+            seeds: vec![seed],
+            pairs: vec![(0.2, 0.8)],
+        };
         let mm = m.clone();
         let d2 = dev.clone();
-        let v = measure(&m, &acc, &dev, &move |s| Ok(Params::init(&mm, &d2, s)), &settings).unwrap();
+        let v = measure(
+            &m,
+            &acc,
+            &dev,
+            &move |s| Ok(Params::init(&mm, &d2, s)),
+            &settings,
+        )
+        .unwrap();
         for n in &v {
-            println!("{}: {:?}", n.node, n.origins.iter().map(|o| (o.site.clone(), o.measured, o.why.clone())).collect::<Vec<_>>());
+            println!(
+                "{}: {:?}",
+                n.node,
+                n.origins
+                    .iter()
+                    .map(|o| (o.site.clone(), o.measured, o.why.clone()))
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }

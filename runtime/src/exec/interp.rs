@@ -22,7 +22,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
-    positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver, TimeChannel,
+    positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver,
+    TimeChannel,
 };
 
 /// A node's value, without tape.

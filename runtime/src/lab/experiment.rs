@@ -5,7 +5,8 @@
 //! deviation over seeds) and PNG plots of the metric per variant and of the measured time
 //! sensitivity per normalization layer.
 
-use super::{lint_verdict, mean_std, probe_trained, Group, Plan};
+use super::measure::{lint_verdict, mean_std, probe_trained};
+use super::plan::{Group, Plan};
 use crate::frechet;
 use crate::plot::{save_bars, save_curves};
 use crate::run::{self, RunError, RunObserver, Silent, Start, TrainOptions, TrainedRun};
@@ -237,18 +238,10 @@ fn one(
             r.eps_mse = e.eps_mse;
             r.eps_mse_quarters = Some(e.eps_mse_buckets.clone());
             if g.fd_samples >= 2 {
-                let cache = run.dir.join("frechet_features.safetensors");
-                let fd = frechet::evaluate(
-                    &run.model,
-                    &run.params,
-                    &split,
-                    &NoiseSchedule::new(schedule),
-                    g.fd_samples,
-                    g.fd_steps,
-                    Some(&cache),
-                    obs,
-                )
-                .map_err(|e| RunError::failed(format!("frechet: {e}")))?;
+                let sched = NoiseSchedule::new(schedule);
+                let (n, k) = (g.fd_samples, g.fd_steps);
+                let fd = frechet::evaluate_run(&run, &split, &sched, n, k, obs)
+                    .map_err(|e| RunError::failed(format!("frechet: {e}")))?;
                 r.frechet = Some(fd.generated_vs_test);
                 r.frechet_floor = Some(fd.train_vs_test);
                 r.feature_net_accuracy = Some(fd.feature_net_accuracy);
@@ -378,4 +371,29 @@ fn summarize(plan: &Plan, results: &[RunRecord], out: &Path) {
         );
     }
     let _ = std::fs::write(out.join("summary.md"), md);
+}
+
+#[cfg(test)]
+mod tests {
+    use tdspec_compiler::ir::{Op, Solver};
+
+    #[test]
+    fn a_solver_variant_is_made_on_the_ir() {
+        let text = include_str!("../../../specs/small_odenet_mnist.tds");
+        let mut m = tdspec_compiler::sema::check_source(text)
+            .expect("checks")
+            .remove(0);
+        let params = m.param_count();
+        let new: Solver = "dopri5:1e-3:1e-3".parse().expect("solver");
+        assert_eq!(m.replace_solvers(new), 1);
+        let mut solvers = Vec::new();
+        m.graph.walk(&mut |_, _, n| {
+            if let Op::Ode { solver, .. } = &n.op {
+                solvers.push(*solver);
+            }
+        });
+        assert_eq!(solvers, vec![new]);
+        assert_eq!(m.param_count(), params);
+        assert_eq!(crate::lower::cost(&m).nfe_per_solve, None, "adaptive now");
+    }
 }

@@ -78,28 +78,44 @@ fn solver<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Solver>, D::Error> {
         .transpose()
 }
 
+/// Why a text is not a plan.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The text is not JSON at all.
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    /// A field is unknown, missing or of the wrong kind; the message starts with its path.
+    #[error("{0}")]
+    Field(String),
+}
+
 impl Plan {
     /// Reads and checks the plan at `path`.
     pub fn read(path: &Path) -> Result<Plan, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Plan::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let shown = path.display();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        Plan::parse(&text).map_err(|e| match e {
+            PlanError::NotJson(e) => format!("{shown} is not valid JSON: {e}"),
+            PlanError::Field(e) => format!("{shown}: {e}"),
+        })
     }
 
     /// Parses a plan from JSON text.
-    pub fn parse(text: &str) -> Result<Plan, String> {
+    pub fn parse(text: &str) -> Result<Plan, PlanError> {
         let plan: Plan = serde_json::from_str(text).map_err(|e| {
-            if e.is_data() {
-                match field_at(text, e.line(), e.column()) {
-                    Some(field) => format!("{field}: {e}"),
-                    None => e.to_string(),
-                }
-            } else {
-                format!("not valid JSON: {e}")
+            if !e.is_data() {
+                return PlanError::NotJson(e.to_string());
             }
+            PlanError::Field(match field_at(text, e.line(), e.column()) {
+                Some(field) => format!("{field}: {e}"),
+                None => e.to_string(),
+            })
         })?;
         if plan.seeds.is_empty() {
-            return Err("seeds: the plan needs at least one seed".into());
+            return Err(PlanError::Field(
+                "seeds: the plan needs at least one seed".into(),
+            ));
         }
         Ok(plan)
     }
@@ -198,18 +214,24 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = Plan::parse(&plan(r#""steps": "x""#, SPEC)).unwrap_err();
+        let e = Plan::parse(&plan(r#""steps": "x""#, SPEC))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("groups[0].steps: invalid type"), "{e}");
-        let e = Plan::parse(&plan(r#""stepz": 3"#, SPEC)).unwrap_err();
+        let e = Plan::parse(&plan(r#""stepz": 3"#, SPEC))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `stepz`"), "{e}");
-        let e = Plan::parse(&plan(r#""adaptive_eval": "dopri5(rtol = 1)""#, SPEC)).unwrap_err();
+        let e = Plan::parse(&plan(r#""adaptive_eval": "dopri5(rtol = 1)""#, SPEC))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("groups[0].adaptive_eval: bad solver"), "{e}");
-        let e = Plan::parse(&plan(GROUP, "")).unwrap_err();
+        let e = Plan::parse(&plan(GROUP, "")).unwrap_err().to_string();
         assert!(
             e.starts_with("groups[0].variants[0]") && e.contains("missing field `spec`"),
             "{e}"
         );
-        let e = Plan::parse("{\"groups\": [").unwrap_err();
+        let e = Plan::parse("{\"groups\": [").unwrap_err().to_string();
         assert!(e.starts_with("not valid JSON"), "{e}");
     }
 

@@ -3,7 +3,7 @@
 //! run, its metrics as typed JSON lines, its curves, and opening a finished run for
 //! evaluation (the model, its trained weights and its data).
 
-use super::RunError;
+use super::error::RunError;
 use crate::checkpoint;
 use crate::data::{self, Split};
 use crate::params::Params;

@@ -4,7 +4,8 @@
 //! steps and at the end, appends one metric record per step, and draws the curves when done.
 
 use super::dir::{Metric, RunDir, RunInfo};
-use super::{RunError, RunObserver};
+use super::error::RunError;
+use super::observe::{RunObserver, RunResult, RunStart};
 use crate::checkpoint;
 use crate::data;
 use crate::ops::Kernels;
@@ -48,34 +49,6 @@ pub struct TrainOptions {
     pub eval_samples: usize,
     /// The command line, kept in `command.txt`.
     pub command: String,
-}
-
-/// A run about to train: what the observer is told first.
-#[derive(Clone, Debug)]
-pub struct RunStart {
-    pub model: String,
-    /// The data set's description.
-    pub source: String,
-    pub train_samples: usize,
-    pub test_samples: usize,
-    pub batch: usize,
-    /// The step training starts from (0, or where a resumed run stopped).
-    pub step: usize,
-    pub target: usize,
-    pub seed: u64,
-    pub dir: PathBuf,
-}
-
-/// A finished training run.
-#[derive(Clone, Debug)]
-pub struct RunResult {
-    pub dir: PathBuf,
-    /// The steps the run now has.
-    pub steps: usize,
-    /// The last evaluation (at the target step).
-    pub final_eval: EvalReport,
-    /// Seconds this call trained.
-    pub seconds: f64,
 }
 
 /// Trains per `opts` on `dev`, telling `obs` what happens.
