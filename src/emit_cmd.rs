@@ -31,11 +31,8 @@ pub struct EmitArgs {
 pub fn run(a: &EmitArgs) -> Result<u8, u8> {
     let (src, models) = match spec::load(&a.spec) {
         Err(SpecError::Invalid { src, diagnostics }) => {
-            let note = format!(
-                "{}: {} error(s); nothing emitted",
-                src.name,
-                diagnostics.len()
-            );
+            let (name, n) = (&src.name, diagnostics.len());
+            let note = format!("{name}: {n} error(s); nothing emitted");
             let code = SpecError::Invalid { src, diagnostics }.report();
             eprintln!("{note}");
             return Err(code);
@@ -69,11 +66,7 @@ pub fn run(a: &EmitArgs) -> Result<u8, u8> {
             .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
     }
     let written: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let (file, model) = (&src.name, &ir.name);
-    println!(
-        "{file}: model {model} -> {} ({})",
-        out.display(),
-        written.join(", ")
-    );
+    let (file, model, out) = (&src.name, &ir.name, out.display());
+    println!("{file}: model {model} -> {out} ({})", written.join(", "));
     Ok(0)
 }

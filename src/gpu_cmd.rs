@@ -79,10 +79,10 @@ pub fn bench(a: &BenchArgs) -> Result<u8, u8> {
         .collect::<Result<Vec<_>, _>>());
     let res = run.or_exit()?.map_err(|e| fail(format!("{dn}: {e}")))?;
     if a.json {
-        let ms = |v: f64| json!((v * 1e3).round() / 1e3);
-        let mut o: serde_json::Map<_, _> =
-            res.iter().map(|(k, v)| (k.to_string(), ms(*v))).collect();
-        o.insert("device".into(), json!(dn));
+        let ms = res
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!((v * 1e3).round() / 1e3)));
+        let o = ms.chain([("device".to_string(), json!(dn))]).collect();
         println!("{}", serde_json::Value::Object(o));
     } else {
         for (k, v) in &res {

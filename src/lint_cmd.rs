@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
-use tdspec_runtime::spec::{self, Linted};
+use tdspec_runtime::spec;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
@@ -52,11 +52,6 @@ pub struct ExplainArgs {
     format: Format,
 }
 
-/// The plural ending unless there is one.
-fn s(n: usize, plural: &str) -> &str {
-    ["", plural][usize::from(n != 1)]
-}
-
 pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
     let (mut results, mut messages) = (Vec::new(), Vec::new());
@@ -71,7 +66,15 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
         .any(|d| d.severity == Severity::Error);
     let json = match args.format {
         LintFormat::Text => {
-            print_text(&results, &messages, args.fix);
+            let color = render::use_color() && std::io::stdout().is_terminal();
+            for r in &results {
+                for d in &r.diagnostics {
+                    print!("{}", render::render(&r.src, d, color));
+                    println!("{}", lint::render_fix(&r.src.text, d));
+                }
+            }
+            messages.iter().for_each(|m| println!("{m}"));
+            println!("{}", spec::lint_summary(&results, args.fix));
             return Ok(u8::from(failed));
         }
         LintFormat::Json => serde_json::Value::Array(
@@ -89,40 +92,8 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
         }
     };
     print_json(&json);
-    for m in &messages {
-        eprintln!("{m}");
-    }
+    messages.iter().for_each(|m| eprintln!("{m}"));
     Ok(u8::from(failed))
-}
-
-fn print_text(results: &[Linted], messages: &[String], fix: bool) {
-    let color = render::use_color() && std::io::stdout().is_terminal();
-    let (mut counts, mut fixable) = ([0usize; 3], 0);
-    for r in results {
-        for d in &r.diagnostics {
-            print!("{}", render::render(&r.src, d, color));
-            println!("{}", lint::render_fix(&r.src.text, d));
-            counts[d.severity as usize] += 1;
-            fixable += usize::from(d.fix.is_some());
-        }
-    }
-    for m in messages {
-        println!("{m}");
-    }
-    let ([infos, warnings, errors], files) = (counts, results.len());
-    let total = errors + warnings + infos;
-    if total == 0 {
-        return println!("no findings in {files} spec{}", s(files, "s"));
-    }
-    let mut line =
-        format!(
-        "{total} finding{} in {files} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
-        s(total, "s"), s(files, "s"), s(errors, "s"), s(warnings, "s"),
-    );
-    if fixable > 0 && !fix {
-        line += &format!("; {fixable} with an unsafe fix (--fix --unsafe-fixes)");
-    }
-    println!("{line}");
 }
 
 pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {
@@ -150,11 +121,7 @@ pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {
         return Ok(0);
     }
     println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
-    let fix = if rule.fixable {
-        "unsafe (--fix --unsafe-fixes)"
-    } else {
-        "none"
-    };
+    let fix = ["none", "unsafe (--fix --unsafe-fixes)"][usize::from(rule.fixable)];
     println!("default severity: {}; fix: {fix}\n", rule.severity.as_str());
     print!("{}", rule.doc);
     Ok(0)

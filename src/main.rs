@@ -10,6 +10,7 @@ mod device;
 mod emit_cmd;
 mod eval_cmd;
 mod experiment_cmd;
+mod fmt_cmd;
 mod gpu_cmd;
 mod lint_cmd;
 mod probe_cmd;
@@ -42,6 +43,10 @@ pub enum Format {
 enum Command {
     /// Parse, resolve and shape-check specs; print layers, parameter counts and time-injection sites
     Check(check_cmd::CheckArgs),
+    /// Format specs in the canonical layout (rewrites them; --check prints a diff instead)
+    Fmt(fmt_cmd::FmtArgs),
+    /// Run the language server on stdin/stdout (diagnostics, hover, definitions, formatting, fixes)
+    Lsp,
     /// Lint specs for vanishing timestep embeddings (text, JSON or SARIF); apply fixes with --fix --unsafe-fixes
     Lint(lint_cmd::LintArgs),
     /// Print a lint rule's documentation
@@ -82,6 +87,10 @@ fn main() -> ExitCode {
     tdspec_runtime::ops::keep_freed_memory();
     let code = match &cli.command {
         Command::Check(a) => check_cmd::run(a),
+        Command::Fmt(a) => fmt_cmd::run(a),
+        Command::Lsp => tdspec_lsp::run_stdio()
+            .map(|()| 0)
+            .map_err(|e| report::fail(format!("language server: {e}"))),
         Command::Lint(a) => lint_cmd::run(a),
         Command::Explain(a) => lint_cmd::explain(a),
         Command::Compile(a) => compile_cmd::run(a),

@@ -5,7 +5,7 @@
 use crate::render::{render, use_color};
 use std::fmt::Display;
 use std::io::IsTerminal;
-use tdspec_runtime::run::{RunError, RunObserver, RunResult, RunStart};
+use tdspec_runtime::run::{step_line, RunError, RunObserver, RunResult, RunStart};
 use tdspec_runtime::spec::SpecError;
 use tdspec_runtime::train::{EvalReport, StepLog};
 use tdspec_runtime::RuntimeError;
@@ -92,11 +92,7 @@ impl Drop for Printer {
 impl RunObserver for Printer {
     fn started(&mut self, s: &RunStart) {
         self.target = s.target;
-        eprintln!(
-            "training {} on {}, using {} train / {} test samples, batch {}, steps {}..{}, seed {} -> {}",
-            s.model, s.source, s.train_samples, s.test_samples, s.batch, s.step, s.target, s.seed,
-            s.dir.display()
-        );
+        eprintln!("{s}");
         if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(s.target as u64);
             bar.set_position(s.step as u64);
@@ -114,15 +110,7 @@ impl RunObserver for Printer {
             let nfe = (log.nfe > 0).then(|| format!(" nfe {}", log.nfe));
             bar.set_message(format!("loss {:.4}{}", log.loss, nfe.unwrap_or_default()));
         } else if log.step.is_multiple_of(50) || eval.is_some() {
-            let (step, target, loss, lr) = (log.step, self.target, log.loss, log.lr);
-            let mut line = format!("step {step}/{target} loss {loss:.5} lr {lr:.2e}");
-            if let Some(a) = eval.and_then(|e| e.accuracy) {
-                line += &format!(" test accuracy {a:.4}");
-            }
-            if let Some(e) = eval.and_then(|e| e.eps_mse) {
-                line += &format!(" test eps-MSE {e:.5}");
-            }
-            eprintln!("{line}");
+            eprintln!("{}", step_line(log, self.target, eval));
         }
     }
 
@@ -130,13 +118,7 @@ impl RunObserver for Printer {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let e = &r.final_eval;
-        let summary = match (e.accuracy, e.eps_mse) {
-            (Some(a), _) => format!(", test accuracy {a:.4} on {} digits", e.samples),
-            (_, Some(m)) => format!(", test eps-MSE {m:.5} on {} digits", e.samples),
-            _ => String::new(),
-        };
-        eprintln!("done: {} steps in {:.1} s{summary}", r.steps, r.seconds);
+        eprintln!("{r}");
     }
 
     fn progress(&mut self, what: &str, i: usize, k: usize) {

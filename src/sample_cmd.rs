@@ -2,7 +2,7 @@
 //! a trained denoiser in; generated digits out as a PNG grid.
 
 use crate::report::{fail, OrExit};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::PathBuf;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::plot::save_grid;
@@ -10,20 +10,14 @@ use tdspec_runtime::run::TrainedRun;
 use tdspec_runtime::sample::{sample, Sampler};
 use tdspec_runtime::train::NoiseSchedule;
 
-#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-pub enum SamplerArg {
-    Ancestral,
-    Ddim,
-}
-
 #[derive(Args)]
 pub struct SampleArgs {
     /// A run directory (or its checkpoint file)
     run: PathBuf,
     #[arg(long, default_value_t = 64)]
     n: usize,
-    #[arg(long, value_enum, default_value = "ddim")]
-    sampler: SamplerArg,
+    #[arg(long, default_value = "ddim", value_parser = ["ancestral", "ddim"])]
+    sampler: String,
     /// Denoising steps (evenly spaced over the schedule)
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -45,9 +39,11 @@ pub fn run(a: &SampleArgs) -> Result<u8, u8> {
     if a.n == 0 {
         return Err(fail("--n must be at least 1"));
     }
-    let sampler = match a.sampler {
-        SamplerArg::Ancestral => Sampler::Ancestral,
-        SamplerArg::Ddim => Sampler::Ddim,
+    let ancestral = a.sampler == "ancestral";
+    let sampler = if ancestral {
+        Sampler::Ancestral
+    } else {
+        Sampler::Ddim
     };
     let (n, steps, seed, sched) = (a.n, a.steps, a.seed, NoiseSchedule::new(schedule));
     let imgs = sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {

@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod ast;
 pub mod diagnostics;
 pub mod emit;
+pub mod fmt;
 pub mod ir;
 pub mod lint;
 pub mod sema;

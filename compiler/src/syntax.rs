@@ -13,6 +13,18 @@ struct TdsParser;
 
 /// Parses a whole spec file.
 pub fn parse(src: &str) -> Result<File, Diagnostic> {
+    let file = parse_tree(src)?;
+    let models = file
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::model)
+        .map(model)
+        .collect();
+    Ok(File { models })
+}
+
+/// The concrete parse tree of a spec (the `file` pair), for tools that need the syntax as
+/// written, such as the formatter; the same checks and diagnostics as [`parse`].
+pub fn parse_tree(src: &str) -> Result<Pair<'_, Rule>, Diagnostic> {
     if let Some(at) = too_deep(src) {
         return Err(Diagnostic::error(
             "E004",
@@ -22,13 +34,7 @@ pub fn parse(src: &str) -> Result<File, Diagnostic> {
         .with_help("split the expression into named values"));
     }
     let mut pairs = TdsParser::parse(Rule::file, src).map_err(|e| parse_error(src, e))?;
-    let file = pairs.next().expect("the file rule always yields one pair");
-    let models = file
-        .into_inner()
-        .filter(|p| p.as_rule() == Rule::model)
-        .map(model)
-        .collect();
-    Ok(File { models })
+    Ok(pairs.next().expect("the file rule always yields one pair"))
 }
 
 /// The deepest bracket nesting the parser accepts; deeper input would exhaust the stack.

@@ -2,11 +2,12 @@
 //! order); the source text and its checked models out, or a [`SpecError`] that says what is
 //! wrong: an unreadable or non-UTF-8 file, the spec's own diagnostics (for the caller to
 //! render), or a file with more models than a command can take. Also linting a file and
-//! writing its fixes back atomically (`lint --fix`), so a failure never leaves a half-written
-//! spec.
+//! writing its fixes back atomically (`lint --fix`), and formatting one in the canonical layout
+//! (`fmt`), so a failure never leaves a half-written spec.
 
 use std::path::{Path, PathBuf};
-use tdspec_compiler::diagnostics::{Diagnostic, SourceFile};
+use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
+use tdspec_compiler::fmt::{format_source, unified_diff, FmtError};
 use tdspec_compiler::ir::ModelIr;
 use tdspec_compiler::lint::{self, LintOptions};
 use tdspec_compiler::sema::check_source;
@@ -203,6 +204,38 @@ impl Linted {
     }
 }
 
+/// The closing line of `tdspec lint`: findings by severity over `files`, and how many have a
+/// fix (mentioned unless fixes were asked for).
+pub fn lint_summary(files: &[Linted], fix: bool) -> String {
+    let all = || files.iter().flat_map(|f| &f.diagnostics);
+    let count = |s: Severity| all().filter(|d| d.severity == s).count();
+    let (errors, warnings, infos) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    let (total, n, fixable) = (
+        errors + warnings + infos,
+        files.len(),
+        all().filter(|d| d.fix.is_some()).count(),
+    );
+    let s = |k: usize| if k == 1 { "" } else { "s" };
+    if total == 0 {
+        return format!("no findings in {n} spec{}", s(n));
+    }
+    let mut line = format!(
+        "{total} finding{} in {n} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
+        s(total),
+        s(n),
+        s(errors),
+        s(warnings),
+    );
+    if fixable > 0 && !fix {
+        line += &format!("; {fixable} with an unsafe fix (--fix --unsafe-fixes)");
+    }
+    line
+}
+
 /// The lint findings of every model in `text`, or the spec's errors.
 fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
     match lint::lint_source(text, opts) {
@@ -254,4 +287,49 @@ pub fn lint_file(
         diagnostics,
         fixes,
     })
+}
+
+/// What formatting did to a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Formatted {
+    /// It was already in the canonical layout.
+    Unchanged,
+    /// It was rewritten in the canonical layout.
+    Reformatted,
+    /// Checking only: the unified diff of what formatting would change.
+    Diff(String),
+}
+
+/// Why a file could not be formatted.
+#[derive(Clone, Debug)]
+pub enum FormatError {
+    /// The spec does not parse: the parser's diagnostic, pointing into `src`.
+    Parse(SourceFile, Box<Diagnostic>),
+    /// An unreadable or read-only file, a failed write, or a formatter bug.
+    Other(String),
+}
+
+/// Formats the spec at `path` in the canonical layout: rewritten atomically (keeping its
+/// permissions; a read-only file is an error), or with `check` only the diff.
+pub fn format_file(path: &Path, check: bool) -> Result<Formatted, FormatError> {
+    let src = read(path).map_err(FormatError::Other)?;
+    let out = match format_source(&src.text) {
+        Ok(out) => out,
+        Err(FmtError::Parse(d)) => return Err(FormatError::Parse(src, Box::new(d))),
+        Err(e @ FmtError::Internal(_)) => {
+            return Err(FormatError::Other(format!("{}: {e}", src.name)))
+        }
+    };
+    if out == src.text {
+        return Ok(Formatted::Unchanged);
+    }
+    if check {
+        return Ok(Formatted::Diff(unified_diff(&src.name, &src.text, &out)));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        let why = format!("cannot format {}: the file is read-only", src.name);
+        return Err(FormatError::Other(why));
+    }
+    write_atomically(path, &out).map_err(FormatError::Other)?;
+    Ok(Formatted::Reformatted)
 }

@@ -15,8 +15,9 @@
 //! estimator, its standard error `SE² = R/(R-1) Σ (N_r - F D_r)² / (Σ D_r)²`; a number agrees
 //! when it is within `z·SE` plus the f32 rounding floor, `z` the two-sided 1e-6 quantile of
 //! Student's t with R - 1 degrees of freedom (4.9 for many replicates). Exact zeros must be
-//! zero to 1e-6 of the arriving energy (plus rounding of the difference); a change whose rms
-//! is below 1e-5 of the input's does not reach a norm (it is rounding left by a cancellation).
+//! zero to 1e-6 of the arriving energy (plus rounding of the difference); a claim that nothing
+//! arrives holds up to 1e-3 of the input's rms (rounding left by a cancellation, amplified by
+//! later norms); a claim of survival is refuted only where rounding cannot explain a zero.
 
 use crate::exec::{Exec, Observer, Swap, Value};
 use crate::ops::Kernels;
@@ -235,7 +236,10 @@ fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
                 }
             }
         }
-        stat.reps.push((num, den));
+        // A block the change does not reach is no replicate of the ratio.
+        if den > 0.0 {
+            stat.reps.push((num, den));
+        }
     }
     // The norm's actual output change, scaled back by each unit's σ (γ = 1 at init).
     if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
@@ -282,8 +286,8 @@ fn unit_sigma(kind: NormKind, a: &Rec, bi: usize, ci: usize, m: usize) -> f64 {
 fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasure {
     let (num, den) = (st.num(), st.den());
     const EPS: f64 = 1.2e-7;
-    // Below 1e-5 of the input's rms a change is f32 rounding carried from an exact cancellation.
-    let reaches = den > 1e-10 * st.base.max(1e-300);
+    // Any change at all reaches; whether it is more than rounding is judged per claim below.
+    let reaches = den > 1e-24 * st.base.max(1e-300);
     let r = st.reps.len();
     let measured = reaches.then(|| num / den);
     // Rounding of the difference of two f32 runs, relative to the change's energy.
@@ -302,10 +306,11 @@ fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasu
     let tol = se.map(|se| t_quantile(r.saturating_sub(1)) * se + 2.0 * rounding.sqrt() + 1e-6);
     let (agree, why) = match (prediction, measured) {
         (None, None) => (true, "time does not reach it".to_string()),
-        // Rounding left by an exact cancellation upstream is amplified by later norms; a claim
-        // that nothing arrives holds below 1e-4 of the input's rms.
+        // Rounding left by an exact cancellation upstream is amplified by later norms (by the
+        // ratio of a unit's mean to its spread, 1e3 and more on small maps after biased convs);
+        // a claim that nothing arrives holds below 1e-3 of the input's rms.
         (None, Some(f)) => (
-            den <= 1e-8 * st.base,
+            den <= 1e-6 * st.base,
             format!(
                 "the accounting says this origin does not reach the norm; a change of relative rms {:.1e} arrives ({f:.3} of it survives centering)",
                 (den / st.base.max(1e-300)).sqrt()
@@ -338,9 +343,11 @@ fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasu
                     format!("predicted {low:.3}..{high:.3}, measured {f:.3} ± {t:.3}"),
                 )
             }
+            // Refuted only by a measurement that rounding alone explains (an exact zero measures
+            // about 1e-13): a true survivor may be tiny beside what the norm removes.
             Prediction::Nonzero => (
-                f > zero_floor,
-                format!("survives (no number stated); measured {f:.3}"),
+                f > rounding || rounding > 0.1,
+                format!("survives (no number stated); measured {f:.3e} (rounding floor {rounding:.1e})"),
             ),
             Prediction::Unknown => (true, format!("no claim; measured {f:.3}")),
         },
@@ -495,7 +502,13 @@ pub fn measure<D: Kernels>(
         }
         let empty = Stat::default();
         let tst = stats.get(&(ni, usize::MAX)).unwrap_or(&empty);
-        let total = judge("total".into(), na.total, tst);
+        let mut total = judge("total".into(), na.total, tst);
+        if na.constant {
+            // What varies here is rounding: nothing to compare.
+            total.agree = true;
+            total.why =
+                "every unit holds a single value: the output is β; only rounding varies".into();
+        }
         let mut origins = Vec::new();
         for (oi, o) in acc.origins.iter().enumerate() {
             if o.graph_index != na.graph_index {
@@ -507,7 +520,12 @@ pub fn measure<D: Kernels>(
                 .find(|v| v.origin == oi)
                 .map(|v| v.prediction);
             let st = stats.get(&(ni, oi)).unwrap_or(&empty);
-            origins.push(judge(o.path.clone(), pred, st));
+            let mut om = judge(o.path.clone(), pred, st);
+            if na.constant {
+                om.agree = true;
+                om.why = total.why.clone();
+            }
+            origins.push(om);
         }
         let den = tst.den();
         let output = (den > 0.0 && !na.in_attention).then(|| tst.out_num / den);

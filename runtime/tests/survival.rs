@@ -57,3 +57,122 @@ fn issue_examples_agree() {
         eprintln!("{body}\n{}", v.iter().map(|n| format!("  {} pred {:?} meas {:?} tol {:?}", n.node, n.predicted, n.measured, n.total.tolerance)).collect::<Vec<_>>().join("\n"));
     }
 }
+
+/// The embedding's varying fraction the accounting states, against the runtime's own
+/// `sinusoidal` sampled over the range (the midpoint rule on 20,000 points: its error is far
+/// below the 1e-3 tolerance for these frequencies).
+#[test]
+fn embedding_variation_matches_the_runtime_embedding() {
+    use tdspec_compiler::accounting::embedding::{frequencies, varying_fraction, TimeRange};
+    use tdspec_runtime::exec::sinusoidal;
+    for (dim, range, scale) in [
+        (
+            16usize,
+            TimeRange::Continuous {
+                low: 0.0,
+                high: 1.0,
+            },
+            1.0f64,
+        ),
+        (
+            16,
+            TimeRange::Continuous {
+                low: 0.0,
+                high: 1.0,
+            },
+            1000.0,
+        ),
+        (
+            32,
+            TimeRange::Continuous {
+                low: 0.25,
+                high: 0.75,
+            },
+            1.0,
+        ),
+        (16, TimeRange::Steps { n: 1000 }, 1.0),
+        (64, TimeRange::Steps { n: 50 }, 1.0),
+    ] {
+        let ts: Vec<f32> = match range {
+            TimeRange::Continuous { low, high } => (0..20_000)
+                .map(|i| ((low + (i as f64 + 0.5) / 20_000.0 * (high - low)) * scale) as f32)
+                .collect(),
+            TimeRange::Steps { n } => (0..n).map(|i| i as f32).collect(),
+        };
+        let e = sinusoidal(&ts, dim);
+        let n = ts.len() as f64;
+        let mut mean = vec![0.0f64; dim];
+        let mut sq = 0.0;
+        for row in e.chunks(dim) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += *v as f64 / n;
+            }
+            sq += row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n;
+        }
+        let measured = 1.0 - mean.iter().map(|m| m * m).sum::<f64>() / sq;
+        let stated = varying_fraction(&frequencies(dim), range, scale);
+        assert!(
+            (measured - stated).abs() < 1e-3,
+            "{dim} {range:?} x{scale}: stated {stated}, measured {measured}"
+        );
+    }
+}
+
+/// Every norm of a reference spec: the accounting's prediction and the probe's measurement per
+/// origin and in total (`SPEC=odenet_mnist SEEDS=8 cargo test --release -p tdspec-runtime
+/// --test survival reference_table -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn reference_table() {
+    let name = std::env::var("SPEC").unwrap_or_else(|_| "small_ddpm_mnist".into());
+    let seeds: u64 = std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let path = format!("{}/../specs/{name}.tds", env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(&path).unwrap();
+    let m = check_source(&src).unwrap().remove(0);
+    let acc = account(&m);
+    let dev = Cpu::default();
+    let settings = ProbeSettings {
+        seeds: (0..seeds).collect(),
+        ..ProbeSettings::default()
+    };
+    let mm = m.clone();
+    let d2 = dev.clone();
+    let v = measure(
+        &m,
+        &acc,
+        &dev,
+        &move |s| Ok(Params::init(&mm, &d2, s)),
+        &settings,
+    )
+    .unwrap();
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    println!("| norm | origin | predicted | measured | tolerance | agree |");
+    println!("|---|---|---|---|---|---|");
+    for n in &v {
+        for o in std::iter::once(&n.total).chain(n.origins.iter()) {
+            if o.prediction.is_none() && o.measured.is_none() {
+                continue;
+            }
+            let pred = match o.prediction {
+                Some(p) => match p.fraction() {
+                    Some(x) => format!("{x:.3}"),
+                    None => format!("{p:?}").to_lowercase(),
+                },
+                None => "does not reach".into(),
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                n.node,
+                o.site,
+                pred,
+                f(o.measured),
+                f(o.tolerance),
+                if o.agree { "yes" } else { "NO" }
+            );
+        }
+    }
+    assert!(v.iter().all(|n| n.agree));
+}

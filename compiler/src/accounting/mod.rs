@@ -24,6 +24,7 @@
 //! the change is zero for every draw of the weights.
 
 pub mod cov;
+pub mod embedding;
 mod parts;
 mod state;
 
@@ -90,6 +91,9 @@ pub struct NormAccount {
     /// Channels per reduction unit.
     pub channels_per_unit: usize,
     pub in_attention: bool,
+    /// Every reduction unit holds a single value (a constant map, a 1 x 1 instance norm): the
+    /// output is β at initialization, and a probe measures only f32 rounding here.
+    pub constant: bool,
     pub origins: Vec<OriginVerdict>,
     /// All origins changed together; `None` when time does not reach the norm.
     pub total: Option<Prediction>,
@@ -120,6 +124,40 @@ impl Accounting {
     }
     pub fn norm(&self, path: &str) -> Option<&NormAccount> {
         self.norms.iter().find(|n| n.node == path)
+    }
+}
+
+/// Whether some output position of a convolution along one axis has a tap inside the input.
+fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
+    (0..n_out).any(|q| (0..k).any(|d| (q * s + d) >= p && q * s + d - p < n_in))
+}
+
+/// Whether a norm's units hold one value each when the value is constant over H, W (or for a
+/// vector, always for one feature per unit).
+fn single_value_units(kind: NormKind, m: usize) -> bool {
+    match kind {
+        NormKind::Instance => true,
+        NormKind::Group { .. } | NormKind::Layer => m == 1,
+        NormKind::Batch => false,
+    }
+}
+
+/// Whether every channel's positional pattern sums to zero over the `h x w` plane.
+fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
+    (0..c.min(9)).all(|ch| {
+        let (u, v) = pattern(ch, h, w);
+        let su: f64 = u.iter().sum();
+        let sv: f64 = v.iter().sum();
+        (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
+    })
+}
+
+/// Whether a change mean-free on the units of `c` is mean-free on this norm's units (each of
+/// them a union of those).
+fn fits(c: Centered, kind: NormKind, m: usize) -> bool {
+    match kind {
+        NormKind::Batch => c.m <= 1,
+        _ => c.m >= 1 && m.is_multiple_of(c.m),
     }
 }
 
@@ -185,10 +223,47 @@ impl Acc {
         let mut states: Vec<Sig> = Vec::with_capacity(g.nodes.len());
         // Whether the whole value is constant over H, W (then so is any change of it).
         let mut flat_space: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        // Whether the value itself is mean-free on some norm's units (a norm's output at
+        // initialization, γ = 1 and β = 0, and what keeps that exactly).
+        let mut feat: Vec<Option<Centered>> = Vec::with_capacity(g.nodes.len());
+        let mut const_all: Vec<bool> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
+            let fin = n.inputs.first().and_then(|&i| feat[i]);
+            let fc = match &n.op {
+                Op::Norm { kind, channels, .. } => Some(Centered {
+                    m: if matches!(kind, NormKind::Batch) {
+                        0
+                    } else {
+                        kind.channels_per_unit(*channels).max(1)
+                    },
+                }),
+                Op::Dropout { .. } | Op::Upsample { .. } => fin,
+                Op::AvgPool { k, stride } => {
+                    let (_, hi, wi) = n
+                        .inputs
+                        .first()
+                        .map(|&i| spatial(&g.nodes[i].shape))
+                        .unwrap_or((0, 0, 0));
+                    fin.filter(|_| stride == k && hi % k == 0 && wi % k == 0)
+                }
+                _ => None,
+            };
+            // A conv that sees only padding outputs its bias: constant everywhere.
+            let blind = match &n.op {
+                Op::Conv { k, stride, pad, .. } => {
+                    let (_, hi, wi) = n
+                        .inputs
+                        .first()
+                        .map(|&i| spatial(&g.nodes[i].shape))
+                        .unwrap_or((0, 0, 0));
+                    !sees_input(hi, *k, *stride, *pad, h) || !sees_input(wi, *k, *stride, *pad, w)
+                }
+                _ => false,
+            };
             let fs = h * w == 1
+                || blind
                 || match &n.op {
                     Op::Input | Op::Time | Op::Sinusoidal { .. } => false,
                     Op::Conv { pad, time, .. } => {
@@ -196,12 +271,38 @@ impl Acc {
                     }
                     Op::Inject { mode, .. } => *mode == InjectMode::Offset && inp(0),
                     Op::Add | Op::Concat => (0..n.inputs.len()).all(inp),
-                    Op::Attention { .. } | Op::Ode { .. } => false,
+                    Op::Ode { .. } => false,
                     _ => inp(0),
                 };
-            let s = self.node(gi, &path, id, n, g, &states, &flat_space);
+            // Whether the value is constant over samples and space too (a norm's output β when
+            // every unit it normalized was constant): later norms then see f32 rounding only.
+            let call = |k: usize| n.inputs.get(k).map(|&i| const_all[i]).unwrap_or(false);
+            let ca = match &n.op {
+                Op::Input | Op::Time | Op::Sinusoidal { .. } | Op::Ode { .. } => false,
+                Op::Norm { kind, channels, .. } => {
+                    let m = kind.channels_per_unit(*channels).max(1);
+                    call(0) || single_value_units(*kind, m) && inp(0)
+                }
+                Op::Conv { pad, time, .. } => {
+                    blind || *pad == 0 && call(0) && *time == TimeChannel::None
+                }
+                Op::Inject { .. } | Op::ScaleShift { .. } => false,
+                Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
+                _ => call(0),
+            };
+            let s = self.node(
+                gi,
+                &path,
+                id,
+                n,
+                g,
+                &states,
+                (&flat_space, &feat, &const_all),
+            );
             states.push(s);
             flat_space.push(fs);
+            feat.push(fc);
+            const_all.push(ca);
         }
         self.graphs[gi].states = states;
         gi
@@ -229,7 +330,7 @@ impl Acc {
         n: &Node,
         g: &Graph,
         states: &[Sig],
-        flat_space: &[bool],
+        (flat_space, feat, const_all): (&[bool], &[Option<Centered>], &[bool]),
     ) -> Sig {
         let input = |k: usize| -> &Sig {
             n.inputs
@@ -276,7 +377,12 @@ impl Acc {
                 // A 1x1 convolution mixes channels pointwise: channels that were mean-free (per
                 // sample over H, W, or over the batch too) stay so.
                 let pointwise = *k == 1 && *stride == 1 && *pad == 0;
-                for p in input(0).parts() {
+                // A kernel whose every tap, at every output position, falls in the padding
+                // sees nothing of its input (a strided 1x1 conv with padding on a tiny map).
+                let (_, hi, wi) = spatial(&in_shape(0));
+                let blind = !sees_input(hi, *k, *stride, *pad, h_out)
+                    || !sees_input(wi, *k, *stride, *pad, w_out);
+                for p in input(0).parts().iter().filter(|_| !blind) {
                     let keep = p.centered.filter(|c| pointwise && c.m <= 1);
                     let mut q = map_lin(p, keep, |l| Lin {
                         cov: l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)),
@@ -284,6 +390,8 @@ impl Acc {
                         ..l.clone()
                     });
                     q.inexact = p.inexact.map(|_| false);
+                    // All taps valid everywhere: a constant map stays constant.
+                    q.flat &= *pad == 0;
                     out.push(q);
                 }
                 if *time != TimeChannel::None {
@@ -300,8 +408,15 @@ impl Acc {
                     let cov = src.conv(*cout, 1, var, geo, (h_out, w_out));
                     // The taps may see only zeros of the pattern (its centre on a 1 x 1 or
                     // 3 x 3 map, where the cosines vanish): then nothing enters.
-                    if cov.energy() > 1e-12 * var * src.energy() {
-                        out.push(fix_lin(fresh_lin(o, cov, (gi, id), from_constant)));
+                    if src.energy() > 1e-12 * (h * w) as f64
+                        && cov.energy() > 1e-12 * var * src.energy()
+                    {
+                        let mut p = fresh_lin(o, cov, (gi, id), from_constant);
+                        p.flat = from_constant && *pad == 0;
+                        if pointwise && !from_constant && zero_mean_patterns(1, h, w) {
+                            p.centered = Some(Centered { m: 1 });
+                        }
+                        out.push(fix_lin(p));
                     }
                 }
             }
@@ -337,8 +452,11 @@ impl Acc {
             // multiplies by an independent mask and no number is stated for it.
             Op::Dropout { .. } => out.extend_from_slice(input(0).parts()),
             Op::AvgPool { k, stride } => {
+                // Windows that tile the map exactly keep every channel's spatial mean.
+                let (_, h, w) = spatial(&in_shape(0));
+                let tiles = stride == k && h % k == 0 && w % k == 0;
                 for p in input(0).parts() {
-                    out.push(map_lin(p, None, |l| Lin {
+                    out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
                         cov: l.cov.pool(*k, *stride, (h_out, w_out)),
                         ..l.clone()
                     }));
@@ -381,6 +499,8 @@ impl Acc {
                                     alive: false,
                                     centered: None,
                                     unsure: false,
+                                    flat: false,
+                                    input_free: false,
                                 }
                             });
                         }
@@ -407,6 +527,8 @@ impl Acc {
                                 alive: false,
                                 centered: None,
                                 unsure: false,
+                                flat: false,
+                                input_free: false,
                             }]
                         }
                         s => s.parts().to_vec(),
@@ -446,7 +568,15 @@ impl Acc {
                         let o = self.origin(gi, gpath, id, n, kind);
                         // A pattern that vanishes on this map (cosines at their zeros) adds nothing.
                         if cov.energy() > 1e-12 * (c_out * h_out * w_out) as f64 {
-                            out.push(fix_lin(fresh_lin(o, cov, (gi, id), constant)));
+                            let mut p = fresh_lin(o, cov, (gi, id), constant);
+                            // The patterns have zero mean over every (H, W) plane (but on a
+                            // map one pixel high or wide).
+                            if *mode == InjectMode::Positional
+                                && zero_mean_patterns(c_out, h_out, w_out)
+                            {
+                                p.centered = Some(Centered { m: 1 });
+                            }
+                            out.push(fix_lin(p));
                         }
                     }
                     s @ Sig::Depends(_) => {
@@ -471,6 +601,8 @@ impl Acc {
                             alive: true,
                             centered: None,
                             unsure: false,
+                            flat: false,
+                            input_free: false,
                         });
                     }
                 }
@@ -498,6 +630,8 @@ impl Acc {
                         // Δ = h·Δs + Δb: a per-channel scale of the features and an offset.
                         let mut p = fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true);
                         p.inexact = Some(true);
+                        p.flat = false;
+                        p.input_free = false;
                         out.push(p);
                     }
                     s @ Sig::Depends(_) => {
@@ -512,6 +646,8 @@ impl Acc {
                             alive: true,
                             centered: None,
                             unsure: false,
+                            flat: false,
+                            input_free: false,
                         });
                     }
                 }
@@ -522,6 +658,8 @@ impl Acc {
             Op::Norm { kind, channels, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                let fc = n.inputs.first().and_then(|&i| feat[i]);
+                let ca = n.inputs.first().map(|&i| const_all[i]).unwrap_or(false);
                 out = self.norm(
                     gi,
                     gpath,
@@ -531,7 +669,7 @@ impl Acc {
                     *kind,
                     *channels,
                     shape,
-                    fs,
+                    (fs, fc, ca),
                     input(0),
                     false,
                 );
@@ -539,6 +677,8 @@ impl Acc {
             Op::Attention { channels, norm, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
+                let fc = n.inputs.first().and_then(|&i| feat[i]);
+                let ca = n.inputs.first().map(|&i| const_all[i]).unwrap_or(false);
                 let inner = self.norm(
                     gi,
                     gpath,
@@ -548,7 +688,7 @@ impl Acc {
                     *norm,
                     *channels,
                     shape,
-                    fs,
+                    (fs, fc, ca),
                     input(0),
                     true,
                 );
@@ -563,6 +703,8 @@ impl Acc {
                         alive: true,
                         centered: None,
                         unsure: p.unsure,
+                        flat: false,
+                        input_free: false,
                     });
                 }
                 out = merge(out, combine_sum);
@@ -586,6 +728,8 @@ impl Acc {
                         alive: true,
                         centered: None,
                         unsure: false,
+                        flat: false,
+                        input_free: false,
                     });
                 }
             }
@@ -606,7 +750,7 @@ impl Acc {
         kind: NormKind,
         channels: usize,
         shape: Shape,
-        flat_space: bool,
+        (flat_space, feat, const_in): (bool, Option<Centered>, bool),
         input: &Sig,
         in_attention: bool,
     ) -> Vec<Part> {
@@ -626,12 +770,22 @@ impl Acc {
             _ => m * space,
         };
         let degenerate = n_eff == 2;
+        // Every unit holds one value: the output is β whatever arrives (exactly, at init).
+        let constant = const_in || single_value_units(kind, m) && flat_space;
         let mut verdicts = Vec::new();
         let mut out = Vec::new();
         let mut lin_only = true;
         for p in input.parts() {
-            let (pred, arrives, constant_part, border_part) =
-                self.predict(p, kind, m, per_channel, vector, flat_space);
+            let (pred, arrives, constant_part, border_part) = if constant {
+                (
+                    Prediction::Zero,
+                    "nothing: every unit of this norm holds a single value".to_string(),
+                    None,
+                    None,
+                )
+            } else {
+                self.predict(p, kind, m, per_channel, vector, flat_space)
+            };
             lin_only &= p.lin.is_some() && p.inexact.is_none() && !p.alive && p.centered.is_none();
             verdicts.push(OriginVerdict {
                 origin: p.origin,
@@ -650,14 +804,21 @@ impl Acc {
                         None
                     },
                     alive: p.alive,
-                    centered: Some(Centered {
-                        m: if matches!(kind, NormKind::Batch) {
-                            0
-                        } else {
-                            m
-                        },
-                    }),
+                    // The output change is Δ/σ minus a multiple of the normalized features: both
+                    // mean-free on finer units when Δ and the features are, on the same units.
+                    centered: match p.centered {
+                        Some(c) if fits(c, kind, m) && feat == Some(c) => Some(c),
+                        _ => Some(Centered {
+                            m: if matches!(kind, NormKind::Batch) {
+                                0
+                            } else {
+                                m
+                            },
+                        }),
+                    },
                     unsure: p.unsure || pred == Prediction::Unknown || degenerate,
+                    flat: false,
+                    input_free: false,
                 });
             }
         }
@@ -676,6 +837,7 @@ impl Acc {
             channels,
             channels_per_unit: m,
             in_attention,
+            constant,
             origins: verdicts,
             total,
         });
@@ -722,13 +884,39 @@ impl Acc {
                 None,
             );
         }
+        // A change constant over H, W per sample and channel: per-channel units remove it, and
+        // BatchNorm too when it is the same for every sample (shared t, input-free).
+        if p.flat && instance_like {
+            return (
+                Prediction::Zero,
+                "a change constant over each unit".into(),
+                None,
+                None,
+            );
+        }
+        if p.flat && p.input_free && batch {
+            return if self.per_sample {
+                (
+                    Prediction::Between {
+                        low: 0.0,
+                        high: 1.0,
+                    },
+                    "a per-channel constant that may differ per sample".into(),
+                    None,
+                    None,
+                )
+            } else {
+                (
+                    Prediction::Zero,
+                    "a per-channel constant shared by the batch".into(),
+                    None,
+                    None,
+                )
+            };
+        }
         if let Some(c) = p.centered {
             // Mean-free on finer units already: nothing more to remove.
-            let fits = match kind {
-                NormKind::Batch => c.m <= 1,
-                _ => c.m >= 1 && m.is_multiple_of(c.m),
-            };
-            if fits {
+            if fits(c, kind, m) {
                 return (
                     Prediction::Exact { fraction: 1.0 },
                     "already mean-free on this norm's units (an earlier norm)".into(),
@@ -789,7 +977,8 @@ impl Acc {
             }
         }
         if let Some(scale) = p.inexact {
-            if scale && (per_channel || batch && !self.per_sample) {
+            // BatchNorm with t per sample undoes it too when the samples' scales agree.
+            if scale && (per_channel || batch) {
                 preds.push(Prediction::Unknown);
                 words.push(
                     "a per-channel scale of the features (undone unless 1 + s changes sign)".into(),

@@ -51,6 +51,8 @@ pub(super) fn fresh_lin(
         alive: false,
         centered: None,
         unsure: false,
+        flat: from_constant,
+        input_free: true,
     }
 }
 
@@ -89,6 +91,8 @@ pub(super) fn to_alive(p: &Part) -> Part {
         alive: true,
         centered: None,
         unsure: p.unsure,
+        flat: false,
+        input_free: false,
     }
 }
 
@@ -126,6 +130,8 @@ pub(super) fn combine_sum(a: Part, b: Part) -> Part {
         alive: a.alive || b.alive,
         centered,
         unsure: a.unsure && b.unsure,
+        flat: a.flat && b.flat,
+        input_free: a.input_free && b.input_free,
     })
 }
 
@@ -143,6 +149,7 @@ pub(super) fn concat_parts(
     let mut inexact: Option<bool> = None;
     let mut alive = false;
     let mut unsure = true;
+    let (mut flat, mut input_free) = (true, true);
     // Per-channel mean-freeness survives placing channels side by side (absent inputs are 0).
     let mut centered: Option<Option<Centered>> = None;
     for (k, p) in parts {
@@ -156,6 +163,8 @@ pub(super) fn concat_parts(
         }
         alive |= p.alive;
         unsure &= p.unsure;
+        flat &= p.flat;
+        input_free &= p.input_free;
         let c = p.centered.filter(|c| c.m <= 1);
         centered = Some(match centered {
             None => c,
@@ -195,6 +204,8 @@ pub(super) fn concat_parts(
         alive,
         centered: centered.flatten(),
         unsure,
+        flat,
+        input_free,
     })
 }
 

@@ -82,6 +82,12 @@ pub struct Part {
     /// The part may be exactly zero: a per-channel scale that a norm undid unless `1 + s`
     /// changed sign, or a norm over two values (which outputs ±1). Nonzero claims are off.
     pub(super) unsure: bool,
+    /// The change is constant over H, W for each sample and channel (per-channel norms remove
+    /// it whatever else is known of it).
+    pub(super) flat: bool,
+    /// The change does not depend on the input batch (so it is the same for every sample when
+    /// t is shared).
+    pub(super) input_free: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -14,4 +14,4 @@ mod observe;
 pub use dir::{Metric, MetricsWriter, RunDir, RunInfo, TrainedRun};
 pub use driver::{train, Start, TrainOptions};
 pub use error::RunError;
-pub use observe::{RunObserver, RunResult, RunStart, Silent};
+pub use observe::{step_line, RunObserver, RunResult, RunStart, Silent};

@@ -1,8 +1,9 @@
 //! Watching a run: what the driver tells its observer (a run about to train, each step and
-//! evaluation, the finished run) and the observer trait itself, which the lab also uses for its
-//! news and other long work.
+//! evaluation, the finished run), the lines that say so, and the observer trait itself, which
+//! the lab also uses for its news and other long work.
 
 use crate::train::{EvalReport, StepLog};
+use std::fmt;
 use std::path::PathBuf;
 
 /// A run about to train: what the observer is told first.
@@ -52,3 +53,39 @@ pub trait RunObserver {
 pub struct Silent;
 
 impl RunObserver for Silent {}
+
+impl fmt::Display for RunStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "training {} on {}, using {} train / {} test samples, batch {}, steps {}..{}, seed {} -> {}",
+            self.model, self.source, self.train_samples, self.test_samples, self.batch, self.step,
+            self.target, self.seed, self.dir.display()
+        )
+    }
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "done: {} steps in {:.1} s", self.steps, self.seconds)?;
+        let e = &self.final_eval;
+        match (e.accuracy, e.eps_mse) {
+            (Some(a), _) => write!(f, ", test accuracy {a:.4} on {} digits", e.samples),
+            (_, Some(m)) => write!(f, ", test eps-MSE {m:.5} on {} digits", e.samples),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The line of a step (of `target`) and the evaluation after it, for logs without a bar.
+pub fn step_line(log: &StepLog, target: usize, eval: Option<&EvalReport>) -> String {
+    let (step, loss, lr) = (log.step, log.loss, log.lr);
+    let mut line = format!("step {step}/{target} loss {loss:.5} lr {lr:.2e}");
+    if let Some(a) = eval.and_then(|e| e.accuracy) {
+        line += &format!(" test accuracy {a:.4}");
+    }
+    if let Some(e) = eval.and_then(|e| e.eps_mse) {
+        line += &format!(" test eps-MSE {e:.5}");
+    }
+    line
+}
