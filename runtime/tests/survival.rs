@@ -129,6 +129,7 @@ fn reference_table() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
+    let target: Option<f64> = std::env::var("TARGET").ok().and_then(|s| s.parse().ok());
     let path = format!("{}/../specs/{name}.tds", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).unwrap();
     let m = check_source(&src).unwrap().remove(0);
@@ -136,6 +137,7 @@ fn reference_table() {
     let dev = Cpu::default();
     let settings = ProbeSettings {
         seeds: (0..seeds).collect(),
+        target: target.map(|t| (t, 256)),
         ..ProbeSettings::default()
     };
     let mm = m.clone();

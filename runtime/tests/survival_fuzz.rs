@@ -50,7 +50,7 @@ impl Gen {
                 format!("group(per_group = {})", m.min(c))
             }
             4 => {
-                let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
+                let divisors: Vec<usize> = (1..=c).filter(|g| c.is_multiple_of(*g)).collect();
                 let g = self.pick(&divisors);
                 format!("group({g})")
             }
@@ -112,13 +112,13 @@ impl Gen {
                     return format!("upsample({f})");
                 }
                 5 if self.h >= 2 && self.w >= 2 => {
-                    self.h = (self.h + 1) / 2;
-                    self.w = (self.w + 1) / 2;
+                    self.h = self.h.div_ceil(2);
+                    self.w = self.w.div_ceil(2);
                     return "downsample".into();
                 }
-                6 if self.c % self.default_per_group == 0 => {
+                6 if self.c.is_multiple_of(self.default_per_group) => {
                     let heads = self.pick(&[1usize, 2]);
-                    if self.c % heads == 0 {
+                    if self.c.is_multiple_of(heads) {
                         return format!("attention({heads})");
                     }
                 }
@@ -295,6 +295,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
         batch: 4,
         seeds: vec![seed, seed + 1, seed + 2, seed + 3],
         pairs: vec![(0.2, 0.8)],
+        target: None,
     };
     let mm = m.clone();
     let d2 = dev.clone();
@@ -406,6 +407,7 @@ fn dump() {
             batch: 4,
             seeds: vec![seed],
             pairs: vec![(0.2, 0.8)],
+            target: None,
         };
         let mm = m.clone();
         let d2 = dev.clone();

@@ -156,7 +156,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     let saved: Vec<(NodeId, Option<Value<D>>)> = swapped
                         .into_iter()
                         .filter(|(i, _)| *i < n_vals)
-                        .map(|(i, v)| (i, std::mem::replace(&mut vals[i], Some(v))))
+                        .map(|(i, v)| (i, vals[i].replace(v)))
                         .collect();
                     let r = self.node(node, &vals, tape);
                     for (i, v) in saved {
