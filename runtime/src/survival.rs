@@ -11,7 +11,7 @@
 //! everywhere at once. The norm's actual output change is reported too (`output`): it also
 //! loses the part of `Δ` along the current features, which the accounting does not count.
 //!
-//! Tolerance: the replicates are (seed, time pair, channel block of one unit); `F` is a ratio
+//! Tolerance: the replicates are the seeds (independent draws of weights and input); `F` is a ratio
 //! estimator, its standard error `SE² = R/(R-1) Σ (N_r - F D_r)² / (Σ D_r)²`; a number agrees
 //! when it is within `z·SE` plus the f32 rounding floor, `z` the two-sided 1e-6 quantile of
 //! Student's t with R - 1 degrees of freedom (4.9 for many replicates). Exact zeros must be
@@ -136,7 +136,9 @@ impl<D: Kernels> Observer<D> for Recorder {
 /// Replicate sums of one comparison.
 #[derive(Default, Clone)]
 struct Stat {
-    reps: Vec<(f64, f64)>,
+    /// (seed, Σ kept, Σ arriving): one replicate per seed, the independent draws of weights
+    /// and inputs (channel blocks of one draw share upstream weights and are correlated).
+    reps: Vec<(u64, f64, f64)>,
     /// Σu² of the arriving input, for the rounding floor.
     base: f64,
     out_num: f64,
@@ -144,10 +146,23 @@ struct Stat {
 
 impl Stat {
     fn num(&self) -> f64 {
-        self.reps.iter().map(|r| r.0).sum()
+        self.reps.iter().map(|r| r.1).sum()
     }
     fn den(&self) -> f64 {
-        self.reps.iter().map(|r| r.1).sum()
+        self.reps.iter().map(|r| r.2).sum()
+    }
+    fn add(&mut self, seed: u64, num: f64, den: f64) {
+        if den <= 0.0 {
+            // A block the change does not reach is no part of the ratio.
+            return;
+        }
+        match self.reps.last_mut() {
+            Some(r) if r.0 == seed => {
+                r.1 += num;
+                r.2 += den;
+            }
+            _ => self.reps.push((seed, num, den)),
+        }
     }
 }
 
@@ -190,7 +205,7 @@ fn channels_per_unit(kind: NormKind, c: usize) -> usize {
 }
 
 /// Adds one run's replicates: `a` the reference input, `b` the changed one.
-fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
+fn accumulate(stat: &mut Stat, seed: u64, kind: NormKind, a: &Rec, b: &Rec) {
     let [bs, c, h, w] = a.shape;
     let hw = h * w;
     let m = channels_per_unit(kind, c);
@@ -240,10 +255,7 @@ fn accumulate(stat: &mut Stat, kind: NormKind, a: &Rec, b: &Rec) {
                 }
             }
         }
-        // A block the change does not reach is no replicate of the ratio.
-        if den > 0.0 {
-            stat.reps.push((num, den));
-        }
+        stat.add(seed, num, den);
     }
     // The norm's actual output change, scaled back by each unit's σ (γ = 1 at init).
     if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
@@ -303,7 +315,7 @@ fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasu
     let zero_floor = 1e-6 + rounding;
     let se = measured.and_then(|f| {
         (r >= 2).then(|| {
-            let s: f64 = st.reps.iter().map(|(n, d)| (n - f * d).powi(2)).sum();
+            let s: f64 = st.reps.iter().map(|(_, n, d)| (n - f * d).powi(2)).sum();
             (s * r as f64 / (r as f64 - 1.0)).sqrt() / den
         })
     });
@@ -498,7 +510,7 @@ pub fn measure<D: Kernels>(
                     };
                     for (oi, rec) in &runs {
                         if let Some(b) = rec.get(&na.node) {
-                            accumulate(stats.entry((ni, *oi)).or_default(), na.kind, a, b);
+                            accumulate(stats.entry((ni, *oi)).or_default(), seed, na.kind, a, b);
                         }
                     }
                 }

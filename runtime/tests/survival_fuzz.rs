@@ -293,7 +293,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
     let acc = account(&m);
     let settings = ProbeSettings {
         batch: 4,
-        seeds: vec![seed, seed + 1, seed + 2, seed + 3],
+        seeds: (seed..seed + 16).collect(),
         pairs: vec![(0.2, 0.8)],
         target: None,
     };
