@@ -2,13 +2,12 @@
 //! framework written to DIR (model.py, train.py, README.md and the spec). Exit 1 when the spec
 //! has errors, 2 on usage, IO or emitter errors.
 
-use crate::files;
-use crate::render;
-use clap::ValueEnum;
-use std::path::Path;
+use crate::report::{fail, OrExit, Report};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use tdspec_compiler::emit::pytorch;
-use tdspec_compiler::sema::check_source;
 use tdspec_compiler::syntax::parse;
+use tdspec_runtime::spec::{self, SpecError};
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum Target {
@@ -16,85 +15,58 @@ pub enum Target {
     Pytorch,
 }
 
-pub fn run(spec: &Path, target: Target, out: &Path, model: Option<&str>) -> u8 {
-    let src = match files::read(spec) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+#[derive(Args)]
+pub struct EmitArgs {
+    spec: PathBuf,
+    #[arg(long, value_enum, default_value = "pytorch")]
+    target: Target,
+    /// Output directory
+    #[arg(short = 'o', long)]
+    out: PathBuf,
+    /// The model to emit when the file defines several
+    #[arg(long)]
+    model: Option<String>,
+}
+
+pub fn run(a: &EmitArgs) -> Result<u8, u8> {
+    let (src, models) = match spec::load(&a.spec) {
+        Err(SpecError::Invalid { src, diagnostics }) => {
+            let (name, n) = (&src.name, diagnostics.len());
+            let note = format!("{name}: {n} error(s); nothing emitted");
+            let code = SpecError::Invalid { src, diagnostics }.report();
+            eprintln!("{note}");
+            return Err(code);
         }
+        loaded => loaded.or_exit()?,
     };
-    let models = match check_source(&src.text) {
-        Ok(m) => m,
-        Err(diags) => {
-            let color = render::use_color();
-            for d in &diags {
-                eprint!("{}", render::render(&src, d, color));
-            }
-            eprintln!("{}: {} error(s); nothing emitted", src.name, diags.len());
-            return 1;
-        }
-    };
-    let chosen = match (model, models.len()) {
-        (Some(name), _) => models.iter().find(|m| m.name == name),
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let ir = match (&a.model, models.len()) {
+        (Some(name), _) => models.iter().find(|m| &m.name == name),
         (None, 1) => models.first(),
-        (None, _) => {
-            let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-            eprintln!(
-                "error: {} defines {} models ({}); pick one with --model",
-                src.name,
-                names.len(),
-                names.join(", ")
-            );
-            return 2;
+        (None, n) => {
+            let (file, all) = (&src.name, names.join(", "));
+            return Err(fail(format!(
+                "{file} defines {n} models ({all}); pick one with --model"
+            )));
         }
     };
-    let Some(ir) = chosen else {
-        eprintln!(
-            "error: {} has no model `{}`",
-            src.name,
-            model.unwrap_or_default()
-        );
-        return 2;
-    };
-    let file = match parse(&src.text) {
-        Ok(f) => f,
-        Err(_) => {
-            eprintln!("error: {} no longer parses", src.name);
-            return 2;
-        }
-    };
-    let emitted = match target {
+    let name = a.model.as_deref().unwrap_or_default();
+    let ir = ir.ok_or_else(|| fail(format!("{} has no model `{name}`", src.name)))?;
+    let file = parse(&src.text).map_err(|_| fail(format!("{} no longer parses", src.name)))?;
+    let files = match a.target {
         Target::Pytorch => pytorch::emit(&file, ir, &src.text),
-    };
-    let files = match emitted {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: cannot emit model `{}` for PyTorch: {e}", ir.name);
-            return 2;
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(out) {
-        eprintln!("error: cannot create {}: {e}", out.display());
-        return 2;
     }
+    .map_err(|e| fail(format!("cannot emit model `{}` for PyTorch: {e}", ir.name)))?;
+    let out = &a.out;
+    std::fs::create_dir_all(out)
+        .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
     for f in &files {
         let path = out.join(&f.path);
-        if let Err(e) = std::fs::write(&path, &f.contents) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return 2;
-        }
+        std::fs::write(&path, &f.contents)
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
     }
-    println!(
-        "{}: model {} -> {} ({})",
-        src.name,
-        ir.name,
-        out.display(),
-        files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    0
+    let written: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let (file, model, out) = (&src.name, &ir.name, out.display());
+    println!("{file}: model {model} -> {out} ({})", written.join(", "));
+    Ok(0)
 }

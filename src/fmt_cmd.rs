@@ -1,81 +1,46 @@
 //! `tdspec fmt`: spec files in; each rewritten in the canonical layout (atomically, keeping its
-//! permissions), or with `--check` a unified diff of what would change. Exit 1 when `--check`
-//! finds an unformatted file or a spec does not parse; 2 on IO problems (a read-only file
-//! among them) and internal errors.
+//! permissions), or with `--check` a unified diff of what would change
+//! ([`tdspec_runtime::spec::format_file`]). Exit 1 when `--check` finds an unformatted file or a
+//! spec does not parse; 2 on IO problems (a read-only file among them) and internal errors.
 
-use crate::{files, render};
+use crate::render::{render, use_color};
+use crate::report::{fail, OrExit};
+use clap::Args;
 use std::path::PathBuf;
-use tdspec_compiler::fmt::{format_source, unified_diff, FmtError};
+use tdspec_runtime::spec::{self, FormatError, Formatted};
 
-pub fn run(paths: &[PathBuf], check: bool) -> u8 {
-    let files = match files::expand(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let color = render::use_color();
+#[derive(Args)]
+pub struct FmtArgs {
+    /// Spec files or directories (searched for *.tds)
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Change nothing; print what would change and exit 1 if anything would
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(a: &FmtArgs) -> Result<u8, u8> {
     let (mut changed, mut unchanged, mut code) = (0usize, 0usize, 0u8);
-    for path in files {
-        let src = match files::read(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = 2;
-                continue;
+    for path in spec::expand(&a.paths).or_exit()? {
+        match spec::format_file(&path, a.check) {
+            Ok(Formatted::Unchanged) => unchanged += 1,
+            Ok(Formatted::Reformatted) => changed += 1,
+            Ok(Formatted::Diff(diff)) => {
+                print!("{diff}");
+                (changed, code) = (changed + 1, code.max(1));
             }
-        };
-        let out = match format_source(&src.text) {
-            Ok(out) => out,
-            Err(FmtError::Parse(d)) => {
-                eprint!("{}", render::render(&src, &d, color));
+            Err(FormatError::Parse(src, d)) => {
+                eprint!("{}", render(&src, &d, use_color()));
                 code = code.max(1);
-                continue;
             }
-            Err(e @ FmtError::Internal(_)) => {
-                eprintln!("error: {}: {e}", src.name);
-                code = 2;
-                continue;
-            }
-        };
-        if out == src.text {
-            unchanged += 1;
-            continue;
-        }
-        if check {
-            print!("{}", unified_diff(&src.name, &src.text, &out));
-            changed += 1;
-            code = code.max(1);
-            continue;
-        }
-        let readonly = std::fs::metadata(&path).is_ok_and(|m| m.permissions().readonly());
-        if readonly {
-            eprintln!("error: cannot format {}: the file is read-only", src.name);
-            code = 2;
-            continue;
-        }
-        match crate::lint_cmd::write_atomically(&path, &out) {
-            Ok(()) => changed += 1,
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = 2;
-            }
+            Err(FormatError::Other(e)) => code = fail(e),
         }
     }
     let files = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
-    if check {
-        eprintln!(
-            "{} would be reformatted, {} already formatted",
-            files(changed),
-            files(unchanged)
-        );
-    } else {
-        eprintln!(
-            "{} reformatted, {} unchanged",
-            files(changed),
-            files(unchanged)
-        );
+    let (changed, unchanged) = (files(changed), files(unchanged));
+    match a.check {
+        true => eprintln!("{changed} would be reformatted, {unchanged} already formatted"),
+        false => eprintln!("{changed} reformatted, {unchanged} unchanged"),
     }
-    code
+    Ok(code)
 }

@@ -3,12 +3,15 @@
 //! --unsafe-fixes`; a rule's documentation out of `explain`. Exit 0 when clean, 1 when a
 //! finding at deny level exists or a spec has errors, 2 for usage and IO errors.
 
-use crate::{files, render};
+use crate::render;
+use crate::report::{fail, print_json, OrExit};
+use crate::Format;
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
-use tdspec_compiler::lint::{self, LintOptions, RULES};
+use tdspec_compiler::lint::{self, RULES};
+use tdspec_runtime::spec;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
@@ -46,263 +49,80 @@ pub struct ExplainArgs {
     /// A rule code such as TD101; without one, lists every rule
     code: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
-    format: crate::Format,
+    format: Format,
 }
 
-/// One spec's outcome.
-struct FileResult {
-    src: SourceFile,
-    diags: Vec<Diagnostic>,
-}
-
-pub fn run(args: &LintArgs) -> u8 {
-    let mut opts = LintOptions {
-        fixes: true,
-        ..Default::default()
-    };
-    for (list, out) in [
-        (&args.select, &mut opts.select),
-        (&args.ignore, &mut opts.ignore),
-    ] {
-        for p in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            if let Err(e) = lint::check_pattern(p) {
-                eprintln!("error: {e}");
-                return 2;
-            }
-            out.push(p.to_string());
-        }
-    }
-    for p in args.deny.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if p.eq_ignore_ascii_case("warnings") {
-            opts.deny_warnings = true;
-            continue;
-        }
-        if let Err(e) = lint::check_pattern(p) {
-            eprintln!("error: {e}");
-            return 2;
-        }
-        opts.deny.push(p.to_string());
-    }
-    let paths = match files::expand(&args.paths) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let mut results = Vec::new();
-    let mut messages = Vec::new();
-    for path in &paths {
-        let src = match files::read(path) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
-        };
-        let mut diags = lint_text(&src.text, &opts);
-        if args.fix {
-            let available = diags.iter().filter(|d| d.fix.is_some()).count();
-            if available > 0 && !args.unsafe_fixes {
-                messages.push(format!(
-                    "{}: {available} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
-                    src.name,
-                    if available == 1 { "" } else { "es" }
-                ));
-            } else if available > 0 {
-                match lint::apply_fixes(&src.text, &diags) {
-                    Ok(outcome) => {
-                        if let Err(e) = write_atomically(path, &outcome.text) {
-                            eprintln!("error: {e}");
-                            return 2;
-                        }
-                        let mut m = format!(
-                            "{}: applied {} fix{}",
-                            src.name,
-                            outcome.applied,
-                            if outcome.applied == 1 { "" } else { "es" }
-                        );
-                        if outcome.skipped > 0 {
-                            m.push_str(&format!(
-                                "; {} overlapping fix{} skipped (run again)",
-                                outcome.skipped,
-                                if outcome.skipped == 1 { "" } else { "es" }
-                            ));
-                        }
-                        messages.push(m);
-                        let src2 = SourceFile::new(src.name.clone(), outcome.text);
-                        diags = lint_text(&src2.text, &opts);
-                        results.push(FileResult { src: src2, diags });
-                        continue;
-                    }
-                    Err(errs) => {
-                        eprintln!(
-                            "error: {}: the fixed spec would not pass `check` ({}); the file is unchanged",
-                            src.name,
-                            errs.first().map(|d| d.message.as_str()).unwrap_or("unknown error")
-                        );
-                        return 2;
-                    }
-                }
-            }
-        }
-        results.push(FileResult { src, diags });
+pub fn run(args: &LintArgs) -> Result<u8, u8> {
+    let opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
+    let (mut results, mut messages) = (Vec::new(), Vec::new());
+    for path in spec::expand(&args.paths).or_exit()? {
+        let r = spec::lint_file(&path, &opts, args.fix, args.unsafe_fixes).or_exit()?;
+        messages.extend(r.fix_note());
+        results.push(r);
     }
     let failed = results
         .iter()
-        .any(|r| r.diags.iter().any(|d| d.severity == Severity::Error));
-    match args.format {
-        LintFormat::Text => print_text(&results, &messages, args.fix),
-        LintFormat::Json => {
-            let all: Vec<serde_json::Value> = results
-                .iter()
-                .flat_map(|r| r.diags.iter().map(|d| render::json(&r.src, d)))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            for m in &messages {
-                eprintln!("{m}");
+        .flat_map(|r| &r.diagnostics)
+        .any(|d| d.severity == Severity::Error);
+    let json = match args.format {
+        LintFormat::Text => {
+            let color = render::use_color() && std::io::stdout().is_terminal();
+            for r in &results {
+                for d in &r.diagnostics {
+                    print!("{}", render::render(&r.src, d, color));
+                    println!("{}", lint::render_fix(&r.src.text, d));
+                }
             }
+            messages.iter().for_each(|m| println!("{m}"));
+            println!("{}", spec::lint_summary(&results, args.fix));
+            return Ok(u8::from(failed));
         }
+        LintFormat::Json => serde_json::Value::Array(
+            results
+                .iter()
+                .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
+                .collect(),
+        ),
         LintFormat::Sarif => {
             let files: Vec<(&SourceFile, &[Diagnostic])> = results
                 .iter()
-                .map(|r| (&r.src, r.diags.as_slice()))
+                .map(|r| (&r.src, r.diagnostics.as_slice()))
                 .collect();
-            let log = lint::sarif::sarif(&files, env!("CARGO_PKG_VERSION"));
-            println!("{}", serde_json::to_string_pretty(&log).unwrap_or_default());
-            for m in &messages {
-                eprintln!("{m}");
-            }
+            lint::sarif::sarif(&files, env!("CARGO_PKG_VERSION"))
         }
-    }
-    u8::from(failed)
+    };
+    print_json(&json);
+    messages.iter().for_each(|m| eprintln!("{m}"));
+    Ok(u8::from(failed))
 }
 
-/// Lints a spec text: the lint diagnostics of every model, or the spec's errors.
-fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
-    match lint::lint_source(text, opts) {
-        Ok(reports) => reports.into_iter().flat_map(|r| r.diagnostics).collect(),
-        Err(errors) => errors,
-    }
-}
-
-fn print_text(results: &[FileResult], messages: &[String], fix: bool) {
-    let color = render::use_color() && std::io::stdout().is_terminal();
-    let (mut errors, mut warnings, mut infos, mut fixable) = (0, 0, 0, 0);
-    for r in results {
-        for d in &r.diags {
-            print!("{}", render::render(&r.src, d, color));
-            print!("{}", lint::render_fix(&r.src.text, d));
-            println!();
-            match d.severity {
-                Severity::Error => errors += 1,
-                Severity::Warning => warnings += 1,
-                Severity::Info => infos += 1,
-            }
-            fixable += usize::from(d.fix.is_some());
-        }
-    }
-    for m in messages {
-        println!("{m}");
-    }
-    let total = errors + warnings + infos;
-    if total == 0 {
-        println!(
-            "no findings in {} spec{}",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" }
-        );
-        return;
-    }
-    let mut line = format!(
-        "{total} finding{} in {} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
-        if total == 1 { "" } else { "s" },
-        results.len(),
-        if results.len() == 1 { "" } else { "s" },
-        if errors == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" },
-    );
-    if fixable > 0 && !fix {
-        line.push_str(&format!(
-            "; {fixable} with an unsafe fix (--fix --unsafe-fixes)"
-        ));
-    }
-    println!("{line}");
-}
-
-/// Writes `text` to a temporary file beside `path` and renames it over `path`, so a failure
-/// never leaves a half-written spec.
-pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "spec".into());
-    let tmp = dir.join(format!(".{name}.tdspec-fix-{}", std::process::id()));
-    if let Err(e) = std::fs::write(&tmp, text) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write {}: {e}", tmp.display()));
-    }
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot replace {}: {e}", path.display())
-    })
-}
-
-pub fn explain(args: &ExplainArgs) -> u8 {
+pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {
+    let json = args.format == Format::Json;
     let Some(code) = &args.code else {
-        match args.format {
-            crate::Format::Text => {
-                for r in RULES {
-                    println!(
-                        "{}  {:<24} {:<8} {}",
-                        r.code,
-                        r.name,
-                        r.severity.as_str(),
-                        r.summary
-                    );
-                }
-            }
-            crate::Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(RULES).unwrap_or_default()
-            ),
+        if json {
+            print_json(&RULES);
         }
-        return 0;
+        for r in RULES.iter().filter(|_| !json) {
+            let (sev, name) = (r.severity.as_str(), r.name);
+            println!("{}  {name:<24} {sev:<8} {}", r.code, r.summary);
+        }
+        return Ok(0);
     };
-    let Some(rule) = lint::rule(code).or_else(|| RULES.iter().find(|r| r.name == code.as_str()))
-    else {
-        eprintln!("error: unknown rule `{code}`");
-        if let Some(s) = lint::suggest_code(code) {
-            eprintln!("  help: did you mean `{s}`?");
-        } else {
-            eprintln!("  help: `tdspec explain` lists the rules");
-        }
-        return 2;
+    let by_name = || RULES.iter().find(|r| r.name == code.as_str());
+    let Some(rule) = lint::rule(code).or_else(by_name) else {
+        let help = match lint::suggest_code(code) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`tdspec explain` lists the rules".into(),
+        };
+        return Err(fail(format!("unknown rule `{code}`\n  help: {help}")));
     };
-    match args.format {
-        crate::Format::Text => {
-            println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
-            println!(
-                "default severity: {}; fix: {}\n",
-                rule.severity.as_str(),
-                if rule.fixable {
-                    "unsafe (--fix --unsafe-fixes)"
-                } else {
-                    "none"
-                }
-            );
-            print!("{}", rule.doc);
-        }
-        crate::Format::Json => {
-            println!("{}", serde_json::to_string_pretty(rule).unwrap_or_default())
-        }
+    if json {
+        print_json(&rule);
+        return Ok(0);
     }
-    0
+    println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
+    let fix = ["none", "unsafe (--fix --unsafe-fixes)"][usize::from(rule.fixable)];
+    println!("default severity: {}; fix: {fix}\n", rule.severity.as_str());
+    print!("{}", rule.doc);
+    Ok(0)
 }

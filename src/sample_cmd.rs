@@ -1,60 +1,62 @@
 //! `tdspec sample RUNDIR|CHECKPOINT --n 64 --sampler ancestral|ddim --steps K -o grid.png`:
-//! generates digits from a trained denoiser and writes them as a PNG grid.
+//! a trained denoiser in; generated digits out as a PNG grid.
 
-use crate::run_dir;
-use std::path::Path;
+use crate::report::{fail, OrExit};
+use clap::Args;
+use std::path::PathBuf;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::plot::save_grid;
+use tdspec_runtime::run::TrainedRun;
 use tdspec_runtime::sample::{sample, Sampler};
 use tdspec_runtime::train::NoiseSchedule;
 
-pub fn run(path: &Path, n: usize, sampler: Sampler, steps: usize, out: &Path, seed: u64) -> u8 {
-    let run = match run_dir::open(path) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let Some(Task::Denoise { schedule, .. }) = &run.model.task else {
-        eprintln!(
-            "error: model `{}` is not a denoiser; `sample` needs `task denoise(...)`",
-            run.model.name
-        );
-        return 2;
-    };
-    if n == 0 {
-        eprintln!("error: --n must be at least 1");
-        return 2;
-    }
-    let sched = NoiseSchedule::new(schedule);
+#[derive(Args)]
+pub struct SampleArgs {
+    /// A run directory (or its checkpoint file)
+    run: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, default_value = "ddim", value_parser = ["ancestral", "ddim"])]
+    sampler: String,
+    /// Denoising steps (evenly spaced over the schedule)
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(short = 'o', long, default_value = "samples.png")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(a: &SampleArgs) -> Result<u8, u8> {
+    let run = TrainedRun::open(&a.run).or_exit()?;
     let m = &run.model;
-    let imgs = match sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
+    let Some(Task::Denoise { schedule, .. }) = &m.task else {
+        let name = &m.name;
+        return Err(fail(format!(
+            "model `{name}` is not a denoiser; `sample` needs `task denoise(...)`"
+        )));
+    };
+    if a.n == 0 {
+        return Err(fail("--n must be at least 1"));
+    }
+    let ancestral = a.sampler == "ancestral";
+    let sampler = if ancestral {
+        Sampler::Ancestral
+    } else {
+        Sampler::Ddim
+    };
+    let (n, steps, seed, sched) = (a.n, a.steps, a.seed, NoiseSchedule::new(schedule));
+    let imgs = sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
         if i % 10 == 0 || i == k {
             eprint!("\rsampling step {i}/{k}");
         }
-    }) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("\nerror: sampling failed: {e}");
-            return 2;
-        }
-    };
+    });
     eprintln!();
+    let imgs = imgs.map_err(|e| fail(format!("sampling failed: {e}")))?;
+    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let cols = (n as f64).sqrt().ceil() as usize;
-    if let Err(e) = save_grid(
-        out,
-        &imgs,
-        n,
-        m.input.channels,
-        m.input.height,
-        m.input.width,
-        cols,
-    ) {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    eprintln!(
-        "wrote {} ({n} samples, {:?}, {steps} steps, seed {seed})",
-        out.display(),
-        sampler
-    );
-    0
+    save_grid(&a.out, &imgs, n, c, h, w, cols).or_exit()?;
+    let out = a.out.display();
+    eprintln!("wrote {out} ({n} samples, {sampler:?}, {steps} steps, seed {seed})");
+    Ok(0)
 }

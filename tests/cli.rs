@@ -2,22 +2,10 @@
 //! and on every file of the error corpus (exit code 1, the expected code, a primary span that
 //! covers the offending text, and a snapshot of the rendered diagnostics).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::tdspec;
 
-fn tdspec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tdspec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tdspec");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::{Path, PathBuf};
 
 fn files(dir: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);

@@ -1,21 +1,8 @@
 //! `tdspec compile`: the graph lowers and runs for every reference spec, the summary's figures
 //! are snapshotted, and what the runtime cannot run is a diagnostic before any allocation.
 
-use std::process::Command;
-
-fn tdspec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tdspec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tdspec");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::tdspec;
 
 #[test]
 fn compile_summaries() {

@@ -2,21 +2,8 @@
 //! binary built without the `cuda` feature is a usage error (exit 2) that says how to get one;
 //! the hidden `gpu-parity` and `gpu-bench` diagnostics run against the CPU.
 
-use std::process::Command;
-
-fn tdspec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tdspec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tdspec");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::tdspec;
 
 #[test]
 fn device_cpu_is_the_default() {

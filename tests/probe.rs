@@ -1,6 +1,6 @@
 //! The dynamic probe against the static verdict: on every reference spec, the measured time
 //! sensitivity at every normalization agrees with the lint's prediction (tolerances in
-//! src/probe_cmd.rs), and the key cases land where the analysis says.
+//! runtime/src/probe.rs), and the key cases land where the analysis says.
 
 use std::process::Command;
 

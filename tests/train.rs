@@ -3,23 +3,11 @@
 //! diverging run stops with a clear message and keeps its last good checkpoint; sampling is
 //! deterministic under a seed; eval reads runs back.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use tdspec_runtime::params::read_safetensors;
+mod common;
+use common::tdspec;
 
-fn tdspec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tdspec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tdspec");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::{Path, PathBuf};
+use tdspec_runtime::params::read_safetensors;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tdspec-train-{}-{name}", std::process::id()));

@@ -791,6 +791,30 @@ pub fn positional_pattern(c: usize, h: usize, w: usize, height: usize, width: us
     py + px
 }
 
+/// Variants of a checked model made on the IR rather than on spec text: what an experiment
+/// plan or `tdspec eval --solver` changes in a model that sema already accepted.
+impl ModelIr {
+    /// Replaces the solver of every ODE block (nested ones included) with `solver`; returns how
+    /// many blocks changed. Shapes and parameters do not depend on the solver, so the model
+    /// stays valid.
+    pub fn replace_solvers(&mut self, solver: Solver) -> usize {
+        fn visit(g: &mut Graph, solver: Solver) -> usize {
+            let mut n = 0;
+            for node in &mut g.nodes {
+                if let Op::Ode {
+                    solver: s, func, ..
+                } = &mut node.op
+                {
+                    *s = solver;
+                    n += 1 + visit(&mut func.graph, solver);
+                }
+            }
+            n
+        }
+        visit(&mut self.graph, solver)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::positional_pattern;

@@ -158,6 +158,18 @@ pub fn load(src: Option<&DataSource>) -> Result<Split, RuntimeError> {
     }
 }
 
+/// The data set a `--data` argument names (the embedded digits when absent), cut to its
+/// first `limit` training samples (and `max(limit, 100)` test samples) when given.
+pub fn load_arg(arg: Option<&str>, limit: Option<usize>) -> Result<Split, RuntimeError> {
+    let src = arg.map(parse_data_arg).transpose()?;
+    let mut split = load(src.as_ref())?;
+    if let Some(k) = limit {
+        split.train = split.train.take(k);
+        split.test = split.test.take(k.max(100));
+    }
+    Ok(split)
+}
+
 /// Gathers the images and labels at `idx` (in that order) into one contiguous batch:
 /// `idx.len() x C x H x W` pixels and `idx.len()` labels.
 ///

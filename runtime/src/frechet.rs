@@ -2,53 +2,164 @@
 //! classifier that tdspec trains itself on the same data. This is NOT the Inception FID of the
 //! literature: the features come from a 64-unit layer of a small CNN trained for a few epochs
 //! on the run's own training digits, so values compare only between runs measured the same way.
+//! The feature network is an ordinary spec per data set (`runtime/specs/frechet_*.tds`).
 //!
-//! In: a data split (to train the feature network, or a cached one) and two image sets. Out:
+//! In: a data split (to train the feature network, or a cached one) and two image sets; or,
+//! for [`evaluate`], a trained denoiser to generate the images from. Out:
 //! `|μ₁ − μ₂|² + Tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½)`.
 
 use crate::data::Split;
 use crate::exec::{Exec, Value};
 use crate::ops::Kernels;
 use crate::params::{read_safetensors, Params};
-use crate::train::Trainer;
+use crate::run::{RunObserver, TrainedRun};
+use crate::sample::{sample, Sampler};
+use crate::train::{NoiseSchedule, Trainer};
 use crate::RuntimeError;
 use dfdx::tensor::NoneTape;
 use std::path::Path;
-use tdspec_compiler::ir::ModelIr;
+use tdspec_compiler::ir::{ModelIr, Task};
 use tdspec_compiler::sema::check_source;
 
-/// The feature network: its `feat` layer (64 units after ReLU) gives the features.
-pub const FEATURE_NET: &str = "
-model frechet_features {
-    input x: image[CH, HH, WW]
-    time  t: continuous, shared
-    h = x | conv3(16, stride = 2) | relu | conv3(32, stride = 2) | relu | flatten
-          | linear(64) | relu as feat
-    return h | linear(CLASSES)
-    task  classify(classes = CLASSES)
-    train(optimizer = adam(lr = 2e-3), batch = 64)
-}";
+/// The feature network for MNIST-format digits, 1 x 28 x 28.
+pub const FEATURE_NET_MNIST: &str = include_str!("../specs/frechet_mnist.tds");
+/// The feature network for CIFAR-10 images, 3 x 32 x 32.
+pub const FEATURE_NET_CIFAR10: &str = include_str!("../specs/frechet_cifar10.tds");
 
-/// The feature network's spec for images of `c x h x w` and `classes` labels.
+/// The feature network for images of `c x h x w` with `classes` labels.
 pub fn feature_model(
     c: usize,
     h: usize,
     w: usize,
     classes: usize,
 ) -> Result<ModelIr, RuntimeError> {
-    let src = FEATURE_NET
-        .replace("CH", &c.to_string())
-        .replace("HH", &h.to_string())
-        .replace("WW", &w.to_string())
-        .replace("CLASSES", &classes.max(2).to_string());
-    check_source(&src)
+    let src = match (c, h, w) {
+        (1, 28, 28) => FEATURE_NET_MNIST,
+        (3, 32, 32) => FEATURE_NET_CIFAR10,
+        _ => {
+            return Err(RuntimeError::Unsupported(format!(
+                "no Fréchet feature network for {c} x {h} x {w} images (there are ones for \
+                 1 x 28 x 28 and 3 x 32 x 32)"
+            )))
+        }
+    };
+    let m = check_source(src)
         .map_err(|d| {
             RuntimeError::Internal(format!(
                 "feature network: {:?}",
                 d.first().map(|d| &d.message)
             ))
-        })
-        .map(|mut v| v.remove(0))
+        })?
+        .remove(0);
+    match m.task {
+        Some(Task::Classify { classes: k }) if k == classes.max(2) => Ok(m),
+        _ => Err(RuntimeError::Unsupported(format!(
+            "the Fréchet feature network classifies 10 classes; the data have {classes}"
+        ))),
+    }
+}
+
+/// The Fréchet distances of a trained denoiser.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct FrechetReport {
+    /// Generated images against real test images.
+    pub generated_vs_test: f64,
+    /// Real training images against real test images: the floor.
+    pub train_vs_test: f64,
+    /// Test accuracy of the feature network.
+    pub feature_net_accuracy: f64,
+    /// Images asked for (each set has at most as many as the test and train splits).
+    pub samples: usize,
+    /// DDIM steps per generated image.
+    pub ddim_steps: usize,
+}
+
+impl std::fmt::Display for FrechetReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Fréchet distance (tdspec's own {:.3}-accurate digit classifier features, NOT Inception FID): \
+             {:.3} generated vs test; {:.3} real train vs test ({} images each, DDIM {} steps)",
+            self.feature_net_accuracy, self.generated_vs_test, self.train_vs_test, self.samples,
+            self.ddim_steps
+        )
+    }
+}
+
+/// [`evaluate`] for a trained run, the feature network cached in the run's directory.
+pub fn evaluate_run(
+    run: &TrainedRun,
+    split: &Split,
+    sched: &NoiseSchedule,
+    samples: usize,
+    ddim_steps: usize,
+    obs: &mut dyn RunObserver,
+) -> Result<FrechetReport, RuntimeError> {
+    let cache = run.dir.join("frechet_features.safetensors");
+    let (m, p) = (&run.model, &run.params);
+    evaluate(m, p, split, sched, samples, ddim_steps, Some(&cache), obs)
+}
+
+/// Fréchet distance of `samples` digits generated by the denoiser `m` (DDIM, `ddim_steps`
+/// steps, seed 99) to as many real test digits and, as the floor, of real train digits to real
+/// test digits, in the features of the network for the data (trained for 2 epochs, or read
+/// from `cache` and written there after training).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate<D: Kernels>(
+    m: &ModelIr,
+    params: &Params<D>,
+    split: &Split,
+    sched: &NoiseSchedule,
+    samples: usize,
+    ddim_steps: usize,
+    cache: Option<&Path>,
+    obs: &mut dyn RunObserver,
+) -> Result<FrechetReport, RuntimeError> {
+    let fm = feature_model(
+        m.input.channels,
+        m.input.height,
+        m.input.width,
+        split.train.classes,
+    )?;
+    let cached = cache.is_some_and(Path::exists);
+    obs.note(&format!(
+        "frechet: feature network ({})",
+        if cached {
+            "cached"
+        } else {
+            "training 2 epochs"
+        }
+    ));
+    let steps = 2 * (split.train.n / 64).max(1);
+    let (fp, acc) = feature_net(&fm, split, &params.dev, steps, cache)?;
+    let n = samples.min(split.test.n).min(split.train.n);
+    let gen = sample(
+        m,
+        params,
+        sched,
+        n,
+        ddim_steps,
+        Sampler::Ddim,
+        99,
+        |i, k| {
+            if i % 5 == 0 || i == k {
+                obs.progress("frechet: sampling", i, k);
+            }
+        },
+    )?;
+    let idx: Vec<usize> = (0..n).collect();
+    let (real_test, _) = crate::data::batch(&split.test, &idx);
+    let (real_train, _) = crate::data::batch(&split.train, &idx);
+    let fg = features(&fm, &fp, &gen, n)?;
+    let ft = features(&fm, &fp, &real_test, n)?;
+    let fr = features(&fm, &fp, &real_train, n)?;
+    Ok(FrechetReport {
+        generated_vs_test: frechet_distance(&fg, &ft),
+        train_vs_test: frechet_distance(&fr, &ft),
+        feature_net_accuracy: acc,
+        samples,
+        ddim_steps,
+    })
 }
 
 /// Trains the feature network (or loads it from `cache`, writing it there after training).
@@ -249,6 +360,18 @@ pub fn frechet_distance(x: &[Vec<f64>], y: &[Vec<f64>]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feature_network_per_data_set() {
+        for (c, h, w) in [(1, 28, 28), (3, 32, 32)] {
+            let m = feature_model(c, h, w, 10).expect("feature network");
+            let i = &m.input;
+            assert_eq!((i.channels, i.height, i.width), (c, h, w));
+            assert!(m.graph.nodes.iter().any(|n| n.name == "feat"));
+        }
+        assert!(feature_model(1, 32, 32, 10).is_err());
+        assert!(feature_model(1, 28, 28, 7).is_err());
+    }
 
     #[test]
     fn jacobi_diagonalizes() {

@@ -2,18 +2,31 @@
 //! (`usize`) dimensions. [`ops`] holds the tensor ops layer (own layers and fast CPU kernels,
 //! each recorded on dfdx's autograd tape); [`params`] the named parameters, their
 //! initialization and checkpoint I/O; [`exec`] the graph executor and ODE solvers;
-//! [`lower`] the checks that run before any allocation.
+//! [`lower`] the checks that run before any allocation; [`train`] the training step and
+//! evaluation, [`checkpoint`] the one checkpoint format, [`run`] run directories and the
+//! training driver (with an observer for progress), [`lab`] the demo and experiment plans,
+//! [`probe`] the dynamic probe and its agreement rule, [`parity`] and [`bench`] the
+//! CPU-vs-device comparison and the yardstick workloads, [`survival`] the per-origin survival
+//! probe, [`spec`] spec files on disk, [`summary`] what `check` and `compile` report.
 
+pub mod bench;
+pub mod checkpoint;
 pub mod data;
+pub mod device;
 pub mod exec;
 pub mod frechet;
+pub mod lab;
 pub mod lower;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod parity;
 pub mod plot;
 pub mod probe;
+pub mod run;
 pub mod sample;
+pub mod spec;
+pub mod summary;
 pub mod survival;
 pub mod train;
 
@@ -39,4 +52,7 @@ pub enum RuntimeError {
     Data(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error about one file, prefixed with its path.
+    #[error("{0}: {1}")]
+    InFile(String, Box<RuntimeError>),
 }

@@ -1,11 +1,17 @@
 //! Lowering checks: a checked [`ModelIr`] and a batch size in; either a go-ahead with the
 //! estimated memory, or a diagnostic (E3xx) with the span of what the runtime cannot run, found
 //! before anything is allocated. Also the cost model behind `tdspec compile --summary`:
-//! multiply-accumulates per forward and per ODE function evaluation, activation memory.
+//! multiply-accumulates per forward and per ODE function evaluation, activation memory; and
+//! [`run_once`], which builds the parameters on a device and runs the graph to prove it executes.
 
+use crate::exec::{Exec, Value};
+use crate::ops::Kernels;
+use crate::params::Params;
+use crate::RuntimeError;
+use dfdx::tensor::NoneTape;
 use tdspec_compiler::ast::Span;
 use tdspec_compiler::diagnostics::Diagnostic;
-use tdspec_compiler::ir::{Graph, ModelIr, Op, Shape, TimeChannel};
+use tdspec_compiler::ir::{Graph, ModelIr, Op, ParamInfo, Shape, TimeChannel};
 
 /// Memory the runtime will not plan past (bytes), unless the caller raises it.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 16 << 30;
@@ -142,4 +148,17 @@ pub fn check(m: &ModelIr, batch: usize, memory_limit: u64) -> Result<Cost, Vec<D
     } else {
         Err(diags)
     }
+}
+
+/// Initializes the parameters of `m` on `dev` and runs the graph once on a zero batch of 1:
+/// proves it lowers and executes there. Returns the parameter descriptions and the solver's
+/// function evaluations.
+pub fn run_once<D: Kernels>(m: &ModelIr, dev: &D) -> Result<(Vec<ParamInfo>, usize), RuntimeError> {
+    let params = Params::init(m, dev, 0);
+    let x = dev.zeros_like(&(1usize, m.input.channels, m.input.height, m.input.width));
+    let mut ex = Exec::new(&params, false);
+    ex.run(&m.graph, Value::Image(x), &[0.0], NoneTape)?;
+    let nfe = ex.nfe;
+    drop(ex);
+    Ok((params.list.into_iter().map(|p| p.info).collect(), nfe))
 }

@@ -14,13 +14,19 @@
 //! the leak. Norms run with batch statistics (BatchNorm's training mode, where cancellation
 //! happens); dropout is off. For ODE models the probe evaluates the ODE function at the same
 //! state and two times, which isolates the function's time dependence.
+//!
+//! [`compare`] puts each measurement beside the lint's static verdict and decides, with the
+//! tolerances below, whether they agree.
 
 use crate::exec::{Exec, Observer, Value};
 use crate::ops::Kernels;
-use crate::params::Params;
+use crate::params::{normal, Params};
 use crate::RuntimeError;
 use dfdx::tensor::NoneTape;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
+use tdspec_compiler::analysis::{analyze, NormVerdict};
 use tdspec_compiler::ir::{Graph, ModelIr, Node, NormKind, Op, Sharing, TimeKind};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -343,4 +349,140 @@ pub fn probe<D: Kernels>(
         out.extend(probe_graph(&func.graph, params, h0, &ta, &tb)?);
     }
     Ok(out)
+}
+
+/// Batch statistics need two samples: the probe (and parity) batch must have at least two.
+pub fn check_batch(batch: usize) -> Result<(), String> {
+    if batch < 2 {
+        return Err("--batch must be at least 2 (batch statistics need two samples)".into());
+    }
+    Ok(())
+}
+
+/// Probes `m` on a seeded standard-normal batch of `batch` inputs.
+pub fn probe_seeded<D: Kernels>(
+    m: &ModelIr,
+    params: &Params<D>,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<NormProbe>, RuntimeError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = batch * m.input.channels * m.input.height * m.input.width;
+    let x: Vec<f32> = (0..n).map(|_| normal(&mut rng) as f32).collect();
+    probe(m, params, x, batch)
+}
+
+/// Tolerance on the surviving fraction for a partial attenuation.
+pub const PARTIAL_TOLERANCE: f64 = 0.2;
+/// Largest measured interior fraction that still counts as complete cancellation.
+pub const COMPLETE_TOLERANCE: f64 = 0.02;
+/// Smallest measured fraction that counts as surviving when the lint says nothing removes it.
+pub const ALIVE_THRESHOLD: f64 = 0.25;
+/// Largest interior variation of the entering signal that still counts as "a per-channel
+/// constant up to the border leak" (the rest is upstream leak spread by nonlinearities).
+pub const LEAK_TOLERANCE: f64 = 0.1;
+
+/// Whether a measurement agrees with the static verdict, and a word on why.
+pub fn agree(p: &NormProbe, v: Option<&NormVerdict>) -> (bool, String) {
+    let predicted = v.and_then(|v| v.survival);
+    match (p.fraction, predicted) {
+        (None, None) => (true, "time does not reach it".into()),
+        (Some(f), None) => (
+            f < COMPLETE_TOLERANCE,
+            "the lint predicts no time signal here".into(),
+        ),
+        (None, Some(s)) => (s < COMPLETE_TOLERANCE, "no time signal measured".into()),
+        (Some(f), Some(s)) => {
+            let complete = v.is_some_and(|v| v.complete) && s < COMPLETE_TOLERANCE;
+            let leak = v.is_some_and(|v| v.border_leak);
+            if complete && leak {
+                // All that may survive is the border leak: the signal entering must be a
+                // per-channel constant away from the border ring.
+                match p.interior_variation {
+                    Some(iv) => (
+                        iv < LEAK_TOLERANCE,
+                        format!(
+                            "complete up to the border leak; {f:.2} survives through the border"
+                        ),
+                    ),
+                    None => (
+                        true,
+                        "complete up to the border leak; no interior to check at this size".into(),
+                    ),
+                }
+            } else if complete {
+                (f < COMPLETE_TOLERANCE, "complete cancellation".into())
+            } else if s >= 0.999 {
+                (f >= ALIVE_THRESHOLD, "survives".into())
+            } else {
+                (
+                    (f - s).abs() <= PARTIAL_TOLERANCE,
+                    format!("attenuated to {s:.2}"),
+                )
+            }
+        }
+    }
+}
+
+/// One normalization's measurement beside the lint's verdict on it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    pub agree: bool,
+    /// Whether the lint predicts a complete cancellation (`None`: the lint has no verdict).
+    pub complete: Option<bool>,
+    /// The lint's predicted surviving fraction.
+    pub predicted: Option<f64>,
+    pub probe: NormProbe,
+    pub why: String,
+}
+
+/// Puts each probe of `m` beside the lint's verdict on the same normalization.
+pub fn compare(m: &ModelIr, probes: Vec<NormProbe>) -> Vec<Comparison> {
+    let analysis = analyze(m);
+    probes
+        .into_iter()
+        .map(|p| {
+            let v = analysis.norms.iter().find(|v| v.node == p.node);
+            let (agree, why) = agree(&p, v);
+            Comparison {
+                agree,
+                complete: v.map(|v| v.complete),
+                predicted: v.and_then(|v| v.survival),
+                probe: p,
+                why,
+            }
+        })
+        .collect()
+}
+
+/// The table of `tdspec probe`: one line per normalization, measured beside predicted.
+pub fn table(rows: &[Comparison]) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    let w = rows
+        .iter()
+        .map(|r| r.probe.node.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "  {:w$}  {:10}  {:>3}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  verdict\n",
+        "norm", "kind", "m", "Δin", "Δout", "measured", "interior", "predicted"
+    );
+    for r in rows {
+        let p = &r.probe;
+        s += &format!(
+            "  {:w$}  {:10}  {:>3}  {:>8.4}  {:>8.4}  {:>8}  {:>8}  {:>9}  {} ({})\n",
+            p.node,
+            p.kind,
+            p.channels_per_unit,
+            p.input_change,
+            p.output_change,
+            opt(p.fraction),
+            opt(p.interior_variation),
+            opt(r.predicted),
+            if r.agree { "agree" } else { "DISAGREE" },
+            r.why
+        );
+    }
+    s
 }

@@ -3,6 +3,8 @@
 //! the loop: `classify` (cross-entropy; neural-ODE classifiers backpropagate through the
 //! solver) or `denoise` (DDPM epsilon prediction with per-sample integer timesteps).
 //!
+//! Checkpoints of a [`Trainer`] are [`crate::checkpoint`]'s business.
+//!
 //! Determinism: every random choice is derived from `(seed, step)` — the data order from
 //! `(seed, epoch)`, timesteps, noise and dropout from `(seed, step)` — so the "RNG state" a
 //! checkpoint needs is the step, and N steps straight give the same weights as N/2, resume,
@@ -12,7 +14,7 @@ use crate::data::Split;
 use crate::exec::{Exec, Value};
 use crate::ops::Kernels;
 use crate::optim::{clip_grad_norm, lr_at, Ema, Optim};
-use crate::params::{normal, read_safetensors, Params};
+use crate::params::{normal, Params};
 use crate::RuntimeError;
 use dfdx::losses::{cross_entropy_with_logits_loss, mse_loss};
 use dfdx::tensor::{NoneTape, OwnedTape, PutTape, Tensor};
@@ -20,8 +22,6 @@ use dfdx::tensor_ops::Backward;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
-use std::path::Path;
 use tdspec_compiler::ir::{ModelIr, Schedule as IrSchedule, Task};
 
 /// The DDPM noise schedule: betas and cumulative alpha products.
@@ -96,6 +96,26 @@ pub struct EvalReport {
     pub samples: usize,
     /// Mean ODE function evaluations per forward pass.
     pub nfe: Option<f64>,
+}
+
+impl std::fmt::Display for EvalReport {
+    /// The figures of `tdspec eval`, one per line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(a) = self.accuracy {
+            writeln!(f, "  test accuracy: {a:.4}")?;
+            if let Some(n) = self.nfe {
+                writeln!(f, "  ODE function evaluations per forward: {n:.1}")?;
+            }
+        }
+        if let Some(e) = self.eps_mse {
+            writeln!(f, "  test eps-MSE: {e:.5}")?;
+            let names = ["q1 (low noise)", "q2", "q3", "q4 (high noise)"];
+            for (n, v) in names.iter().zip(&self.eps_mse_buckets) {
+                writeln!(f, "    {n:>15}: {v:.5}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A model in training: parameters, optimizer, EMA and the step counter.
@@ -373,110 +393,6 @@ impl<'a, D: Kernels> Trainer<'a, D> {
     pub fn evaluate(&self, data: &Split, limit: usize) -> Result<EvalReport, RuntimeError> {
         let params = self.eval_params();
         evaluate(self.model, &params, self.schedule.as_ref(), data, limit)
-    }
-
-    /// Checkpoint tensors beyond the parameters: optimizer moments and EMA.
-    fn extra_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let mut out = Vec::new();
-        for (i, p) in self.params.list.iter().enumerate() {
-            let n = p.info.numel();
-            out.push((
-                format!("__optim.m.{}", p.info.name),
-                vec![n],
-                self.optim.m[i].clone(),
-            ));
-            if let Some(v) = self.optim.v.get(i) {
-                out.push((format!("__optim.v.{}", p.info.name), vec![n], v.clone()));
-            }
-            if let Some(e) = &self.ema {
-                out.push((
-                    format!("__ema.{}", p.info.name),
-                    vec![n],
-                    e.shadow[i].clone(),
-                ));
-            }
-        }
-        out
-    }
-
-    /// Writes a resumable checkpoint atomically.
-    pub fn save(&self, path: &Path) -> Result<(), RuntimeError> {
-        let mut meta = HashMap::new();
-        meta.insert("format".into(), "tdspec-checkpoint-1".into());
-        meta.insert("model".into(), self.model.name.clone());
-        meta.insert("step".into(), self.step.to_string());
-        meta.insert("seed".into(), self.seed.to_string());
-        meta.insert("optim_t".into(), self.optim.t.to_string());
-        meta.insert("batch".into(), self.batch.to_string());
-        self.params.save(path, &self.extra_tensors(), meta)
-    }
-
-    /// Restores parameters, optimizer, EMA and step from a checkpoint written by [`save`].
-    /// Everything is validated before anything changes.
-    pub fn resume(&mut self, path: &Path) -> Result<(), RuntimeError> {
-        let loaded = read_safetensors(path)?;
-        let meta = &loaded.meta;
-        if meta.get("format").map(String::as_str) != Some("tdspec-checkpoint-1") {
-            return Err(RuntimeError::Checkpoint(format!(
-                "{} is not a tdspec training checkpoint",
-                path.display()
-            )));
-        }
-        if meta.get("model") != Some(&self.model.name) {
-            return Err(RuntimeError::Checkpoint(format!(
-                "{} belongs to model `{}`, not `{}`",
-                path.display(),
-                meta.get("model").cloned().unwrap_or_default(),
-                self.model.name
-            )));
-        }
-        let num = |k: &str| -> Result<u64, RuntimeError> {
-            meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                RuntimeError::Checkpoint(format!(
-                    "{}: metadata `{k}` is missing or not a number",
-                    path.display()
-                ))
-            })
-        };
-        let (step, seed, optim_t, batch) =
-            (num("step")?, num("seed")?, num("optim_t")?, num("batch")?);
-        let get = |name: &str, n: usize| -> Result<Vec<f32>, RuntimeError> {
-            match loaded.tensors.get(name) {
-                Some((_, d)) if d.len() == n => Ok(d.clone()),
-                Some(_) => Err(RuntimeError::Checkpoint(format!(
-                    "tensor `{name}` has the wrong size"
-                ))),
-                None => Err(RuntimeError::Checkpoint(format!(
-                    "tensor `{name}` is missing"
-                ))),
-            }
-        };
-        let mut m = Vec::new();
-        let mut v = Vec::new();
-        let mut e = Vec::new();
-        for p in &self.params.list {
-            let n = p.info.numel();
-            m.push(get(&format!("__optim.m.{}", p.info.name), n)?);
-            if !self.optim.v.is_empty() {
-                v.push(get(&format!("__optim.v.{}", p.info.name), n)?);
-            }
-            if self.ema.is_some() {
-                e.push(get(&format!("__ema.{}", p.info.name), n)?);
-            }
-        }
-        let mut params = self.params.clone();
-        params.load_named(&loaded.tensors)?;
-        self.params = params;
-        self.optim.m = m;
-        self.optim.v = v;
-        self.optim.t = optim_t;
-        if let Some(ema) = &mut self.ema {
-            ema.shadow = e;
-        }
-        self.step = step as usize;
-        self.seed = seed;
-        self.batch = batch as usize;
-        Ok(())
     }
 }
 

@@ -1,0 +1,90 @@
+//! The lab's shared measurements: a spec's lint verdict, the probe batch of test digits and
+//! the probe of a trained network on it, and the mean and spread over seeds.
+
+use crate::data::Split;
+use crate::params::normal;
+use crate::probe::{probe, NormProbe};
+use crate::run::TrainedRun;
+use crate::RuntimeError;
+use rand::SeedableRng;
+use tdspec_compiler::diagnostics::Diagnostic;
+use tdspec_compiler::ir::{ModelIr, Task};
+use tdspec_compiler::lint::{lint_source, LintOptions};
+
+/// The lint's verdict on a spec: its finding codes and the predicted survival per norm.
+pub(super) struct Verdict {
+    /// Distinct codes, sorted.
+    pub codes: Vec<String>,
+    /// (norm node, predicted surviving fraction).
+    pub norms: Vec<(String, Option<f64>)>,
+    /// The smallest predicted fraction (1 when nothing is removed).
+    pub worst: f64,
+}
+
+/// Lints `text`; `Ok(None)` when it defines no model.
+pub(super) fn lint_verdict(text: &str) -> Result<Option<Verdict>, Vec<Diagnostic>> {
+    let reports = lint_source(text, &LintOptions::default())?;
+    let Some(rep) = reports.first() else {
+        return Ok(None);
+    };
+    let mut codes: Vec<String> = rep.diagnostics.iter().map(|d| d.code.clone()).collect();
+    codes.sort();
+    codes.dedup();
+    let norms: Vec<(String, Option<f64>)> = rep
+        .analysis
+        .norms
+        .iter()
+        .map(|n| (n.node.clone(), n.survival))
+        .collect();
+    let worst = norms.iter().filter_map(|p| p.1).fold(1.0f64, f64::min);
+    Ok(Some(Verdict {
+        codes,
+        norms,
+        worst,
+    }))
+}
+
+/// Samples in the probe batch of a trained network.
+pub(super) const PROBE_BATCH: usize = 16;
+
+/// The first test digits on the model's [-1, 1] scale; for denoisers noised to a middle level
+/// (`0.7·x0 + 0.7·eps`) with noise from `seed`.
+pub(super) fn probe_input(m: &ModelIr, split: &Split, seed: u64) -> Vec<f32> {
+    let idx: Vec<usize> = (0..PROBE_BATCH).collect();
+    let (mut x, _) = crate::data::batch(&split.test, &idx);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xBEEF);
+    let denoise = matches!(m.task, Some(Task::Denoise { .. }));
+    for v in x.iter_mut() {
+        *v = if denoise {
+            0.7 * (*v * 2.0 - 1.0) + 0.7 * normal(&mut rng) as f32
+        } else {
+            *v * 2.0 - 1.0
+        };
+    }
+    x
+}
+
+/// Probes a trained network on [`probe_input`].
+pub(super) fn probe_trained(
+    run: &TrainedRun,
+    split: &Split,
+    seed: u64,
+) -> Result<Vec<NormProbe>, RuntimeError> {
+    let x = probe_input(&run.model, split, seed);
+    probe(&run.model, &run.params, x, PROBE_BATCH)
+}
+
+/// Mean and sample standard deviation of the finite values (NaN, NaN when there are none).
+pub(super) fn mean_std(v: &[f64]) -> (f64, f64) {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let s = if v.len() > 1 {
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    (m, s)
+}

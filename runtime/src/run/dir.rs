@@ -1,0 +1,231 @@
+//! The run directory: its layout (`spec.tds`, `command.txt`, `run.json`, `metrics.jsonl`,
+//! `checkpoint.safetensors`, `loss.png` / `accuracy.png` / `eval.png`), creating one for a new
+//! run, its metrics as typed JSON lines, its curves, and opening a finished run for
+//! evaluation (the model, its trained weights and its data).
+
+use super::error::RunError;
+use crate::checkpoint;
+use crate::data::{self, Split};
+use crate::params::Params;
+use crate::plot;
+use crate::spec;
+use dfdx::tensor::Cpu;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tdspec_compiler::ir::ModelIr;
+
+/// A run directory and the names of what it holds.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+/// `run.json`: what a run needs to be continued or read back. Runs written by the emitted
+/// PyTorch `train.py` have more keys and lack `source`, so reading is lenient.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// The `--data` argument (the embedded digits when absent).
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub limit_train: Option<usize>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The data set's description.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub steps_per_epoch: Option<usize>,
+    #[serde(default)]
+    pub target_steps: Option<usize>,
+}
+
+/// One line of `metrics.jsonl`: a training step, and the evaluation after it when there was one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Metric {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_accuracy: Option<f64>,
+    #[serde(default)]
+    pub epoch: usize,
+    /// Test eps-MSE (denoisers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_loss_buckets: Option<Vec<f64>>,
+    #[serde(default)]
+    pub grad_norm: f64,
+    #[serde(default)]
+    pub loss: f64,
+    #[serde(default)]
+    pub lr: f64,
+    #[serde(default)]
+    pub nfe: usize,
+    #[serde(default)]
+    pub step: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// Seconds since this session of the run started.
+    #[serde(default)]
+    pub wall: f64,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.path.join("spec.tds")
+    }
+    pub fn info_path(&self) -> PathBuf {
+        self.path.join("run.json")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.path.join("metrics.jsonl")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoint.safetensors")
+    }
+
+    /// Whether a run was already started here.
+    pub fn holds_run(&self) -> bool {
+        self.checkpoint().exists() || self.metrics().exists()
+    }
+
+    /// Reads `run.json`.
+    pub fn read_info(&self) -> Result<RunInfo, RunError> {
+        let p = self.info_path();
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| RunError::failed(format!("cannot read {}: {e}", p.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| RunError::failed(format!("{} is corrupt: {e}", p.display())))
+    }
+
+    /// Creates the directory of a new run with the spec as trained, the command line and
+    /// `run.json`.
+    pub fn create(&self, spec_text: &str, command: &str, info: &RunInfo) -> Result<(), RunError> {
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| RunError::failed(format!("cannot create {}: {e}", self.path.display())))?;
+        std::fs::write(self.spec(), spec_text)
+            .map_err(|e| RunError::failed(format!("cannot write the run's spec: {e}")))?;
+        std::fs::write(self.path.join("command.txt"), format!("{command}\n"))
+            .map_err(RunError::failed)?;
+        let json = serde_json::to_string_pretty(info).unwrap_or_default();
+        std::fs::write(self.info_path(), json).map_err(RunError::failed)
+    }
+
+    /// Opens `metrics.jsonl` for appending.
+    pub fn metrics_writer(&self) -> Result<MetricsWriter, RunError> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.metrics())
+            .map(MetricsWriter)
+            .map_err(|e| RunError::failed(format!("cannot open metrics: {e}")))
+    }
+
+    /// Every record of `metrics.jsonl` that parses.
+    pub fn read_metrics(&self) -> Vec<Metric> {
+        std::fs::read_to_string(self.metrics())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Loss and accuracy / eps-MSE curves of the whole run from its metrics, as PNG files.
+    /// Plots are a convenience: a failure to draw one is not an error of the run.
+    pub fn write_curves(&self, name: &str) {
+        let metrics = self.read_metrics();
+        let series = |f: fn(&Metric) -> Option<f64>| -> Vec<(f64, f64)> {
+            metrics
+                .iter()
+                .filter_map(|m| f(m).map(|v| (m.step as f64, v)))
+                .collect()
+        };
+        let loss = series(|m| Some(m.loss));
+        let acc = series(|m| m.test_accuracy);
+        let ev = series(|m| m.eval_loss);
+        let _ = plot::save_curves(
+            &self.path.join("loss.png"),
+            &format!("{name} training loss"),
+            &[("loss", &loss)],
+        );
+        if !acc.is_empty() {
+            let _ = plot::save_curves(
+                &self.path.join("accuracy.png"),
+                &format!("{name} test accuracy"),
+                &[("accuracy", &acc)],
+            );
+        }
+        if !ev.is_empty() {
+            let _ = plot::save_curves(
+                &self.path.join("eval.png"),
+                &format!("{name} test eps-MSE"),
+                &[("eps-MSE", &ev)],
+            );
+        }
+    }
+}
+
+/// Appends [`Metric`] records to `metrics.jsonl`, one JSON object per line.
+pub struct MetricsWriter(std::fs::File);
+
+impl MetricsWriter {
+    /// Appends one record; a full disk loses a line of metrics, not the run.
+    pub fn append(&mut self, m: &Metric) {
+        if let Ok(line) = serde_json::to_string(m) {
+            let _ = writeln!(self.0, "{line}");
+        }
+    }
+}
+
+/// A finished (or running) training run opened for evaluation.
+pub struct TrainedRun {
+    pub dir: PathBuf,
+    pub model: ModelIr,
+    /// The trained weights: the EMA weights when the run keeps an EMA.
+    pub params: Params<Cpu>,
+    /// `run.json`, or the defaults when it is missing or unreadable.
+    pub info: RunInfo,
+}
+
+impl TrainedRun {
+    /// Opens `path`: a run directory, or a checkpoint file with the run's `spec.tds` beside it.
+    pub fn open(path: &Path) -> Result<Self, RunError> {
+        let (dir, ckpt) = if path.is_dir() {
+            (path.to_path_buf(), RunDir::new(path).checkpoint())
+        } else {
+            (
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                path.to_path_buf(),
+            )
+        };
+        let run = RunDir::new(&dir);
+        if !run.spec().exists() {
+            return Err(RunError::failed(format!(
+                "{} has no spec.tds: is it a tdspec run directory?",
+                dir.display()
+            )));
+        }
+        let (model, _) = spec::load_one(&run.spec())?;
+        let params = checkpoint::load_eval_params(&model, &Cpu::default(), &ckpt)
+            .map_err(RunError::failed)?;
+        let info = run.read_info().unwrap_or_default();
+        Ok(TrainedRun {
+            dir,
+            model,
+            params,
+            info,
+        })
+    }
+
+    /// The data the run trained on (the embedded digits when it recorded none).
+    pub fn data(&self) -> Result<Split, RunError> {
+        data::load_arg(self.info.data.as_deref(), self.info.limit_train).map_err(RunError::failed)
+    }
+}

@@ -1,0 +1,335 @@
+//! Spec files on disk: paths in (files, or directories searched for `.tds` files in a stable
+//! order); the source text and its checked models out, or a [`SpecError`] that says what is
+//! wrong: an unreadable or non-UTF-8 file, the spec's own diagnostics (for the caller to
+//! render), or a file with more models than a command can take. Also linting a file and
+//! writing its fixes back atomically (`lint --fix`), and formatting one in the canonical layout
+//! (`fmt`), so a failure never leaves a half-written spec.
+
+use std::path::{Path, PathBuf};
+use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
+use tdspec_compiler::fmt::{format_source, unified_diff, FmtError};
+use tdspec_compiler::ir::ModelIr;
+use tdspec_compiler::lint::{self, LintOptions};
+use tdspec_compiler::sema::check_source;
+
+/// Why a spec file could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpecError {
+    /// The file cannot be read (or is not UTF-8 text).
+    #[error("{0}")]
+    Io(String),
+    /// The spec has errors; each diagnostic points into `src`.
+    #[error("{}: {} error(s)", .src.name, .diagnostics.len())]
+    Invalid {
+        src: SourceFile,
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The file defines several models where one was expected.
+    #[error("{name} defines {count} models; train one spec per file")]
+    NotOne { name: String, count: usize },
+}
+
+/// Expands directories to the `.tds` files under them (sorted); files are kept as given.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)
+                .map_err(|e| format!("cannot read directory {}: {e}", p.display()))?;
+            found.sort();
+            if found.is_empty() {
+                return Err(format!("no .tds files under {}", p.display()));
+            }
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("no such file or directory: {}", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "tds") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a spec file as UTF-8 text, named by its path as given.
+pub fn read(path: &Path) -> Result<SourceFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(SourceFile::new(path.display().to_string(), text))
+}
+
+/// Checks a source text: its models, or its diagnostics.
+pub fn check(src: SourceFile) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
+    match check_source(&src.text) {
+        Ok(models) => Ok((src, models)),
+        Err(diagnostics) => Err(SpecError::Invalid { src, diagnostics }),
+    }
+}
+
+/// Reads and checks a spec file.
+pub fn load(path: &Path) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
+    check(read(path).map_err(SpecError::Io)?)
+}
+
+/// Reads and checks a spec file that must define exactly one model.
+pub fn load_one(path: &Path) -> Result<(ModelIr, SourceFile), SpecError> {
+    let (src, mut models) = load(path)?;
+    if models.len() != 1 {
+        return Err(SpecError::NotOne {
+            name: src.name,
+            count: models.len(),
+        });
+    }
+    Ok((models.remove(0), src))
+}
+
+/// Writes `text` to a temporary file beside `path` and renames it over `path`, keeping the
+/// file's permissions, so a failure never leaves a half-written file.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "spec".into());
+    let tmp = dir.join(format!(".{name}.tdspec-fix-{}", std::process::id()));
+    if let Err(e) = std::fs::write(&tmp, text) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", tmp.display()));
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}: {e}", path.display())
+    })
+}
+
+/// A linted spec file: its source as it now is, its findings (or its errors), and what fixing
+/// did to it.
+pub struct Linted {
+    pub src: SourceFile,
+    pub diagnostics: Vec<Diagnostic>,
+    pub fixes: Fixes,
+}
+
+/// What fixing did to a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fixes {
+    /// Nothing: no fix was asked for, or none is available.
+    None,
+    /// This many fixes are available, but they change the model and unsafe fixes were not
+    /// allowed.
+    Withheld(usize),
+    /// Fixes applied and written back; `skipped` ones overlapped another (lint again).
+    Applied { applied: usize, skipped: usize },
+}
+
+/// Lint options from `--select`, `--ignore` and `--deny` (codes or prefixes; `warnings` in
+/// `deny` denies every warning), with fixes computed. Blank entries are ignored; a malformed
+/// pattern is an error.
+pub fn lint_options(
+    select: &[String],
+    ignore: &[String],
+    deny: &[String],
+) -> Result<LintOptions, String> {
+    let mut opts = LintOptions {
+        fixes: true,
+        ..Default::default()
+    };
+    let patterns = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    for (list, out) in [(select, &mut opts.select), (ignore, &mut opts.ignore)] {
+        for p in patterns(list) {
+            lint::check_pattern(&p)?;
+            out.push(p);
+        }
+    }
+    for p in patterns(deny) {
+        if p.eq_ignore_ascii_case("warnings") {
+            opts.deny_warnings = true;
+        } else {
+            lint::check_pattern(&p)?;
+            opts.deny.push(p);
+        }
+    }
+    Ok(opts)
+}
+
+impl Linted {
+    /// The line that says what fixing did, if it did or withheld anything.
+    pub fn fix_note(&self) -> Option<String> {
+        let es = |n: usize| if n == 1 { "" } else { "es" };
+        let name = &self.src.name;
+        match self.fixes {
+            Fixes::None => None,
+            Fixes::Withheld(n) => Some(format!(
+                "{name}: {n} fix{} available but not applied: every tdspec fix changes the model; add --unsafe-fixes to apply",
+                es(n)
+            )),
+            Fixes::Applied { applied: n, skipped: 0 } => {
+                Some(format!("{name}: applied {n} fix{}", es(n)))
+            }
+            Fixes::Applied { applied: n, skipped: k } => Some(format!(
+                "{name}: applied {n} fix{}; {k} overlapping fix{} skipped (run again)",
+                es(n),
+                es(k)
+            )),
+        }
+    }
+}
+
+/// The closing line of `tdspec lint`: findings by severity over `files`, and how many have a
+/// fix (mentioned unless fixes were asked for).
+pub fn lint_summary(files: &[Linted], fix: bool) -> String {
+    let all = || files.iter().flat_map(|f| &f.diagnostics);
+    let count = |s: Severity| all().filter(|d| d.severity == s).count();
+    let (errors, warnings, infos) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    let (total, n, fixable) = (
+        errors + warnings + infos,
+        files.len(),
+        all().filter(|d| d.fix.is_some()).count(),
+    );
+    let s = |k: usize| if k == 1 { "" } else { "s" };
+    if total == 0 {
+        return format!("no findings in {n} spec{}", s(n));
+    }
+    let mut line = format!(
+        "{total} finding{} in {n} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
+        s(total),
+        s(n),
+        s(errors),
+        s(warnings),
+    );
+    if fixable > 0 && !fix {
+        line += &format!("; {fixable} with an unsafe fix (--fix --unsafe-fixes)");
+    }
+    line
+}
+
+/// The lint findings of every model in `text`, or the spec's errors.
+fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
+    match lint::lint_source(text, opts) {
+        Ok(reports) => reports.into_iter().flat_map(|r| r.diagnostics).collect(),
+        Err(errors) => errors,
+    }
+}
+
+/// Lints the spec at `path`. With `fix`, applies the available fixes when `unsafe_fixes`
+/// allows it (every fix changes the model), rewrites the file atomically and lints it again.
+pub fn lint_file(
+    path: &Path,
+    opts: &LintOptions,
+    fix: bool,
+    unsafe_fixes: bool,
+) -> Result<Linted, String> {
+    let src = read(path)?;
+    let diagnostics = lint_text(&src.text, opts);
+    let available = diagnostics.iter().filter(|d| d.fix.is_some()).count();
+    let fixes = match (fix && available > 0, unsafe_fixes) {
+        (false, _) => Fixes::None,
+        (true, false) => Fixes::Withheld(available),
+        (true, true) => {
+            let outcome = lint::apply_fixes(&src.text, &diagnostics).map_err(|errs| {
+                format!(
+                    "{}: the fixed spec would not pass `check` ({}); the file is unchanged",
+                    src.name,
+                    errs.first()
+                        .map(|d| d.message.as_str())
+                        .unwrap_or("unknown error")
+                )
+            })?;
+            write_atomically(path, &outcome.text)?;
+            let src = SourceFile::new(src.name, outcome.text);
+            let diagnostics = lint_text(&src.text, opts);
+            let fixes = Fixes::Applied {
+                applied: outcome.applied,
+                skipped: outcome.skipped,
+            };
+            return Ok(Linted {
+                src,
+                diagnostics,
+                fixes,
+            });
+        }
+    };
+    Ok(Linted {
+        src,
+        diagnostics,
+        fixes,
+    })
+}
+
+/// What formatting did to a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Formatted {
+    /// It was already in the canonical layout.
+    Unchanged,
+    /// It was rewritten in the canonical layout.
+    Reformatted,
+    /// Checking only: the unified diff of what formatting would change.
+    Diff(String),
+}
+
+/// Why a file could not be formatted.
+#[derive(Clone, Debug)]
+pub enum FormatError {
+    /// The spec does not parse: the parser's diagnostic, pointing into `src`.
+    Parse(SourceFile, Box<Diagnostic>),
+    /// An unreadable or read-only file, a failed write, or a formatter bug.
+    Other(String),
+}
+
+/// Formats the spec at `path` in the canonical layout: rewritten atomically (keeping its
+/// permissions; a read-only file is an error), or with `check` only the diff.
+pub fn format_file(path: &Path, check: bool) -> Result<Formatted, FormatError> {
+    let src = read(path).map_err(FormatError::Other)?;
+    let out = match format_source(&src.text) {
+        Ok(out) => out,
+        Err(FmtError::Parse(d)) => return Err(FormatError::Parse(src, Box::new(d))),
+        Err(e @ FmtError::Internal(_)) => {
+            return Err(FormatError::Other(format!("{}: {e}", src.name)))
+        }
+    };
+    if out == src.text {
+        return Ok(Formatted::Unchanged);
+    }
+    if check {
+        return Ok(Formatted::Diff(unified_diff(&src.name, &src.text, &out)));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        let why = format!("cannot format {}: the file is read-only", src.name);
+        return Err(FormatError::Other(why));
+    }
+    write_atomically(path, &out).map_err(FormatError::Other)?;
+    Ok(Formatted::Reformatted)
+}
