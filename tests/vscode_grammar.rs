@@ -85,7 +85,7 @@ fn grammar_knows_the_keywords_and_layers() {
         .find(|l| l.contains("|conv3|"))
         .expect("a layer-name rule");
     let layers = words(layer_rule);
-    for name in tdspec_compiler::sema::BUILTIN_OPS
+    for name in tdspec_compiler::sema::layer_names()
         .iter()
         .chain(&["norm", "unet"])
     {

@@ -114,7 +114,7 @@ impl ModelSummary {
                 let (line, column) = src.line_col(i.span.start);
                 Injection {
                     node: i.node.clone(),
-                    mode: i.mode.clone(),
+                    mode: i.mode.as_str().to_string(),
                     line,
                     column,
                 }

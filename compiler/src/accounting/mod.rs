@@ -25,12 +25,13 @@
 
 pub mod cov;
 pub mod embedding;
+mod norms;
 mod parts;
 mod state;
 
 use crate::ast::Span;
 use crate::ir::*;
-use cov::{Cov, Unit};
+use cov::Cov;
 use parts::*;
 use serde::Serialize;
 use state::Centered;
@@ -134,7 +135,7 @@ fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
 
 /// Whether a norm's units hold one value each when the value is constant over H, W (or for a
 /// vector, always for one feature per unit).
-fn single_value_units(kind: NormKind, m: usize) -> bool {
+pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
     match kind {
         NormKind::Instance => true,
         NormKind::Group { .. } | NormKind::Layer => m == 1,
@@ -150,15 +151,6 @@ fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
         let sv: f64 = v.iter().sum();
         (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
     })
-}
-
-/// Whether a change mean-free on the units of `c` is mean-free on this norm's units (each of
-/// them a union of those).
-fn fits(c: Centered, kind: NormKind, m: usize) -> bool {
-    match kind {
-        NormKind::Batch => c.m <= 1,
-        _ => c.m >= 1 && m.is_multiple_of(c.m),
-    }
 }
 
 /// Runs the accounting on a checked model.
@@ -193,15 +185,15 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
     }
 }
 
-struct Acc {
-    batch: usize,
-    per_sample: bool,
-    origins: Vec<Origin>,
-    norms: Vec<NormAccount>,
-    graphs: Vec<GraphAccount>,
+pub(super) struct Acc {
+    pub(super) batch: usize,
+    pub(super) per_sample: bool,
+    pub(super) origins: Vec<Origin>,
+    pub(super) norms: Vec<NormAccount>,
+    pub(super) graphs: Vec<GraphAccount>,
 }
 
-fn spatial(s: &Shape) -> (usize, usize, usize) {
+pub(super) fn spatial(s: &Shape) -> (usize, usize, usize) {
     match *s {
         Shape::Image { c, h, w } => (c, h, w),
         Shape::Vector { d } => (d, 1, 1),
@@ -736,264 +728,6 @@ impl Acc {
         }
         out = merge(out, combine_sum);
         finish(out)
-    }
-
-    /// The transfer through a normalization, recording its account.
-    #[allow(clippy::too_many_arguments)]
-    fn norm(
-        &mut self,
-        gi: usize,
-        gpath: &str,
-        id: NodeId,
-        name: String,
-        span: Span,
-        kind: NormKind,
-        channels: usize,
-        shape: Shape,
-        (flat_space, feat, const_in): (bool, Option<Centered>, bool),
-        input: &Sig,
-        in_attention: bool,
-    ) -> Vec<Part> {
-        let vector = matches!(shape, Shape::Vector { .. });
-        let m = kind.channels_per_unit(channels).max(1);
-        // Units over which a change identical across samples is averaged per channel.
-        let per_channel = match kind {
-            NormKind::Instance => true,
-            NormKind::Group { .. } | NormKind::Layer => m == 1,
-            NormKind::Batch => !self.per_sample,
-        };
-        // A unit of two values normalizes to ±1: what leaves it changes only if their order does.
-        let (_, h, w) = spatial(&shape);
-        let space = if flat_space { 1 } else { h * w };
-        let n_eff = match kind {
-            NormKind::Batch => self.batch * space,
-            _ => m * space,
-        };
-        let degenerate = n_eff == 2;
-        // Every unit holds one value: the output is β whatever arrives (exactly, at init).
-        let constant = const_in || single_value_units(kind, m) && flat_space;
-        let mut verdicts = Vec::new();
-        let mut out = Vec::new();
-        let mut lin_only = true;
-        for p in input.parts() {
-            let (pred, arrives, constant_part, border_part) = if constant {
-                (
-                    Prediction::Zero,
-                    "nothing: every unit of this norm holds a single value".to_string(),
-                    None,
-                    None,
-                )
-            } else {
-                self.predict(p, kind, m, per_channel, vector, flat_space)
-            };
-            lin_only &= p.lin.is_some() && p.inexact.is_none() && !p.alive && p.centered.is_none();
-            verdicts.push(OriginVerdict {
-                origin: p.origin,
-                prediction: pred,
-                arrives_as: arrives,
-                constant_part,
-                border_part,
-            });
-            if !pred.is_zero() {
-                out.push(Part {
-                    origin: p.origin,
-                    lin: None,
-                    inexact: if p.lin.is_some() || p.inexact.is_some() {
-                        Some(p.inexact == Some(true) && per_channel)
-                    } else {
-                        None
-                    },
-                    alive: p.alive,
-                    // The output change is Δ/σ minus a multiple of the normalized features: both
-                    // mean-free on finer units when Δ and the features are, on the same units.
-                    centered: match p.centered {
-                        Some(c) if fits(c, kind, m) && feat == Some(c) => Some(c),
-                        _ => Some(Centered {
-                            m: if matches!(kind, NormKind::Batch) {
-                                0
-                            } else {
-                                m
-                            },
-                        }),
-                    },
-                    unsure: p.unsure || pred == Prediction::Unknown || degenerate,
-                    flat: false,
-                    input_free: false,
-                });
-            }
-        }
-        let total = if verdicts.is_empty() {
-            None
-        } else {
-            Some(total(&verdicts, lin_only))
-        };
-        self.norms.push(NormAccount {
-            graph: gpath.to_string(),
-            node: name,
-            graph_index: gi,
-            node_id: id,
-            span,
-            kind,
-            channels,
-            channels_per_unit: m,
-            in_attention,
-            constant,
-            origins: verdicts,
-            total,
-        });
-        out
-    }
-
-    /// One origin's prediction at a norm with `m` channels per unit.
-    fn predict(
-        &self,
-        p: &Part,
-        kind: NormKind,
-        m: usize,
-        per_channel: bool,
-        vector: bool,
-        flat_space: bool,
-    ) -> (Prediction, String, Option<f64>, Option<f64>) {
-        let (mut pred, mut words, cp, bp) =
-            self.predict_part(p, kind, m, per_channel, vector, flat_space);
-        if p.unsure && !pred.is_zero() {
-            pred = Prediction::Unknown;
-            words.push_str(" (possibly nothing: an earlier norm may have undone it)");
-        }
-        (pred, words, cp, bp)
-    }
-
-    fn predict_part(
-        &self,
-        p: &Part,
-        kind: NormKind,
-        m: usize,
-        per_channel: bool,
-        vector: bool,
-        flat_space: bool,
-    ) -> (Prediction, String, Option<f64>, Option<f64>) {
-        let batch = matches!(kind, NormKind::Batch);
-        // A value constant over H, W per sample: per-channel units remove every change.
-        let instance_like = matches!(kind, NormKind::Instance)
-            || matches!(kind, NormKind::Group { .. } | NormKind::Layer) && m == 1;
-        if instance_like && (flat_space || vector && !matches!(kind, NormKind::Layer)) {
-            return (
-                Prediction::Zero,
-                "a change constant over each unit".into(),
-                None,
-                None,
-            );
-        }
-        // A change constant over H, W per sample and channel: per-channel units remove it, and
-        // BatchNorm too when it is the same for every sample (shared t, input-free).
-        if p.flat && instance_like {
-            return (
-                Prediction::Zero,
-                "a change constant over each unit".into(),
-                None,
-                None,
-            );
-        }
-        if p.flat && p.input_free && batch {
-            return if self.per_sample {
-                (
-                    Prediction::Between {
-                        low: 0.0,
-                        high: 1.0,
-                    },
-                    "a per-channel constant that may differ per sample".into(),
-                    None,
-                    None,
-                )
-            } else {
-                (
-                    Prediction::Zero,
-                    "a per-channel constant shared by the batch".into(),
-                    None,
-                    None,
-                )
-            };
-        }
-        if let Some(c) = p.centered {
-            // Mean-free on finer units already: nothing more to remove.
-            if fits(c, kind, m) {
-                return (
-                    Prediction::Exact { fraction: 1.0 },
-                    "already mean-free on this norm's units (an earlier norm)".into(),
-                    None,
-                    None,
-                );
-            }
-        }
-        let mut preds = Vec::new();
-        let mut words = Vec::new();
-        let (mut constant_part, mut border_part) = (None, None);
-        if let Some(l) = &p.lin {
-            if batch && self.per_sample {
-                // The batch mean depends on how the embedding changes differ across samples:
-                // anywhere from the per-sample spatial survival to everything.
-                let inst = l.cov.kept(Unit { m: 1 }).unwrap_or(0.0);
-                preds.push(Prediction::Between {
-                    low: inst,
-                    high: 1.0,
-                });
-                words.push("a linear change differing per sample".to_string());
-            } else if !l.cov.tractable() || l.flat && !vector_units_align(l, kind, m) {
-                preds.push(Prediction::Nonzero);
-                words.push("a linear change too large to track exactly".to_string());
-            } else {
-                let unit_m = if l.flat {
-                    match kind {
-                        NormKind::Layer => l.cov.c,
-                        NormKind::Group { groups } => l.cov.c / groups.max(1),
-                        _ => 1,
-                    }
-                } else if per_channel || batch {
-                    1
-                } else {
-                    m
-                };
-                match l.cov.kept(Unit { m: unit_m }) {
-                    None | Some(0.0) => preds.push(Prediction::Zero),
-                    Some(f) => preds.push(Prediction::Exact { fraction: f }),
-                }
-                if l.from_constant {
-                    let cp = if unit_m == 1 {
-                        0.0
-                    } else {
-                        1.0 - 1.0 / unit_m as f64
-                    };
-                    constant_part = Some(cp);
-                    let f = preds.last().and_then(|x| x.fraction()).unwrap_or(0.0);
-                    border_part = Some((f - cp).max(0.0));
-                    words.push(if f - cp > 1e-12 {
-                        "a per-channel offset with a zero-padding border structure".to_string()
-                    } else {
-                        "a per-channel offset".to_string()
-                    });
-                } else {
-                    words.push("a spatial pattern".to_string());
-                }
-            }
-        }
-        if let Some(scale) = p.inexact {
-            // BatchNorm with t per sample undoes it too when the samples' scales agree.
-            if scale && (per_channel || batch) {
-                preds.push(Prediction::Unknown);
-                words.push(
-                    "a per-channel scale of the features (undone unless 1 + s changes sign)".into(),
-                );
-            } else {
-                preds.push(Prediction::Nonzero);
-                words.push("a linear change shaped by the features".into());
-            }
-        }
-        if p.alive {
-            preds.push(Prediction::Nonzero);
-            words.push("a change through a nonlinearity".into());
-        }
-        let pred = combine_predictions(&preds);
-        (pred, words.join(" + "), constant_part, border_part)
     }
 }
 

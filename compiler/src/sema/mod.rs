@@ -78,3 +78,8 @@ pub fn check_source(src: &str) -> Result<Vec<ModelIr>, Vec<Diagnostic>> {
         Ok(models)
     }
 }
+
+/// The names of the built-in layers sema resolves, in table order (editors highlight them).
+pub fn layer_names() -> Vec<&'static str> {
+    ops::names().collect()
+}
