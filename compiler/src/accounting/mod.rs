@@ -586,16 +586,7 @@ impl Acc {
                             });
                         }
                         let o = self.origin(gi, gpath, id, n, OriginKind::Feature);
-                        out.push(Part {
-                            origin: o,
-                            lin: None,
-                            inexact: None,
-                            alive: true,
-                            centered: None,
-                            unsure: false,
-                            flat: false,
-                            input_free: false,
-                        });
+                        out.push(alive_part(o, false));
                     }
                 }
                 out = merge(out, combine_sum);
@@ -631,16 +622,7 @@ impl Acc {
                             out.push(to_alive(p));
                         }
                         let o = self.origin(gi, gpath, id, n, OriginKind::Feature);
-                        out.push(Part {
-                            origin: o,
-                            lin: None,
-                            inexact: None,
-                            alive: true,
-                            centered: None,
-                            unsure: false,
-                            flat: false,
-                            input_free: false,
-                        });
+                        out.push(alive_part(o, false));
                     }
                 }
                 out = merge(out, combine_sum);
@@ -688,16 +670,7 @@ impl Acc {
                 // every origin its norm lets through.
                 out.extend_from_slice(input(0).parts());
                 for p in inner {
-                    out.push(Part {
-                        origin: p.origin,
-                        lin: None,
-                        inexact: None,
-                        alive: true,
-                        centered: None,
-                        unsure: p.unsure,
-                        flat: false,
-                        input_free: false,
-                    });
+                    out.push(alive_part(p.origin, p.unsure));
                 }
                 out = merge(out, combine_sum);
                 return finish(out);
@@ -713,16 +686,7 @@ impl Acc {
                 out.extend(fout.parts().iter().map(to_alive));
                 if matches!(fout, Sig::TimeOnly { .. }) {
                     let o = self.origin(gi, gpath, id, n, OriginKind::Add);
-                    out.push(Part {
-                        origin: o,
-                        lin: None,
-                        inexact: None,
-                        alive: true,
-                        centered: None,
-                        unsure: false,
-                        flat: false,
-                        input_free: false,
-                    });
+                    out.push(alive_part(o, false));
                 }
             }
         }

@@ -83,17 +83,22 @@ pub(super) fn map_lin(p: &Part, centered: Option<Centered>, f: impl Fn(&Lin) -> 
     fix_lin(out)
 }
 
-pub(super) fn to_alive(p: &Part) -> Part {
+/// A part of `origin` that went through a nonlinearity (no number, nonzero unless `unsure`).
+pub(super) fn alive_part(origin: usize, unsure: bool) -> Part {
     Part {
-        origin: p.origin,
+        origin,
         lin: None,
         inexact: None,
         alive: true,
         centered: None,
-        unsure: p.unsure,
+        unsure,
         flat: false,
         input_free: false,
     }
+}
+
+pub(super) fn to_alive(p: &Part) -> Part {
+    alive_part(p.origin, p.unsure)
 }
 
 /// Sum of two parts of one origin.
