@@ -127,6 +127,11 @@ fn td107_fixture() {
 }
 
 #[test]
+fn td108_fixture() {
+    check_fixture("TD108");
+}
+
+#[test]
 fn every_rule_has_a_fixture() {
     for r in RULES {
         let path = format!(

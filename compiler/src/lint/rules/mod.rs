@@ -10,6 +10,7 @@ pub mod td104;
 pub mod td105;
 pub mod td106;
 pub mod td107;
+pub mod td108;
 
 use super::rule::Rule;
 
@@ -22,4 +23,5 @@ pub const RULES: &[Rule] = &[
     td105::RULE,
     td106::RULE,
     td107::RULE,
+    td108::RULE,
 ];
