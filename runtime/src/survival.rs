@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 use std::collections::HashMap;
 use tdspec_compiler::accounting::{Accounting, Prediction, Sig};
-use tdspec_compiler::ir::{Graph, ModelIr, Node, NormKind, Op, TimeKind};
+use tdspec_compiler::ir::{Graph, ModelIr, Node, NormKind, Op, Sharing, TimeKind};
 
 /// How the probe samples.
 #[derive(Debug, Clone)]
@@ -477,8 +477,26 @@ pub fn measure<D: Kernels>(
                     // The model's own t does not reach inside an ODE block: probe its function.
                     continue;
                 }
-                let t0 = vec![(range.0 + fa * (range.1 - range.0)) as f32; batch];
-                let t1 = vec![(range.0 + fb * (range.1 - range.0)) as f32; batch];
+                // With t per sample, the samples' pairs are spread around (fa, fb) (by up to
+                // ±0.1 of the range), as in a training batch where each sample has its own t;
+                // the model graph's own t for ODE functions is shared.
+                let spread = gi == 0 && m.time.sharing == Sharing::PerSample;
+                let at = |f: f64, bi: usize| -> f32 {
+                    let j = if spread && batch > 1 {
+                        0.2 * (bi as f64 / (batch - 1) as f64 - 0.5)
+                    } else {
+                        0.0
+                    };
+                    let f = (f + j).clamp(0.0, 1.0);
+                    let v = range.0 + f * (range.1 - range.0);
+                    (if matches!(m.time.kind, TimeKind::Steps(_)) {
+                        v.round()
+                    } else {
+                        v
+                    }) as f32
+                };
+                let t0: Vec<f32> = (0..batch).map(|bi| at(fa, bi)).collect();
+                let t1: Vec<f32> = (0..batch).map(|bi| at(fb, bi)).collect();
                 let (base, _) = run_recorded(&params, graph, &input, &t0, None)?;
                 let (full, full_vals) = run_recorded(&params, graph, &input, &t1, None)?;
                 let states = &acc.graphs[gi].states;
