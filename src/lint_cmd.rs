@@ -42,6 +42,10 @@ pub struct LintArgs {
     /// Allow --fix to apply fixes that change the model
     #[arg(long)]
     unsafe_fixes: bool,
+    /// Also print, for every normalization the time signal reaches, per origin, the predicted
+    /// surviving fraction and what it is made of (JSON: {"diagnostics", "survival"})
+    #[arg(long)]
+    survival: bool,
 }
 
 #[derive(Args)]
@@ -72,17 +76,27 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
                     print!("{}", render::render(&r.src, d, color));
                     println!("{}", lint::render_fix(&r.src.text, d));
                 }
+                if args.survival {
+                    print!("{}", r.survival_text());
+                }
             }
             messages.iter().for_each(|m| println!("{m}"));
             println!("{}", spec::lint_summary(&results, args.fix));
             return Ok(u8::from(failed));
         }
-        LintFormat::Json => serde_json::Value::Array(
-            results
-                .iter()
-                .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
-                .collect(),
-        ),
+        LintFormat::Json => {
+            let diagnostics = serde_json::Value::Array(
+                results
+                    .iter()
+                    .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
+                    .collect(),
+            );
+            let survival: Vec<_> = results.iter().flat_map(|r| r.survival_json()).collect();
+            match args.survival {
+                true => serde_json::json!({"diagnostics": diagnostics, "survival": survival}),
+                false => diagnostics,
+            }
+        }
         LintFormat::Sarif => {
             let files: Vec<(&SourceFile, &[Diagnostic])> = results
                 .iter()
@@ -97,32 +111,14 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
 }
 
 pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {
-    let json = args.format == Format::Json;
-    let Some(code) = &args.code else {
-        if json {
-            print_json(&RULES);
-        }
-        for r in RULES.iter().filter(|_| !json) {
-            let (sev, name) = (r.severity.as_str(), r.name);
-            println!("{}  {name:<24} {sev:<8} {}", r.code, r.summary);
-        }
-        return Ok(0);
+    let rule = match &args.code {
+        Some(code) => Some(lint::find_rule(code).map_err(fail)?),
+        None => None,
     };
-    let by_name = || RULES.iter().find(|r| r.name == code.as_str());
-    let Some(rule) = lint::rule(code).or_else(by_name) else {
-        let help = match lint::suggest_code(code) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "`tdspec explain` lists the rules".into(),
-        };
-        return Err(fail(format!("unknown rule `{code}`\n  help: {help}")));
-    };
-    if json {
-        print_json(&rule);
-        return Ok(0);
+    match (args.format, rule) {
+        (Format::Json, Some(r)) => print_json(r),
+        (Format::Json, None) => print_json(&RULES),
+        _ => print!("{}", lint::explain_text(rule)),
     }
-    println!("# {} {}: {}\n", rule.code, rule.name, rule.summary);
-    let fix = ["none", "unsafe (--fix --unsafe-fixes)"][usize::from(rule.fixable)];
-    println!("default severity: {}; fix: {fix}\n", rule.severity.as_str());
-    print!("{}", rule.doc);
     Ok(0)
 }

@@ -56,6 +56,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     pub notes: Vec<String>,
     pub fix: Option<Fix>,
+    /// The surviving fraction a lint finding states (TD101 0, TD102 and TD109 the share).
+    pub fraction: Option<f64>,
 }
 
 impl Diagnostic {
@@ -68,6 +70,7 @@ impl Diagnostic {
             help: None,
             notes: Vec::new(),
             fix: None,
+            fraction: None,
         }
     }
     pub fn warning(code: &str, message: impl Into<String>) -> Self {
@@ -197,6 +200,9 @@ pub struct JsonDiagnostic {
     pub labels: Vec<JsonLabel>,
     pub notes: Vec<String>,
     pub fix: Option<Fix>,
+    /// The surviving fraction the finding states, as a number (absent when it states none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +249,7 @@ impl JsonDiagnostic {
                 .collect(),
             notes: d.notes.clone(),
             fix: d.fix.clone(),
+            fraction: d.fraction,
         }
     }
 }

@@ -323,9 +323,10 @@ pub enum Op {
     Add,
     /// Concatenation along channels.
     Concat,
-    /// Sinusoidal embedding of t: `[B] -> [B, dim]`.
+    /// Sinusoidal embedding of `scale · t`: `[B] -> [B, dim]` (max period 10,000).
     Sinusoidal {
         dim: usize,
+        scale: f64,
     },
     /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
     Inject {
@@ -499,7 +500,8 @@ impl Op {
             Op::Flatten => "flatten".into(),
             Op::Add => "add".into(),
             Op::Concat => "concat".into(),
-            Op::Sinusoidal { dim } => format!("sinusoidal {dim}"),
+            Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("sinusoidal {dim}"),
+            Op::Sinusoidal { dim, scale } => format!("sinusoidal {dim} of {scale}·t"),
             Op::Inject {
                 mode: InjectMode::Offset,
                 din,
@@ -775,6 +777,21 @@ pub struct ModelIr {
 impl ModelIr {
     pub fn param_count(&self) -> usize {
         self.graph.param_count()
+    }
+    /// The graph at `path`: "" is the model's, an ODE node's path its function's.
+    pub fn graph_at(&self, path: &str) -> Option<&Graph> {
+        fn find<'a>(g: &'a Graph, path: &str) -> Option<&'a Graph> {
+            g.nodes.iter().find_map(|n| match &n.op {
+                Op::Ode { func, .. } if n.name == path => Some(&func.graph),
+                Op::Ode { func, .. } => find(&func.graph, path),
+                _ => None,
+            })
+        }
+        if path.is_empty() {
+            Some(&self.graph)
+        } else {
+            find(&self.graph, path)
+        }
     }
 }
 

@@ -6,8 +6,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod accounting;
-pub mod analysis;
 pub mod ast;
+pub mod bias;
 pub mod diagnostics;
 pub mod emit;
 pub mod fmt;

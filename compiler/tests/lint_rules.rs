@@ -132,6 +132,11 @@ fn td108_fixture() {
 }
 
 #[test]
+fn td109_fixture() {
+    check_fixture("TD109");
+}
+
+#[test]
 fn every_rule_has_a_fixture() {
     for r in RULES {
         let path = format!(

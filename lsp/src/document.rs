@@ -1,11 +1,12 @@
 //! One open spec and what the compiler says about it: text in; its syntax tree, the checked
-//! models with their time-dependence analysis, every diagnostic (parse, sema and lint, fixes
+//! models with their time-signal accounting, every diagnostic (parse, sema and lint, fixes
 //! included) out, and the answers the editor asks for at an offset: what the layer there is
 //! (hover), where a name is defined, the document's outline. Offsets are bytes; the server
 //! converts them to protocol positions.
 
 use crate::line_index::LineIndex;
-use tdspec_compiler::analysis::{ComponentVerdict, NormVerdict};
+use tdspec_compiler::accounting::report::survival_lines;
+use tdspec_compiler::accounting::{Accounting, NormAccount};
 use tdspec_compiler::ast::{self, Expr, ExprKind, Span, Stmt, StmtKind};
 use tdspec_compiler::diagnostics::{thousands, Diagnostic};
 use tdspec_compiler::ir::{Node, Op, Sharing, TimeKind};
@@ -227,8 +228,16 @@ impl Document {
                 thousands(p),
                 plural(p)
             ));
-            if let Some(v) = r.analysis.norm(&n.name) {
-                s.push_str(&norm_hover(v));
+            if let Some(v) = r.accounting.norm(&n.name) {
+                s.push_str(&norm_hover(&r.accounting, v));
+            }
+            if matches!(n.op, Op::Attention { .. }) {
+                if let Some(v) = r.accounting.norm(&format!("{}.norm", n.name)) {
+                    s.push_str(&format!(
+                        "\n  - attention's inner norm:{}",
+                        norm_hover(&r.accounting, v)
+                    ));
+                }
             }
         }
         if nodes.len() > SHOWN {
@@ -309,69 +318,26 @@ fn first_line(text: &str, span: Span) -> String {
     }
 }
 
-/// A fraction as the lint prints it: up to three decimals.
-fn fraction(x: f64) -> String {
-    let s = format!("{x:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() {
-        "0".into()
-    } else {
-        s.to_string()
-    }
-}
-
-fn snake_words<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
-}
-
-/// The lint's verdict at one normalization: the predicted survival and, per origin, the
-/// fraction of the time signal's energy arriving and leaving.
-fn norm_hover(v: &NormVerdict) -> String {
+/// The accounting at one normalization: the predicted survival in total and, per origin,
+/// what survives of its change and what it arrives as.
+fn norm_hover(acc: &Accounting, v: &NormAccount) -> String {
     let mut s = String::new();
-    match v.survival {
+    match v.total {
         None => s.push_str("\n  - time: none arrives here"),
-        Some(x) => {
-            s.push_str(&format!("\n  - time survival: **{}**", fraction(x)));
-            if v.complete && v.border_leak {
-                s.push_str(" (canceled except at the zero-padded border)");
-            } else if v.complete {
-                s.push_str(" (canceled)");
-            }
-            s.push_str(&format!(" — {}", v.explanation));
+        Some(_) if v.constant => {
+            s.push_str("\n  - time: every unit holds a single value; the output is β")
         }
+        Some(p) => s.push_str(&format!("\n  - time survival (all origins): **{p}**")),
     }
-    // Origins the norm treats alike (a residual stream carries every earlier block's) share
-    // a line.
-    let mut groups: Vec<(&ComponentVerdict, Vec<&str>)> = Vec::new();
-    for c in &v.components {
-        let alike = |g: &&ComponentVerdict| {
-            g.origin_kind == c.origin_kind
-                && fraction(g.fraction_in) == fraction(c.fraction_in)
-                && fraction(g.fraction_out) == fraction(c.fraction_out)
-                && g.border_leak == c.border_leak
-        };
-        match groups.iter_mut().find(|(g, _)| alike(g)) {
-            Some((_, origins)) => origins.push(&c.origin),
-            None => groups.push((c, vec![&c.origin])),
-        }
-    }
-    for (c, origins) in groups {
-        let from = match origins.as_slice() {
-            [one] => format!("`{one}`"),
-            [first, ..] => format!("{} origins (`{first}`, …)", origins.len()),
-            [] => continue,
-        };
+    for l in survival_lines(acc, v) {
         s.push_str(&format!(
-            "\n  - from {from} ({}): {} → {}",
-            snake_words(&c.origin_kind),
-            fraction(c.fraction_in),
-            fraction(c.fraction_out)
+            "\n  - from {}: **{}**: {}",
+            l.from_words(),
+            l.prediction,
+            l.arrives_as
         ));
-        if c.border_leak {
-            s.push_str(", border leak");
+        if let Some(p) = l.parts_words() {
+            s.push_str(&format!(" ({p})"));
         }
     }
     s
@@ -664,7 +630,7 @@ mod tests {
         let h = hover("norm as norm2");
         assert!(h.contains("`features.0.norm2`: norm group(32)"), "{h}");
         assert!(
-            h.contains("from `features.0.conv1` (concat constant): 1 → 0.5"),
+            h.contains("from `features.0.conv1`: **0.599**: a per-channel offset with a zero-padding border structure (0.5 per-channel constant + 0.099 zero-padding border)"),
             "{h}"
         );
         assert_eq!(

@@ -241,14 +241,14 @@ fn scripted_session() {
         md.contains("`down.0.res0.norm2`: norm group(8) → `[B, 32, 28, 28]`, 64 parameters"),
         "{md}"
     );
-    assert!(md.contains("time survival: **0.75**"), "{md}");
+    assert!(md.contains("time survival (all origins): **0.75**"), "{md}");
     assert!(
-        md.contains("from `down.0.res0.temb_proj` (inject offset): 1 → 0.75"),
+        md.contains("from `down.0.res0.temb_proj`: **0.75**: a per-channel offset"),
         "{md}"
     );
     // the residual stream carries earlier blocks' signal: their origins share a line
     assert!(
-        md.contains("from 7 origins (`down.0.res0.temb_proj`, …) (inject offset): 0.75 → 0.75"),
+        md.contains("from 3 origins (`down.0.res0.temb_proj`, …): **alive (no number)**: a change through a nonlinearity"),
         "{md}"
     );
     // hover at a layer: shape and parameter count

@@ -6,6 +6,7 @@
 //! (`fmt`), so a failure never leaves a half-written spec.
 
 use std::path::{Path, PathBuf};
+use tdspec_compiler::accounting::report::{survival_report, survival_text, NormReport};
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::fmt::{format_source, unified_diff, FmtError};
 use tdspec_compiler::ir::ModelIr;
@@ -132,6 +133,37 @@ pub struct Linted {
     pub src: SourceFile,
     pub diagnostics: Vec<Diagnostic>,
     pub fixes: Fixes,
+    /// Per model (name, its accounting as text, and for machines): every normalization the
+    /// time signal reaches, per origin (`tdspec lint --survival`).
+    pub survival: Vec<(String, String, Vec<NormReport>)>,
+}
+
+impl Linted {
+    /// `--survival`'s text: per model, every normalization the time signal reaches.
+    pub fn survival_text(&self) -> String {
+        let mut out = String::new();
+        for (model, text, _) in &self.survival {
+            out.push_str(&format!(
+                "{}: model {model}: time-signal survival at initialization\n",
+                self.src.name
+            ));
+            if text.is_empty() {
+                out.push_str("  the time signal reaches no normalization\n");
+            }
+            out.push_str(text);
+            out.push('\n');
+        }
+        out
+    }
+    /// `--survival`'s JSON: `{file, model, norms}` per model.
+    pub fn survival_json(&self) -> Vec<serde_json::Value> {
+        self.survival
+            .iter()
+            .map(|(model, _, norms)| {
+                serde_json::json!({"file": self.src.name, "model": model, "norms": norms})
+            })
+            .collect()
+    }
 }
 
 /// What fixing did to a file.
@@ -237,10 +269,27 @@ pub fn lint_summary(files: &[Linted], fix: bool) -> String {
 }
 
 /// The lint findings of every model in `text`, or the spec's errors.
-fn lint_text(text: &str, opts: &LintOptions) -> Vec<Diagnostic> {
+type Survival = Vec<(String, String, Vec<NormReport>)>;
+
+fn lint_text(text: &str, opts: &LintOptions) -> (Vec<Diagnostic>, Survival) {
     match lint::lint_source(text, opts) {
-        Ok(reports) => reports.into_iter().flat_map(|r| r.diagnostics).collect(),
-        Err(errors) => errors,
+        Ok(reports) => {
+            let survival = reports
+                .iter()
+                .map(|r| {
+                    (
+                        r.model.name.clone(),
+                        survival_text(&r.accounting),
+                        survival_report(&r.accounting),
+                    )
+                })
+                .collect();
+            (
+                reports.into_iter().flat_map(|r| r.diagnostics).collect(),
+                survival,
+            )
+        }
+        Err(errors) => (errors, Vec::new()),
     }
 }
 
@@ -253,7 +302,7 @@ pub fn lint_file(
     unsafe_fixes: bool,
 ) -> Result<Linted, String> {
     let src = read(path)?;
-    let diagnostics = lint_text(&src.text, opts);
+    let (diagnostics, survival) = lint_text(&src.text, opts);
     let available = diagnostics.iter().filter(|d| d.fix.is_some()).count();
     let fixes = match (fix && available > 0, unsafe_fixes) {
         (false, _) => Fixes::None,
@@ -270,7 +319,7 @@ pub fn lint_file(
             })?;
             write_atomically(path, &outcome.text)?;
             let src = SourceFile::new(src.name, outcome.text);
-            let diagnostics = lint_text(&src.text, opts);
+            let (diagnostics, survival) = lint_text(&src.text, opts);
             let fixes = Fixes::Applied {
                 applied: outcome.applied,
                 skipped: outcome.skipped,
@@ -279,6 +328,7 @@ pub fn lint_file(
                 src,
                 diagnostics,
                 fixes,
+                survival,
             });
         }
     };
@@ -286,6 +336,7 @@ pub fn lint_file(
         src,
         diagnostics,
         fixes,
+        survival,
     })
 }
 

@@ -42,6 +42,9 @@ pub struct ProbeSettings {
     /// Keep adding seeds (after `seeds`, up to this many in all) until every stated number is
     /// compared within this absolute tolerance.
     pub target: Option<(f64, usize)>,
+    /// The input batch (`batch · C · H · W` values) for every seed, instead of a fresh
+    /// N(0, 1) draw per seed (a trained network probed on real data).
+    pub input: Option<Vec<f32>>,
 }
 
 impl Default for ProbeSettings {
@@ -51,6 +54,7 @@ impl Default for ProbeSettings {
             seeds: (0..4).collect(),
             pairs: vec![(0.25, 0.75)],
             target: None,
+            input: None,
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct OriginMeasure {
     /// Standard error of `measured` and the number of replicates behind it.
     pub standard_error: Option<f64>,
     pub replicates: usize,
+    /// The arriving change's rms relative to the norm input's rms (tiny: rounding only).
+    pub arriving: Option<f64>,
     pub agree: bool,
     pub why: String,
 }
@@ -376,6 +382,7 @@ fn judge(site: String, prediction: Option<Prediction>, st: &Stat) -> OriginMeasu
         tolerance: tol,
         standard_error: se,
         replicates: r,
+        arriving: reaches.then(|| (den / st.base.max(1e-300)).sqrt()),
         agree,
         why,
     }
@@ -429,12 +436,15 @@ pub fn measure<D: Kernels>(
     weights: &dyn Fn(u64) -> Result<Params<D>, RuntimeError>,
     settings: &ProbeSettings,
 ) -> Result<Vec<NormMeasure>, RuntimeError> {
-    let batch = settings.batch.max(2);
+    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
+    let batch = match &settings.input {
+        Some(x) => x.len() / (c * h * w).max(1),
+        None => settings.batch.max(2),
+    };
     let mut order = Vec::new();
     graphs_in_order(&m.graph, &mut order);
     // (norm index, origin index or usize::MAX for the total) -> stats
     let mut stats: HashMap<(usize, usize), Stat> = HashMap::new();
-    let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let mut seeds = settings.seeds.clone();
     let mut next = 0;
     while next < seeds.len() {
@@ -442,9 +452,12 @@ pub fn measure<D: Kernels>(
         next += 1;
         let params = weights(seed)?;
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-        let x: Vec<f32> = (0..batch * c * h * w)
-            .map(|_| normal(&mut rng) as f32)
-            .collect();
+        let x: Vec<f32> = match &settings.input {
+            Some(x) => x[..batch * c * h * w].to_vec(),
+            None => (0..batch * c * h * w)
+                .map(|_| normal(&mut rng) as f32)
+                .collect(),
+        };
         let x = Value::Image(dev.tensor_from_vec(x, (batch, c, h, w)));
         for &(fa, fb) in &settings.pairs {
             let (lo, hi) = model_range(m);

@@ -17,6 +17,7 @@ fn probe(src: &str, seeds: usize) -> Vec<NormMeasure> {
     let settings = ProbeSettings {
         seeds: (0..seeds as u64).collect(),
         target: Some((0.1, 160)),
+        input: None,
         ..ProbeSettings::default()
     };
     let mm = m.clone();
@@ -106,11 +107,12 @@ fn embedding_variation_matches_the_runtime_embedding() {
     ] {
         let ts: Vec<f32> = match range {
             TimeRange::Continuous { low, high } => (0..20_000)
-                .map(|i| ((low + (i as f64 + 0.5) / 20_000.0 * (high - low)) * scale) as f32)
+                .map(|i| (low + (i as f64 + 0.5) / 20_000.0 * (high - low)) as f32)
                 .collect(),
             TimeRange::Steps { n } => (0..n).map(|i| i as f32).collect(),
         };
-        let e = sinusoidal(&ts, dim);
+        // The runtime applies the embedding's scale on t itself (`sinusoidal(d, scale = s)`).
+        let e = sinusoidal(&ts, dim, scale);
         let n = ts.len() as f64;
         let mut mean = vec![0.0f64; dim];
         let mut sq = 0.0;
@@ -149,6 +151,7 @@ fn reference_table() {
     let settings = ProbeSettings {
         seeds: (0..seeds).collect(),
         target: target.map(|t| (t, 256)),
+        input: None,
         ..ProbeSettings::default()
     };
     let mm = m.clone();

@@ -296,6 +296,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
         seeds: (seed..seed + 16).collect(),
         pairs: vec![(0.2, 0.8)],
         target: None,
+        input: None,
     };
     let mm = m.clone();
     let d2 = dev.clone();
@@ -408,6 +409,7 @@ fn dump() {
             seeds: vec![seed],
             pairs: vec![(0.2, 0.8)],
             target: None,
+            input: None,
         };
         let mm = m.clone();
         let d2 = dev.clone();

@@ -91,11 +91,12 @@ fn length(r: TimeRange) -> f64 {
 fn walk(g: &Graph, range: TimeRange, out: &mut Vec<EmbeddingVariation>) {
     for n in &g.nodes {
         match &n.op {
-            Op::Sinusoidal { dim } => {
+            Op::Sinusoidal { dim, scale: own } => {
                 let w = frequencies(*dim);
                 let l = length(range);
-                let varying = varying_fraction(&w, range, 1.0);
-                let slow = w.iter().filter(|&&om| om * l < 0.1).count();
+                let varying = varying_fraction(&w, range, *own);
+                let slow = w.iter().filter(|&&om| om * own * l < 0.1).count();
+                // The scale that maps the range onto 1,000 units, as DDPM's integer steps.
                 let scale = match range {
                     TimeRange::Continuous { .. } if l > 0.0 => {
                         let s = 1000.0 / l;

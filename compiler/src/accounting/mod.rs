@@ -27,6 +27,7 @@ pub mod cov;
 pub mod embedding;
 mod norms;
 mod parts;
+pub mod report;
 mod state;
 
 use crate::ast::Span;
@@ -122,6 +123,14 @@ impl Accounting {
     /// Whether the model output depends on t at all (at initialization).
     pub fn output_sees_t(&self) -> bool {
         !matches!(self.output, Sig::Independent)
+    }
+    /// Whether the model output is computed from t alone (no feature path reads t; the
+    /// output does depend on t).
+    pub fn output_time_only(&self, m: &ModelIr) -> bool {
+        self.graphs
+            .first()
+            .and_then(|g| g.states.get(m.output))
+            .is_some_and(|s| matches!(s, Sig::TimeOnly { .. }))
     }
     pub fn norm(&self, path: &str) -> Option<&NormAccount> {
         self.norms.iter().find(|n| n.node == path)

@@ -1,10 +1,10 @@
 //! Fixes: a finding's [`FixPlan`] and the spec's AST and text in; text edits out, each checked
-//! by applying it and re-running parse, sema and the analysis on the result, which also gives
+//! by applying it and re-running parse, sema and the accounting on the result, which also gives
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
-use crate::analysis::{analyze, Analysis, ComponentKind, NodeState, OriginKind};
+use crate::accounting::{account, Accounting, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
 use crate::diagnostics::{Diagnostic, Edit, Fix, Severity};
 use crate::ir::ModelIr;
@@ -16,9 +16,9 @@ pub(crate) struct FixCx<'a> {
     pub model: &'a ModelIr,
 }
 
-/// A spec re-analyzed after edits: every model with its analysis, or `None` when it no longer
-/// passes `check`.
-pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Analysis)>> {
+/// A spec re-accounted after edits: every model with its accounting, or `None` when it no
+/// longer passes `check`.
+pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
     let file = crate::syntax::parse(text).ok()?;
     let (models, diags) = crate::sema::analyze(&file);
     if diags.iter().any(|d| d.severity == Severity::Error) || models.is_empty() {
@@ -28,7 +28,7 @@ pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Analysis)>> {
         models
             .into_iter()
             .map(|m| {
-                let a = analyze(&m);
+                let a = account(&m);
                 (m, a)
             })
             .collect(),
@@ -210,6 +210,15 @@ pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, Strin
             let d = format!("drop the bias: `{}`", rewritten(cx.src, c.span, &e));
             Some((e, d))
         }
+        FixPlan::ScaleTime { span, scale } => {
+            let c = find_call(cx.file, *span)?;
+            if c.name.name != "sinusoidal" {
+                return None;
+            }
+            let e = vec![set_arg(c, "scale", None, &fmt_scale(*scale))];
+            let d = format!("scale t: `{}`", rewritten(cx.src, c.span, &e));
+            Some((e, d))
+        }
         FixPlan::AfterNorm { span, norm_span } => {
             let (a, b) = adjacent_stages(cx.file, *span, *norm_span)?;
             let ta = cx.src.get(a.start..a.end)?;
@@ -223,6 +232,15 @@ pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, Strin
                 "apply `scale_shift` after the normalization".to_string(),
             ))
         }
+    }
+}
+
+/// A scale as spec text: `1000`, `0.5`.
+fn fmt_scale(s: f64) -> String {
+    if s.fract() == 0.0 && s.abs() < 1e15 {
+        format!("{}", s as i64)
+    } else {
+        format!("{s}")
     }
 }
 
@@ -324,51 +342,73 @@ fn group_candidates(c: &ast::Call) -> Vec<(Edit, String)> {
     out
 }
 
-/// The surviving fraction at `norm` of the signal from `origin` in an analysis; when the norm
-/// no longer receives it, the fraction that reaches its graph's output.
-pub(crate) fn survival(a: &Analysis, origin: &str, norm: &str) -> Option<f64> {
-    if let Some(v) = a.norm(norm) {
-        let fr: Vec<f64> = v
-            .components
-            .iter()
-            .filter(|c| c.origin == origin)
-            .map(|c| c.fraction_out)
-            .collect();
-        if !fr.is_empty() {
-            return Some(fr.into_iter().fold(f64::INFINITY, f64::min));
-        }
-    }
-    let (oi, o) = a
-        .origins
+/// What survives at `norm` of the signal from `origin` in an accounting (`None` when the norm
+/// no longer receives it).
+pub(crate) fn survival(a: &Accounting, origin: &str, norm: &str) -> Option<Prediction> {
+    let oi = a.origins.iter().position(|o| o.path == origin)?;
+    let v = a.norm(norm)?;
+    v.origins
         .iter()
-        .enumerate()
-        .find(|(_, o)| o.path == origin)?;
-    let g = a.graphs.get(o.graph)?;
-    let out = g.states.get(g.output?)?;
-    match out {
-        NodeState::Depends(v) => v
-            .iter()
-            .filter(|c| c.origin == oi)
-            .map(|c| c.fraction)
-            .reduce(f64::max)
-            .or(Some(0.0)),
-        NodeState::TimeOnly => Some(1.0),
-        NodeState::Independent => Some(0.0),
-    }
+        .find(|ov| ov.origin == oi)
+        .map(|ov| ov.prediction)
 }
 
-/// Whether an (origin, norm) pair would still be reported by TD101/TD102 in `a`.
-fn still_reported(a: &Analysis, origin: &str, norm: &str) -> bool {
+/// Whether an (origin, norm) pair would still be reported by TD101/TD102/TD109 in `a`.
+fn still_reported(a: &Accounting, origin: &str, norm: &str) -> bool {
+    let Some(oi) = a.origins.iter().position(|o| o.path == origin) else {
+        return false;
+    };
     let Some(v) = a.norm(norm) else { return false };
-    v.components.iter().any(|c| {
-        c.origin == origin
-            && matches!(c.kind, ComponentKind::Offset { .. })
-            && c.fraction_in > 0.0
-            && (c.complete || (c.factor < 1.0 && c.fraction_out < ATTENUATION_THRESHOLD))
+    v.origins.iter().any(|ov| {
+        ov.origin == oi
+            && match ov.prediction {
+                Prediction::Zero => true,
+                Prediction::Exact { fraction } => {
+                    ov.constant_part == Some(0.0) && fraction > 0.0
+                        || ov.constant_part.is_some_and(|c| c > 0.0)
+                            && fraction < ATTENUATION_THRESHOLD
+                }
+                _ => false,
+            }
     })
 }
 
-fn model_of<'a>(models: &'a [(ModelIr, Analysis)], name: &str) -> Option<&'a (ModelIr, Analysis)> {
+/// The words for what survives after a fix: the smallest stated number, or that the signal
+/// survives without one.
+fn after_words(preds: &[Prediction]) -> Option<String> {
+    if preds.is_empty() {
+        return None;
+    }
+    let exact: Vec<f64> = preds.iter().filter_map(|p| p.fraction()).collect();
+    if exact.len() == preds.len() {
+        let min = exact.into_iter().fold(f64::INFINITY, f64::min);
+        return Some(format!(
+            "predicted survival after the fix: {}",
+            fmt_frac(min)
+        ));
+    }
+    if preds.iter().any(|p| p.is_zero()) {
+        return Some("predicted survival after the fix: 0".to_string());
+    }
+    if !preds
+        .iter()
+        .all(|p| matches!(p, Prediction::Nonzero | Prediction::Exact { .. }))
+    {
+        return None;
+    }
+    Some(match exact.into_iter().reduce(f64::min) {
+        Some(min) => format!(
+            "predicted survival after the fix: {} where a number is stated, alive elsewhere",
+            fmt_frac(min)
+        ),
+        None => "after the fix the time signal survives (alive: no exact number)".to_string(),
+    })
+}
+
+fn model_of<'a>(
+    models: &'a [(ModelIr, Accounting)],
+    name: &str,
+) -> Option<&'a (ModelIr, Accounting)> {
     models.iter().find(|(m, _)| m.name == name)
 }
 
@@ -408,30 +448,43 @@ pub(crate) fn build_fix(
     if code == "TD104" {
         let fewer = cx.model.param_count().saturating_sub(m2.param_count());
         description = format!("{description}; {fewer} fewer parameters, same function");
+    } else if let FixPlan::ScaleTime { span, .. } = plan {
+        // The call grows by the inserted argument: find the embedding by where it starts.
+        let after = crate::accounting::embedding::embedding_variation(m2)
+            .into_iter()
+            .find(|e| e.span.start == span.start)?;
+        description = format!(
+            "{description}; then {:.1} % of its energy varies with t",
+            100.0 * after.varying
+        );
     } else if !pairs.is_empty() {
         let after = match plan {
-            // The swap renumbers unlabeled stages: find the moved scale-shift by its new span.
+            // The swap renumbers unlabeled stages: find the moved scale-shift by its new span;
+            // after the norm nothing removes it before the next nonlinearity.
             FixPlan::AfterNorm { span, norm_span } => {
                 let (a, b) = adjacent_stages(cx.file, *span, *norm_span)?;
                 let start = a.start + b.len() + 3 + (span.start - a.start);
                 let moved = Span::new(start, start + span.len());
-                a2.origins
-                    .iter()
-                    .find(|o| o.span == moved)
-                    .and_then(|o| survival(a2, &o.path, ""))
-                    .unwrap_or(f64::INFINITY)
+                let oi = a2.origins.iter().position(|o| o.span == moved);
+                let canceled = a2.norms.iter().any(|v| {
+                    v.origins
+                        .iter()
+                        .any(|ov| Some(ov.origin) == oi && ov.prediction.is_zero())
+                });
+                oi.filter(|_| !canceled)
+                    .map(|_| "after the fix no normalization removes the modulation".to_string())
             }
-            _ => pairs
-                .iter()
-                .filter_map(|(o, n)| survival(a2, o, n))
-                .fold(f64::INFINITY, f64::min),
+            _ => {
+                let preds: Vec<Prediction> = pairs
+                    .iter()
+                    .filter_map(|(o, n)| survival(a2, o, n))
+                    .collect();
+                after_words(&preds)
+            }
         };
-        if after.is_finite() {
-            description = format!(
-                "{description}; predicted survival after the fix: {}",
-                fmt_frac(after)
-            );
-            if let Some(now) = now {
+        if let Some(after) = after {
+            description = format!("{description}; {after}");
+            if let Some(now) = now.filter(|_| !matches!(plan, FixPlan::AfterNorm { .. })) {
                 description = format!("{description} (now {})", fmt_frac(now));
             }
         }

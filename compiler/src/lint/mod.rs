@@ -1,10 +1,10 @@
 //! The vanishing-embedding lint: spec text and [`LintOptions`] in; per model its IR, its
-//! time-dependence [`Analysis`] and the lint [`Diagnostic`]s out (or the spec's errors when it
+//! time-signal [`Accounting`] and the lint [`Diagnostic`]s out (or the spec's errors when it
 //! does not pass `check`). Rules ([`rules`], built from [`rule`]) produce per-instance findings; this engine drops
 //! the ones `--select`/`--ignore` and `#[allow(...)]` exclude, groups the instances of a block
 //! instantiated many times into one diagnostic per (source span, rule, surviving fraction),
 //! applies severities and `--deny`, and attaches fixes whose predicted effect comes from
-//! re-analyzing the rewritten spec. [`sarif`] turns the result into SARIF 2.1.0.
+//! re-accounting the rewritten spec. [`sarif`] turns the result into SARIF 2.1.0.
 
 mod fix;
 pub mod rule;
@@ -15,8 +15,9 @@ pub use fix::{apply_edits, render_fix};
 pub use rule::{Rule, ATTENUATION_THRESHOLD};
 pub use rules::RULES;
 
-use crate::analysis::{analyze, Analysis};
+use crate::accounting::{account, Accounting};
 use crate::ast::{self, Span, StmtKind};
+use crate::bias::{canceled_biases, BiasCancel};
 use crate::diagnostics::{did_you_mean, Diagnostic, Edit, Label, Severity};
 use crate::ir::ModelIr;
 use rule::{Context, Finding, FixPlan};
@@ -40,13 +41,49 @@ pub struct LintOptions {
 #[derive(Debug, Clone)]
 pub struct ModelReport {
     pub model: ModelIr,
-    pub analysis: Analysis,
+    /// The time-signal accounting the rules read (at the spec's training batch).
+    pub accounting: Accounting,
+    pub biases: Vec<BiasCancel>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 /// The rule with this code.
 pub fn rule(code: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.code.eq_ignore_ascii_case(code))
+}
+
+/// The rule with this code or name, or why there is none ("did you mean").
+pub fn find_rule(code: &str) -> Result<&'static Rule, String> {
+    let by_name = || RULES.iter().find(|r| r.name == code);
+    rule(code).or_else(by_name).ok_or_else(|| {
+        let help = match suggest_code(code) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`tdspec explain` lists the rules".into(),
+        };
+        format!("unknown rule `{code}`\n  help: {help}")
+    })
+}
+
+/// `tdspec explain`'s text: every rule on a line, or one rule's documentation.
+pub fn explain_text(rule: Option<&Rule>) -> String {
+    let Some(rule) = rule else {
+        return RULES
+            .iter()
+            .map(|r| {
+                let (sev, name) = (r.severity.as_str(), r.name);
+                format!("{}  {name:<24} {sev:<8} {}\n", r.code, r.summary)
+            })
+            .collect();
+    };
+    let fix = ["none", "unsafe (--fix --unsafe-fixes)"][usize::from(rule.fixable)];
+    format!(
+        "# {} {}: {}\n\ndefault severity: {}; fix: {fix}\n\n{}",
+        rule.code,
+        rule.name,
+        rule.summary,
+        rule.severity.as_str(),
+        rule.doc
+    )
 }
 
 /// The closest rule code to a mistyped one.
@@ -127,11 +164,18 @@ fn allow_spans(file: &ast::File, model: &str) -> Vec<(Span, Vec<String>)> {
 
 /// Lints one checked model of a parsed spec.
 pub fn lint_model(file: &ast::File, src: &str, model: ModelIr, opts: &LintOptions) -> ModelReport {
-    let analysis = analyze(&model);
-    let diagnostics = diagnose(file, src, &model, &analysis, opts);
+    let accounting = account(&model);
+    let biases = canceled_biases(&model);
+    let cx = Context {
+        model: &model,
+        acc: &accounting,
+        biases: &biases,
+    };
+    let diagnostics = diagnose(file, src, &cx, opts);
     ModelReport {
         model,
-        analysis,
+        accounting,
+        biases,
         diagnostics,
     }
 }
@@ -144,21 +188,15 @@ struct Group {
     pairs: Vec<(String, String)>,
 }
 
-fn diagnose(
-    file: &ast::File,
-    src: &str,
-    model: &ModelIr,
-    analysis: &Analysis,
-    opts: &LintOptions,
-) -> Vec<Diagnostic> {
-    let cx = Context { model, analysis };
+fn diagnose(file: &ast::File, src: &str, cx: &Context, opts: &LintOptions) -> Vec<Diagnostic> {
+    let model = cx.model;
     let spans = allow_spans(file, &model.name);
     let mut groups: Vec<Group> = Vec::new();
     for rule in RULES {
         if !selected(rule.code, opts) {
             continue;
         }
-        for f in (rule.check)(&cx) {
+        for f in (rule.check)(cx) {
             let span = f.primary.0;
             if allowed(f.code, &f.allow)
                 || spans
@@ -277,6 +315,7 @@ fn diagnose(
             help,
             notes,
             fix,
+            fraction: f.fraction,
         });
     }
     out.sort_by(|a, b| {

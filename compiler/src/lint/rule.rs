@@ -3,10 +3,11 @@
 //! [`FixPlan`], and the wording and lookups several rules use. The rules themselves are in
 //! [`super::rules`], one file each; they import this module and never each other.
 
-use crate::analysis::{Analysis, ComponentVerdict, NormVerdict, OriginKind};
+use crate::accounting::{Accounting, NormAccount, OriginKind};
 use crate::ast::Span;
+use crate::bias::BiasCancel;
 use crate::diagnostics::Severity;
-use crate::ir::{Graph, ModelIr, Node, NodeId, NormKind, Op};
+use crate::ir::{ModelIr, Node, NodeId, NormKind};
 use serde::Serialize;
 
 /// A lint rule: its stable identity, its documentation and its check, declared together in
@@ -22,7 +23,7 @@ pub struct Rule {
     /// Markdown under the headings What it does / Why is this bad / Example / Use instead /
     /// Fix safety / References.
     pub doc: &'static str,
-    /// Reads one model's IR and analysis; returns the raw per-instance findings.
+    /// Reads one model's IR and accounting; returns the raw per-instance findings.
     #[serde(skip)]
     pub check: fn(&Context) -> Vec<Finding>,
 }
@@ -32,11 +33,12 @@ pub struct Rule {
 /// reported, m = 16 (0.94) is not.
 pub const ATTENUATION_THRESHOLD: f64 = 0.9;
 
-/// What a lint rule sees of one model: its IR and its time-dependence analysis (not the spec's
-/// text: rules decide from ops).
+/// What a lint rule sees of one model: its IR, its time-signal accounting and its canceled
+/// biases (not the spec's text: rules decide from ops).
 pub struct Context<'a> {
     pub model: &'a ModelIr,
-    pub analysis: &'a Analysis,
+    pub acc: &'a Accounting,
+    pub biases: &'a [BiasCancel],
 }
 
 /// How a finding could be fixed; the engine turns plans into text edits.
@@ -63,6 +65,11 @@ pub enum FixPlan {
     AfterNorm {
         span: Span,
         norm_span: Span,
+    },
+    /// Set `scale = s` on the `sinusoidal(...)` call at `span`.
+    ScaleTime {
+        span: Span,
+        scale: f64,
     },
 }
 
@@ -104,25 +111,24 @@ impl Finding {
     }
 }
 
-/// Formats a surviving fraction compactly: 0.5, 0.75, 0.875, 0.938.
-pub fn fmt_frac(f: f64) -> String {
-    let s = format!("{:.3}", f);
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-0" {
-        "0".to_string()
-    } else {
-        s.to_string()
-    }
-}
+pub use crate::accounting::report::fmt_fraction as fmt_frac;
 
 /// "4 channels per group" / "1 channel per group" / "64 channels per unit".
-pub fn per_unit(v: &NormVerdict) -> String {
+pub fn per_unit(v: &NormAccount) -> String {
     let m = v.channels_per_unit;
     let unit = match v.kind {
         NormKind::Group { .. } => "group",
         _ => "unit",
     };
     format!("{m} channel{} per {unit}", if m == 1 { "" } else { "s" })
+}
+
+/// Whether an origin adds a change constant over H and W (a per-channel offset).
+pub fn is_offset(kind: OriginKind) -> bool {
+    matches!(
+        kind,
+        OriginKind::InjectOffset | OriginKind::ConcatConstant | OriginKind::Add
+    )
 }
 
 /// The primary label of an injection site, by how t enters there.
@@ -135,7 +141,7 @@ pub fn origin_label(kind: OriginKind) -> &'static str {
         OriginKind::Add => "adds a value computed from t alone: a per-channel offset",
         OriginKind::InjectPositional | OriginKind::ConcatPositional => "adds a positional time map",
         OriginKind::ScaleShift => "scales and shifts each channel by t",
-        OriginKind::Ode => "the ODE function reads t",
+        OriginKind::Feature => "injects an embedding that also depends on the features",
     }
 }
 
@@ -157,8 +163,8 @@ pub fn origin_help(kind: OriginKind) -> Option<String> {
 }
 
 /// The fix plan for an offset origin (positional where the language has a positional form).
-pub fn positional_plan(cx: &Context, c: &ComponentVerdict) -> FixPlan {
-    match cx.analysis.origins.get(c.origin_index) {
+pub fn positional_plan(cx: &Context, origin: usize) -> FixPlan {
+    match cx.acc.origins.get(origin) {
         Some(o)
             if matches!(
                 o.kind,
@@ -175,38 +181,39 @@ pub fn positional_plan(cx: &Context, c: &ComponentVerdict) -> FixPlan {
 }
 
 /// The allow lists of an origin and a norm node, joined.
-pub fn allows(cx: &Context, c: &ComponentVerdict, v: &NormVerdict) -> Vec<String> {
+pub fn allows(cx: &Context, origin: usize, v: &NormAccount) -> Vec<String> {
     let mut a = cx
-        .analysis
+        .acc
         .origins
-        .get(c.origin_index)
+        .get(origin)
         .map(|o| o.allow.clone())
         .unwrap_or_default();
-    if let Some(g) = cx.analysis.graphs.iter().position(|g| g.path == v.graph) {
-        let graph = graph_of(cx.model, cx.analysis, g);
-        if let Some(n) = graph.and_then(|gr| gr.nodes.iter().find(|n| n.name == v.node)) {
-            a.extend(n.allow.iter().cloned());
-        }
+    if let Some(n) = node_of(cx, &v.graph, v.node_id) {
+        a.extend(n.allow.iter().cloned());
     }
     a
 }
 
-/// The IR graph behind analysis graph `gi`.
-pub fn graph_of<'m>(m: &'m ModelIr, a: &Analysis, gi: usize) -> Option<&'m Graph> {
-    let ga = a.graphs.get(gi)?;
-    match ga.parent {
-        None => Some(&m.graph),
-        Some((pg, node)) => {
-            let parent = graph_of(m, a, pg)?;
-            match &parent.nodes.get(node)?.op {
-                Op::Ode { func, .. } => Some(&func.graph),
-                _ => None,
-            }
-        }
+/// Ties a finding to its (origin, norm) instance: the instance name, the allow lists of both
+/// and the pair whose survival a fix predicts.
+pub fn at_norm(cx: &Context, f: &mut Finding, origin: usize, v: &NormAccount) {
+    f.instance = Some(v.node.clone());
+    f.allow = allows(cx, origin, v);
+    if let Some(o) = cx.acc.origins.get(origin) {
+        f.pairs.push((o.path.clone(), v.node.clone()));
     }
 }
 
-/// The IR node `node` of analysis graph `gi`.
-pub fn node_of<'m>(cx: &Context<'m>, gi: usize, node: NodeId) -> Option<&'m Node> {
-    graph_of(cx.model, cx.analysis, gi)?.nodes.get(node)
+/// The IR node `node` of the graph at path `graph`.
+pub fn node_of<'m>(cx: &Context<'m>, graph: &str, node: NodeId) -> Option<&'m Node> {
+    cx.model.graph_at(graph)?.nodes.get(node)
+}
+
+/// The norm's description in a secondary label: `group(32)`, or attention's inner norm.
+pub fn norm_name(v: &NormAccount) -> String {
+    if v.in_attention {
+        format!("{} (attention's inner norm)", v.kind)
+    } else {
+        v.kind.to_string()
+    }
 }

@@ -116,6 +116,12 @@ pub fn sarif(files: &[(&SourceFile, &[Diagnostic])], version: &str) -> Value {
                 }]);
                 r["properties"] = json!({ "unsafeFix": f.unsafe_ });
             }
+            if let Some(x) = d.fraction {
+                if !r["properties"].is_object() {
+                    r["properties"] = json!({});
+                }
+                r["properties"]["survivingFraction"] = json!(x);
+            }
             results.push(r);
         }
     }

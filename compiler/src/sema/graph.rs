@@ -183,7 +183,14 @@ impl<'a> Sema<'a> {
         if let Some(&id) = self.gctx().embeds.get(name) {
             return Some(id);
         }
-        self.shared(|s| s.new_embed_node(name))
+        if self.failed_embeds.contains(name) {
+            return None;
+        }
+        let id = self.shared(|s| s.new_embed_node(name));
+        if id.is_none() {
+            self.failed_embeds.insert(name.to_string());
+        }
+        id
     }
 
     fn new_embed_node(&mut self, name: &str) -> Option<NodeId> {

@@ -94,6 +94,8 @@ pub(super) struct Sema<'a> {
     pub(super) diags: &'a mut Vec<Diagnostic>,
     pub(super) blocks: HashMap<String, &'a BlockDef>,
     pub(super) embeds: HashMap<String, (&'a Expr, Span)>,
+    /// Embeddings whose pipeline failed (reported once, not at every use).
+    pub(super) failed_embeds: std::collections::HashSet<String>,
     pub(super) default_norm: Option<(NormSpec, Span)>,
     pub(super) bias: BiasPolicy,
     pub(super) input: Option<InputInfo>,
@@ -111,6 +113,7 @@ impl<'a> Sema<'a> {
             diags,
             blocks: HashMap::new(),
             embeds: HashMap::new(),
+            failed_embeds: Default::default(),
             default_norm: None,
             bias: BiasPolicy {
                 operand: BiasInit::Default,

@@ -443,11 +443,11 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 let (o, t) = acc.split_tape();
                 (Value::Image(o), t)
             }
-            Op::Sinusoidal { dim } => {
+            Op::Sinusoidal { dim, scale } => {
                 let Value::Time(tv) = input(0)? else {
                     return Err(RuntimeError::Internal("sinusoidal of a tensor".into()));
                 };
-                let data = sinusoidal(tv, *dim);
+                let data = sinusoidal(tv, *dim, *scale);
                 (
                     Value::Vector(self.dev.tensor_from_vec(data, (tv.len(), *dim))),
                     tape,
@@ -784,13 +784,11 @@ where
 }
 
 /// DDPM's sinusoidal embedding: `[sin(t·f_i), cos(t·f_i)]`, `f_i = exp(-ln(10000) i / (d/2 - 1))`.
-pub fn sinusoidal(t: &[f32], dim: usize) -> Vec<f32> {
-    let half = dim / 2;
-    let denom = (half.max(2) - 1) as f64;
+pub fn sinusoidal(t: &[f32], dim: usize, scale: f64) -> Vec<f32> {
+    let freqs = tdspec_compiler::accounting::embedding::frequencies(dim);
     let mut out = Vec::with_capacity(t.len() * dim);
     for &tv in t {
-        let freqs = (0..half).map(|i| (-(10000f64.ln()) * i as f64 / denom).exp());
-        let args: Vec<f64> = freqs.map(|f| tv as f64 * f).collect();
+        let args: Vec<f64> = freqs.iter().map(|f| scale * tv as f64 * f).collect();
         out.extend(args.iter().map(|a| a.sin() as f32));
         out.extend(args.iter().map(|a| a.cos() as f32));
     }

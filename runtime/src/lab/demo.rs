@@ -5,8 +5,7 @@
 //! beside the measured time sensitivity and the test epsilon-MSE overall and per quarter of the
 //! timesteps), also written to `demo.json`, and the table of them ([`demo_table`]).
 
-use super::measure::{lint_verdict, probe_input, PROBE_BATCH};
-use crate::probe::probe;
+use super::measure::{lint_verdict, probe_input, probe_trained, PROBE_BATCH};
 use crate::run::{self, RunError, RunObserver, Silent, Start, TrainOptions, TrainedRun};
 use crate::train::forward;
 use dfdx::tensor::Cpu;
@@ -135,9 +134,9 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
         let split = run.data()?;
         let (m, b) = (&run.model, PROBE_BATCH);
         let x = probe_input(m, &split, opts.seed);
-        let probes = probe(m, &run.params, x.clone(), b)
+        let probes = probe_trained(&run, &split, opts.seed)
             .map_err(|e| RunError::failed(format!("probe failed: {e}")))?;
-        let reached: Vec<f64> = probes.iter().filter_map(|p| p.fraction).collect();
+        let reached: Vec<f64> = probes.iter().filter_map(|p| p.measured).collect();
         let measured = if reached.is_empty() {
             0.0
         } else {

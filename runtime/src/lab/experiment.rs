@@ -206,7 +206,7 @@ fn one(
     r.layers = probes
         .iter()
         .map(|p| LayerRecord {
-            measured: p.fraction,
+            measured: p.measured,
             node: p.node.clone(),
             predicted: verdict
                 .norms
@@ -215,7 +215,7 @@ fn one(
                 .and_then(|(_, s)| *s),
         })
         .collect();
-    let measured: Vec<f64> = probes.iter().filter_map(|p| p.fraction).collect();
+    let measured: Vec<f64> = probes.iter().filter_map(|p| p.measured).collect();
     r.measured_survival = Some(mean_std(&measured).0).filter(|v| v.is_finite());
     let e = &res.final_eval;
     match &run.model.task {

@@ -3,10 +3,12 @@
 
 use crate::data::Split;
 use crate::params::normal;
-use crate::probe::{probe, NormProbe};
 use crate::run::TrainedRun;
+use crate::survival::{measure, ProbeSettings};
 use crate::RuntimeError;
+use dfdx::tensor::Cpu;
 use rand::SeedableRng;
+use tdspec_compiler::accounting::{account_with, NormAccount};
 use tdspec_compiler::diagnostics::Diagnostic;
 use tdspec_compiler::ir::{ModelIr, Task};
 use tdspec_compiler::lint::{lint_source, LintOptions};
@@ -15,10 +17,18 @@ use tdspec_compiler::lint::{lint_source, LintOptions};
 pub(super) struct Verdict {
     /// Distinct codes, sorted.
     pub codes: Vec<String>,
-    /// (norm node, predicted surviving fraction).
+    /// (norm node, the smallest surviving fraction the accounting states for an origin there).
     pub norms: Vec<(String, Option<f64>)>,
-    /// The smallest predicted fraction (1 when nothing is removed).
+    /// The smallest stated fraction (1 when none is stated).
     pub worst: f64,
+}
+
+/// The smallest fraction the accounting states at a norm, with its origin.
+fn stated(n: &NormAccount) -> Option<(usize, f64)> {
+    n.origins
+        .iter()
+        .filter_map(|o| o.prediction.fraction().map(|f| (o.origin, f)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Lints `text`; `Ok(None)` when it defines no model.
@@ -31,10 +41,11 @@ pub(super) fn lint_verdict(text: &str) -> Result<Option<Verdict>, Vec<Diagnostic
     codes.sort();
     codes.dedup();
     let norms: Vec<(String, Option<f64>)> = rep
-        .analysis
+        .accounting
         .norms
         .iter()
-        .map(|n| (n.node.clone(), n.survival))
+        .filter(|n| !n.constant)
+        .map(|n| (n.node.clone(), stated(n).map(|s| s.1)))
         .collect();
     let worst = norms.iter().filter_map(|p| p.1).fold(1.0f64, f64::min);
     Ok(Some(Verdict {
@@ -64,14 +75,53 @@ pub(super) fn probe_input(m: &ModelIr, split: &Split, seed: u64) -> Vec<f32> {
     x
 }
 
-/// Probes a trained network on [`probe_input`].
+/// One norm of a trained network: the measured fraction of the origin with the smallest
+/// stated prediction there (the total when none is stated).
+pub(super) struct TrainedNorm {
+    pub node: String,
+    pub measured: Option<f64>,
+}
+
+/// Probes a trained network on [`probe_input`] with the survival probe (one replicate: the
+/// trained weights and these digits; t at 1/4 and 3/4 of its range).
 pub(super) fn probe_trained(
     run: &TrainedRun,
     split: &Split,
     seed: u64,
-) -> Result<Vec<NormProbe>, RuntimeError> {
-    let x = probe_input(&run.model, split, seed);
-    probe(&run.model, &run.params, x, PROBE_BATCH)
+) -> Result<Vec<TrainedNorm>, RuntimeError> {
+    let m = &run.model;
+    let acc = account_with(m, PROBE_BATCH);
+    let settings = ProbeSettings {
+        batch: PROBE_BATCH,
+        seeds: vec![seed],
+        input: Some(probe_input(m, split, seed)),
+        ..ProbeSettings::default()
+    };
+    let params = run.params.clone();
+    let rows = measure(m, &acc, &Cpu::default(), &|_| Ok(params.clone()), &settings)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let na = acc
+                .norms
+                .iter()
+                .find(|n| n.node == r.node && n.graph == r.graph)?;
+            if na.constant {
+                return None;
+            }
+            let measured = match stated(na) {
+                Some((oi, _)) => {
+                    let site = &acc.origins.get(oi)?.path;
+                    r.origins.iter().find(|o| &o.site == site)?.measured
+                }
+                None => r.measured,
+            };
+            Some(TrainedNorm {
+                node: r.node.clone(),
+                measured,
+            })
+        })
+        .collect())
 }
 
 /// Mean and sample standard deviation of the finite values (NaN, NaN when there are none).

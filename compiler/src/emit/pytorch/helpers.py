@@ -1,8 +1,8 @@
 # ---- section: timestep_embedding ----
-def timestep_embedding(t, dim):
-    """DDPM's sinusoidal embedding [sin(t f_i), cos(t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1)),
-    computed in float64 like tdspec's runtime."""
-    t = torch.as_tensor(t).reshape(-1).double()
+def timestep_embedding(t, dim, scale=1.0):
+    """DDPM's sinusoidal embedding [sin(s t f_i), cos(s t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1)),
+    s the scale on t, computed in float64 like tdspec's runtime."""
+    t = torch.as_tensor(t).reshape(-1).double() * scale
     half = dim // 2
     freqs = torch.exp(
         -math.log(10000.0) * torch.arange(half, dtype=torch.float64, device=t.device) / (max(half, 2) - 1)
@@ -12,14 +12,15 @@ def timestep_embedding(t, dim):
 
 
 class SinusoidalEmbedding(nn.Module):
-    """`sinusoidal(dim)`: t [B] -> [B, dim]."""
+    """`sinusoidal(dim, scale = s)`: t [B] -> [B, dim], of s * t."""
 
-    def __init__(self, dim):
+    def __init__(self, dim, scale=1.0):
         super().__init__()
         self.dim = dim
+        self.scale = scale
 
     def forward(self, t):
-        return timestep_embedding(t, self.dim)
+        return timestep_embedding(t, self.dim, self.scale)
 
 
 # ---- section: positional_pattern ----

@@ -173,7 +173,8 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
         Op::GlobalAvgPool => "nn.AdaptiveAvgPool2d(1)".into(),
         Op::Upsample { factor } => format!("nn.Upsample(scale_factor={factor}, mode=\"nearest\")"),
         Op::Flatten => "nn.Flatten()".into(),
-        Op::Sinusoidal { dim } => format!("SinusoidalEmbedding({dim})"),
+        Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("SinusoidalEmbedding({dim})"),
+        Op::Sinusoidal { dim, scale } => format!("SinusoidalEmbedding({dim}, scale={scale:?})"),
         Op::Ode { .. } => format!("{}()", ode_class.unwrap_or("OdeBlock")),
         _ => "nn.Identity()".into(),
     }
@@ -250,7 +251,12 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        Op::Sinusoidal { dim } => atom(format!("timestep_embedding({}, {dim})", x(0))),
+        Op::Sinusoidal { dim, scale } if *scale == 1.0 => {
+            atom(format!("timestep_embedding({}, {dim})", x(0)))
+        }
+        Op::Sinusoidal { dim, scale } => {
+            atom(format!("timestep_embedding({}, {dim}, {scale:?})", x(0)))
+        }
         Op::Inject { mode, .. } => match (mode, img(0)) {
             (InjectMode::Positional, true) => {
                 atom(format!("add_positional({}, {m}({}))", x(0), x(1)))

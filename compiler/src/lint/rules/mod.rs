@@ -11,6 +11,7 @@ pub mod td105;
 pub mod td106;
 pub mod td107;
 pub mod td108;
+pub mod td109;
 
 use super::rule::Rule;
 
@@ -24,4 +25,5 @@ pub const RULES: &[Rule] = &[
     td106::RULE,
     td107::RULE,
     td108::RULE,
+    td109::RULE,
 ];

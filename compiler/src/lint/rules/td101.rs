@@ -1,10 +1,12 @@
-//! TD101: a timestep embedding canceled completely by a normalization. In: the norm verdicts of
-//! the analysis; out: one finding per (injection, norm) instance whose offset the norm removes.
+//! TD101: a timestep embedding canceled completely by a normalization. In: the accounting's
+//! norm verdicts; out: one finding per (origin, norm) instance whose change is exactly zero.
 
-use crate::analysis::ComponentKind;
+use crate::accounting::OriginKind;
 use crate::diagnostics::Severity;
+use crate::ir::NormKind;
 use crate::lint::rule::{
-    allows, origin_help, origin_label, positional_plan, Context, Finding, Rule,
+    at_norm, is_offset, norm_name, origin_help, origin_label, per_unit, positional_plan, Context,
+    Finding, Rule,
 };
 
 pub const RULE: Rule = Rule {
@@ -18,17 +20,21 @@ pub const RULE: Rule = Rule {
 };
 
 pub const DOC: &str = r#"## What it does
-Finds a time signal that enters the network as a per-channel offset (an injected `[B, C, 1, 1]`
-embedding, a ConcatConv's constant `t·J` channel) and reaches a normalization whose reduction
-unit holds a single channel: InstanceNorm, GroupNorm with one channel per group, or BatchNorm in
-training mode when the whole batch shares t (a neural ODE solver evaluates the batch at one t).
+Finds a time change that a normalization removes exactly: its change of the norm's output is
+zero for every draw of the weights at initialization. Typically a per-channel offset (an
+injected `[B, C, 1, 1]` embedding, a ConcatConv's constant `t·J` channel) reaching, with nothing
+zero-padded in between, a normalization whose reduction unit holds a single channel:
+InstanceNorm, GroupNorm with one channel per group, or BatchNorm in training mode when the whole
+batch shares t (a neural ODE solver evaluates the batch at one t). Also attention's inner norm,
+and a positional map that a global pool averaged to a per-channel constant. The finding's
+fraction is 0; `tdspec probe` measures it below 1e-6.
 
 ## Why is this bad
 A normalization computes `(z - mean_U) / std_U` over each reduction unit U. An offset that is
 constant on U shifts the mean by exactly the offset and leaves the variance unchanged, so the
-normalized value is exactly what it would be without the offset: the layer cannot see t. Only
-the one-pixel border ring of a zero-padded ConcatConv leaks a little time signal. This is the
-"disappearance of the timestep embedding".
+normalized value is exactly what it would be without the offset: the layer cannot see t. This
+is the "disappearance of the timestep embedding". (When a zero-padded conv stands between, the
+offset is no longer constant near the border and a share survives: TD109 reports that.)
 
 ## Example
 ```tds
@@ -69,17 +75,14 @@ longer apply). The message shows the predicted surviving fraction after the fix.
 
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    for v in &cx.analysis.norms {
-        for c in &v.components {
-            if !matches!(c.kind, ComponentKind::Offset { .. })
-                || !c.complete
-                || c.fraction_in <= 0.0
-            {
-                continue;
-            }
-            let Some(o) = cx.analysis.origins.get(c.origin_index) else {
+    for v in cx.acc.norms.iter().filter(|v| !v.constant) {
+        for ov in &v.origins {
+            let Some(o) = cx.acc.origins.get(ov.origin) else {
                 continue;
             };
+            if !ov.prediction.is_zero() || o.kind == OriginKind::ScaleShift {
+                continue;
+            }
             let mut f = Finding::new(
                 RULE.code,
                 "timestep embedding canceled completely by a normalization".to_string(),
@@ -87,29 +90,28 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                 origin_label(o.kind).to_string(),
             );
             let why = match v.kind {
-                crate::ir::NormKind::Batch => {
+                NormKind::Batch => {
                     "batch removes each channel's mean over a batch that shares t".to_string()
                 }
-                crate::ir::NormKind::Instance => {
-                    "instance removes each channel's mean: the offset is gone".to_string()
+                NormKind::Instance => {
+                    "instance removes each channel's mean: the change is gone".to_string()
                 }
                 _ => format!(
-                    "{} on {} channels, 1 channel per group: the offset is gone",
-                    v.kind, v.channels
+                    "{} on {} channels, {}: the change is gone",
+                    norm_name(v),
+                    v.channels,
+                    per_unit(v)
                 ),
             };
             f.secondary.push((v.span, why));
-            if c.border_leak {
-                f.notes.push(
-                    "only the one-pixel border ring of the zero-padded conv still sees t (a border leak)".to_string(),
-                );
+            if !is_offset(o.kind) {
+                f.notes
+                    .push(format!("what arrives here: {}", ov.arrives_as));
             }
             f.help = origin_help(o.kind);
             f.fraction = Some(0.0);
-            f.instance = Some(v.node.clone());
-            f.allow = allows(cx, c, v);
-            f.plan = positional_plan(cx, c);
-            f.pairs.push((o.path.clone(), v.node.clone()));
+            at_norm(cx, &mut f, ov.origin, v);
+            f.plan = positional_plan(cx, ov.origin);
             out.push(f);
         }
     }

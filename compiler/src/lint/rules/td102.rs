@@ -1,13 +1,13 @@
-//! TD102: a timestep embedding attenuated by a normalization. In: the norm verdicts; out: one
+//! TD102: a timestep embedding attenuated by a normalization. In: the accounting; out: one
 //! finding per (injection, norm) instance that keeps less than [`ATTENUATION_THRESHOLD`] of
 //! the offset's energy, with the surviving fraction and the channels per group.
 
-use crate::analysis::ComponentKind;
+use crate::accounting::{OriginKind, Prediction};
 use crate::diagnostics::Severity;
 use crate::ir::NormKind;
 use crate::lint::rule::{
-    allows, fmt_frac, origin_help, origin_label, per_unit, Context, Finding, FixPlan, Rule,
-    ATTENUATION_THRESHOLD,
+    at_norm, fmt_frac, norm_name, origin_help, origin_label, per_unit, positional_plan, Context,
+    Finding, FixPlan, Rule, ATTENUATION_THRESHOLD,
 };
 
 pub const RULE: Rule = Rule {
@@ -23,9 +23,13 @@ pub const RULE: Rule = Rule {
 pub const DOC: &str = r#"## What it does
 Finds a per-channel time offset (an injected `[B, C, 1, 1]` embedding, a ConcatConv's constant
 time channel) that reaches a normalization whose reduction unit spans several channels, and
-reports the expected fraction of the offset's energy that survives. GroupNorm with m channels
-per group keeps (m - 1)/m (DDPM's GroupNorm(32) on 128 channels: 0.75; on 256: 0.875; ODE-Net's
-GroupNorm(32) on 64 channels: 0.5); LayerNorm keeps (C - 1)/C. Fractions below 0.9 are reported.
+reports the expected fraction of the offset's energy that survives the norm's mean
+subtraction, `E‖Δ - mean_U Δ‖² / E‖Δ‖²` at initialization (weights uniform in ±1/√fan_in).
+GroupNorm with m channels per group keeps (m - 1)/m of a per-channel constant (DDPM's
+GroupNorm(32) on 128 channels: 0.75; on 256: 0.875); LayerNorm keeps (C - 1)/C. When a
+zero-padded conv stands between, the offset has a border structure and its share is added: the
+ODE-Net's ConcatConv into GroupNorm(32) on 64 channels keeps 0.5 + 0.099 = 0.599 on 7 x 7 maps.
+Fractions below 0.9 are reported; `tdspec probe` measures the same quantity.
 
 ## Why is this bad
 The norm subtracts each group's mean: the part of the time offset shared by the channels of a
@@ -73,25 +77,24 @@ rewritten spec.
 
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    for v in &cx.analysis.norms {
-        for c in &v.components {
-            let ComponentKind::Offset { axes } = c.kind else {
+    for v in cx.acc.norms.iter().filter(|v| !v.constant) {
+        for ov in &v.origins {
+            let Prediction::Exact { fraction } = ov.prediction else {
                 continue;
             };
-            if axes.spatial() || c.complete || c.fraction_in <= 0.0 || c.factor >= 1.0 {
+            // A per-channel constant that the norm's units remove in part (a unit of one
+            // channel removes all of it: TD101, or TD109 when the border keeps some).
+            let Some(cp) = ov.constant_part.filter(|&cp| cp > 0.0) else {
+                continue;
+            };
+            let Some(o) = cx.acc.origins.get(ov.origin) else {
+                continue;
+            };
+            if fraction >= ATTENUATION_THRESHOLD || o.kind == OriginKind::ScaleShift {
                 continue;
             }
-            if c.fraction_out >= ATTENUATION_THRESHOLD {
-                continue;
-            }
-            let Some(o) = cx.analysis.origins.get(c.origin_index) else {
-                continue;
-            };
-            let frac = fmt_frac(c.fraction_out);
-            let detail = match v.kind {
-                NormKind::Batch => "only the batch mean is removed".to_string(),
-                _ => per_unit(v),
-            };
+            let frac = fmt_frac(fraction);
+            let detail = per_unit(v);
             let mut f = Finding::new(
                 RULE.code,
                 format!("timestep embedding attenuated by a normalization: {frac} of its energy survives ({detail})"),
@@ -100,20 +103,25 @@ pub fn check(cx: &Context) -> Vec<Finding> {
             );
             f.secondary.push((
                 v.span,
-                format!("{} on {} channels: {}", v.kind, v.channels, detail),
+                format!("{} on {} channels: {}", norm_name(v), v.channels, detail),
             ));
+            if let Some(bp) = ov.border_part.filter(|&b| b > 5e-4) {
+                f.notes.push(format!(
+                    "a per-channel constant keeps {}; the zero-padding border adds {}",
+                    fmt_frac(cp),
+                    fmt_frac(bp)
+                ));
+            }
             f.help = origin_help(o.kind);
-            f.fraction = Some(c.fraction_out);
-            f.instance = Some(v.node.clone());
-            f.allow = allows(cx, c, v);
+            f.fraction = Some(fraction);
+            at_norm(cx, &mut f, ov.origin, v);
             f.plan = match v.kind {
-                NormKind::Group { .. } => FixPlan::FewerGroups {
+                NormKind::Group { .. } if !v.in_attention => FixPlan::FewerGroups {
                     norm_span: v.span,
                     origin: Some((o.span, o.kind)),
                 },
-                _ => crate::lint::rule::positional_plan(cx, c),
+                _ => positional_plan(cx, ov.origin),
             };
-            f.pairs.push((o.path.clone(), v.node.clone()));
             out.push(f);
         }
     }

@@ -1,6 +1,6 @@
-//! TD103: the model's output does not depend on t. In: the analysis' output state; out: one
-//! finding at the time declaration when t is read somewhere but no path from it survives to
-//! the output (or only a zero-padding border leak does).
+//! TD103: the model's output does not depend on t. In: the accounting's output state; out:
+//! one finding at the time declaration when t is read somewhere but its change is exactly zero
+//! at the output (at initialization, for every draw of the weights).
 
 use crate::diagnostics::Severity;
 use crate::lint::rule::{Context, Finding, Rule};
@@ -18,9 +18,10 @@ pub const RULE: Rule = Rule {
 pub const DOC: &str = r#"## What it does
 Checks that the model's output depends on the time input. It fires when t is read (injected,
 concatenated, used for scale-shift) but every path from t to the output is canceled by a
-normalization, or when the only survivor is the zero-padding border leak of a ConcatConv. For a
-neural ODE it looks at the ODE function: when f(t, h) does not depend on t, the solver
-integrates an autonomous vector field.
+normalization: the change of the output when t changes is exactly zero at initialization, for
+every draw of the weights. A time signal that survives only through the zero-padding border is
+not a cancellation (TD109 reports it with its share). For a neural ODE it looks at the ODE
+function: when f(t, h) does not depend on t, the solver integrates an autonomous vector field.
 
 ## Why is this bad
 The network is trained as a time-dependent model but computes a time-independent function. A
@@ -58,30 +59,21 @@ No fix of its own: apply the fixes of the TD101 findings that explain it.
 "#;
 
 pub fn check(cx: &Context) -> Vec<Finding> {
-    let a = cx.analysis;
-    if a.origins.is_empty() || a.output_sees_t() || a.output == crate::analysis::NodeState::TimeOnly
-    {
+    let a = cx.acc;
+    if a.origins.is_empty() || a.output_sees_t() || a.output_time_only(cx.model) {
         return Vec::new();
     }
     let t = &cx.model.time;
-    let leak = a.output.leak_only();
-    let message = if leak {
-        format!(
-            "the model's output depends on `{}` only through the zero-padding border leak",
-            t.name
-        )
-    } else {
-        format!("the model's output does not depend on `{}`", t.name)
-    };
     let mut f = Finding::new(
         RULE.code,
-        message,
+        format!("the model's output does not depend on `{}`", t.name),
         t.span,
         "declared here, lost before the output".to_string(),
     );
     let mut seen = Vec::new();
-    for v in a.norms.iter().filter(|v| v.complete) {
-        if seen.contains(&v.span) {
+    for v in &a.norms {
+        let cancels = !v.origins.is_empty() && v.origins.iter().all(|o| o.prediction.is_zero());
+        if !cancels || seen.contains(&v.span) {
             continue;
         }
         seen.push(v.span);
@@ -90,16 +82,10 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                 .push((v.span, format!("`{}` cancels the time signal", v.kind)));
         }
     }
-    let ode = a.graphs.iter().any(|g| g.parent.is_some());
-    if ode {
+    if a.graphs.len() > 1 {
         f.notes.push(
             "the ODE function does not depend on t: the solver integrates an autonomous field"
                 .to_string(),
-        );
-    }
-    if leak {
-        f.notes.push(
-            "the border leak reaches only the one-pixel ring of a zero-padded conv".to_string(),
         );
     }
     f.help = Some(

@@ -58,8 +58,8 @@ checkpoints change), so it is unsafe, although the function the network computes
 
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    for b in &cx.analysis.biases {
-        let layer = match node_of(cx, b.graph, b.node).map(|n| &n.op) {
+    for b in cx.biases {
+        let layer = match node_of(cx, &b.graph, b.node).map(|n| &n.op) {
             Some(Op::Linear { .. }) => "linear layer",
             _ => "conv",
         };

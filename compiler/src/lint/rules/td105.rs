@@ -2,7 +2,7 @@
 //! verdicts; out: one finding per ConcatConv whose offset a normalization removes in part or
 //! completely (the origin of the TD101/TD102 findings there).
 
-use crate::analysis::{ComponentKind, OriginKind};
+use crate::accounting::{OriginKind, Prediction};
 use crate::diagnostics::Severity;
 use crate::ir::Op;
 use crate::lint::rule::{node_of, Context, Finding, FixPlan, Rule};
@@ -26,7 +26,8 @@ reduces.
 The conv sees `[t·J, h]`, with J an all-ones channel. For output channel k the kernel slice on
 the time channel sums to v_k, so the conv adds `t·v_k`: the same number at every interior pixel,
 a per-channel offset, which normalizations subtract (completely for one channel per unit). Under
-zero padding the one-pixel border ring gets a partial sum, so a little t leaks there.
+zero padding the border pixels get partial sums, so some t survives there (TD109 and TD102
+give the share).
 
 ## Example
 ```tds
@@ -62,21 +63,20 @@ spatial pattern times t). It is unsafe: it changes the model.
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut done: Vec<usize> = Vec::new();
-    for v in &cx.analysis.norms {
-        for c in &v.components {
-            if !matches!(c.kind, ComponentKind::Offset { .. })
-                || c.factor >= 1.0
-                || c.fraction_in <= 0.0
-            {
-                continue;
-            }
-            let Some(o) = cx.analysis.origins.get(c.origin_index) else {
+    for v in cx.acc.norms.iter().filter(|v| !v.constant) {
+        for ov in &v.origins {
+            let removes = match ov.prediction {
+                Prediction::Zero => true,
+                Prediction::Exact { fraction } => ov.constant_part.is_some() && fraction < 1.0,
+                _ => false,
+            };
+            let Some(o) = cx.acc.origins.get(ov.origin) else {
                 continue;
             };
-            if o.kind != OriginKind::ConcatConstant || done.contains(&c.origin_index) {
+            if !removes || o.kind != OriginKind::ConcatConstant || done.contains(&ov.origin) {
                 continue;
             }
-            done.push(c.origin_index);
+            done.push(ov.origin);
             let mut f = Finding::new(
                 RULE.code,
                 "a ConcatConv's constant time channel acts only as a per-channel offset"
@@ -86,11 +86,12 @@ pub fn check(cx: &Context) -> Vec<Finding> {
             );
             f.secondary
                 .push((v.span, format!("`{}` subtracts per-channel means", v.kind)));
-            let padded = node_of(cx, o.graph, o.node)
+            let padded = node_of(cx, &o.graph, o.node)
                 .is_some_and(|n| matches!(n.op, Op::Conv { pad, .. } if pad > 0));
             if padded {
                 f.notes.push(
-                    "zero padding lets a little t into the one-pixel border ring only".to_string(),
+                    "zero padding lets t into the border ring only (TD109 gives the share)"
+                        .to_string(),
                 );
             }
             f.help = Some(

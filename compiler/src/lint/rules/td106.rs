@@ -1,11 +1,11 @@
 //! TD106: a time modulation (`scale_shift`) placed before a normalization that undoes it. In:
-//! the norm verdicts; out: one finding per (scale-shift, norm) instance keeping less than
+//! the accounting's norm verdicts; out: one finding per (scale-shift, norm) instance keeping less than
 //! [`ATTENUATION_THRESHOLD`] of the modulation.
 
-use crate::analysis::ComponentKind;
+use crate::accounting::{OriginKind, Prediction};
 use crate::diagnostics::Severity;
 use crate::lint::rule::{
-    allows, fmt_frac, per_unit, Context, Finding, FixPlan, Rule, ATTENUATION_THRESHOLD,
+    at_norm, fmt_frac, per_unit, Context, Finding, FixPlan, Rule, ATTENUATION_THRESHOLD,
 };
 
 pub const RULE: Rule = Rule {
@@ -26,7 +26,8 @@ only per-channel operations (dropout, pooling, upsampling) in between.
 Scale-shift multiplies each channel by `1 + s_c(t)` and adds `b_c(t)`. A normalization whose unit
 is one channel (instance, GroupNorm with one channel per group, batch with shared t) divides the
 scale out and subtracts the shift: the modulation is undone exactly (for `1 + s > 0`). With m
-channels per group only the differences within a group survive. ADM applies the scale-shift
+channels per group only the differences within a group survive: the shift keeps (m - 1)/m (the
+finding's fraction); the scale's share depends on the features and is not stated. ADM applies the scale-shift
 *after* the norm for this reason.
 
 ## Example
@@ -63,25 +64,31 @@ changes the model.
 
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    for v in &cx.analysis.norms {
-        for c in &v.components {
-            if c.kind != ComponentKind::Modulation || c.fraction_in <= 0.0 {
-                continue;
-            }
-            if !c.complete && c.fraction_out >= ATTENUATION_THRESHOLD {
-                continue;
-            }
-            let Some(o) = cx.analysis.origins.get(c.origin_index) else {
+    for v in cx.acc.norms.iter().filter(|v| !v.constant) {
+        for ov in &v.origins {
+            let Some(o) = cx.acc.origins.get(ov.origin) else {
                 continue;
             };
-            let message = if c.complete {
-                "time modulation is undone by the normalization that follows it".to_string()
-            } else {
-                format!(
-                    "time modulation is attenuated by the normalization that follows it: {} survives ({})",
-                    fmt_frac(c.fraction_out),
-                    per_unit(v)
-                )
+            if o.kind != OriginKind::ScaleShift {
+                continue;
+            }
+            // Undone: the shift is removed and the scale divided out (Unknown only because
+            // `1 + s` could change sign between the two times). Attenuated: the shift keeps
+            // the per-channel constant's share of a multi-channel unit.
+            let (message, fraction) = match (ov.prediction, ov.constant_part) {
+                (Prediction::Zero | Prediction::Unknown, _) => (
+                    "time modulation is undone by the normalization that follows it".to_string(),
+                    None,
+                ),
+                (Prediction::Nonzero, Some(cp)) if cp > 0.0 && cp < ATTENUATION_THRESHOLD => (
+                    format!(
+                        "time modulation is attenuated by the normalization that follows it: its shift keeps {} ({})",
+                        fmt_frac(cp),
+                        per_unit(v)
+                    ),
+                    Some(cp),
+                ),
+                _ => continue,
             };
             let mut f = Finding::new(
                 RULE.code,
@@ -93,15 +100,18 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                 v.span,
                 format!("`{}` normalizes the modulated channels again", v.kind),
             ));
+            if ov.prediction == Prediction::Unknown {
+                f.notes.push(
+                    "exactly undone unless 1 + s(t) changes sign between the two times".to_string(),
+                );
+            }
             f.help = Some("apply `scale_shift` after the normalization".to_string());
-            f.fraction = Some(c.fraction_out);
-            f.instance = Some(v.node.clone());
-            f.allow = allows(cx, c, v);
+            f.fraction = fraction;
+            at_norm(cx, &mut f, ov.origin, v);
             f.plan = FixPlan::AfterNorm {
                 span: o.span,
                 norm_span: v.span,
             };
-            f.pairs.push((o.path.clone(), v.node.clone()));
             out.push(f);
         }
     }

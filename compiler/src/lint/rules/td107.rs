@@ -1,7 +1,6 @@
 //! TD107: the time input is declared but never read. In: the analysis' origins; out: one
 //! finding at the time declaration when nothing in the feature path reads t.
 
-use crate::analysis::NodeState;
 use crate::diagnostics::Severity;
 use crate::lint::rule::{Context, Finding, Rule};
 
@@ -51,8 +50,7 @@ No fix: where to read t is a modeling decision.
 "#;
 
 pub fn check(cx: &Context) -> Vec<Finding> {
-    let a = cx.analysis;
-    if !a.origins.is_empty() || a.output == NodeState::TimeOnly {
+    if !cx.acc.origins.is_empty() || cx.acc.output_time_only(cx.model) {
         return Vec::new();
     }
     let t = &cx.model.time;

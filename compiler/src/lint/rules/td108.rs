@@ -5,14 +5,14 @@
 
 use crate::accounting::embedding::{embedding_variation, TimeRange};
 use crate::diagnostics::Severity;
-use crate::lint::rule::{Context, Finding, Rule};
+use crate::lint::rule::{Context, Finding, FixPlan, Rule};
 
 pub const RULE: Rule = Rule {
     code: "TD108",
     name: "embedding-never-varies",
     summary: "the time embedding barely varies over the declared range of t",
     severity: Severity::Warning,
-    fixable: false,
+    fixable: true,
     doc: DOC,
     check,
 };
@@ -49,19 +49,22 @@ model flat_embedding {
 ```tds
 model varying_embedding {
     input x: image[4, 8, 8]
-    time  t: step(1000), per_sample
-    embed e = sinusoidal(16) | linear(16)
+    time  t: continuous, shared
+    embed e = sinusoidal(16, scale = 1000) | linear(16)
     h = x | conv(16, k = 3) | relu
     h = h + inject(e, positional)
     return h | conv1(4)
 }
 ```
-Feed the embedding t on a scale that matches its frequencies: integer steps (as DDPM does), or
-t multiplied by about 1,000 for a unit range; the message gives the share that varies then.
+Feed the embedding t on a scale that matches its frequencies: `scale = 1000` for a unit range
+(the embedding then sees `1000 · t`, as DDPM's integer steps), or integer steps (`step(1000)`).
 
 ## Fix safety
-No fix yet: the language has no scale or max-period option on `sinusoidal`; rescale t where the
-model is trained and sampled, or declare step time.
+For continuous time the fix sets `scale` on the embedding so the declared range spans 1,000
+units (`sinusoidal(d, scale = 1000)` for t in [0, 1]); the message gives the share that then
+varies, from re-linting the rewritten spec. It is unsafe: it changes the model's function (and
+trained weights no longer match it). For step time there is no fix: declare more steps or fewer,
+faster frequencies.
 
 ## References
 - J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (the
@@ -107,6 +110,12 @@ pub fn check(cx: &Context) -> Vec<Finding> {
         ));
         f.instance = Some(e.node.clone());
         f.allow = e.allow.clone();
+        if let Some((s, _)) = e.scale {
+            f.plan = FixPlan::ScaleTime {
+                span: e.span,
+                scale: s,
+            };
+        }
         out.push(f);
     }
     out

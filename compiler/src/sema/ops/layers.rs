@@ -203,7 +203,7 @@ pub(super) fn flatten(s: &mut Sema, l: Layer) -> Option<NodeId> {
     }
 }
 
-/// `sinusoidal(dim)`: the time input [B] -> [B, dim].
+/// `sinusoidal(dim)`, `sinusoidal(dim, scale = s)`: the time input [B] -> [B, dim], of `s · t`.
 pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
@@ -231,8 +231,25 @@ pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
         );
         return None;
     }
+    let scale = match a[1] {
+        Some(e) => {
+            let v = s.number(e, "the scale on t")?;
+            if !(v > 0.0 && v <= 1e9) {
+                s.err(
+                    Diagnostic::error(
+                        "E202",
+                        format!("the scale on t must be in (0, 1e9], found {v}"),
+                    )
+                    .with_primary(e.span, "out of range"),
+                );
+                return None;
+            }
+            v
+        }
+        None => 1.0,
+    };
     Some(s.push_raw(
-        Op::Sinusoidal { dim },
+        Op::Sinusoidal { dim, scale },
         vec![input],
         Shape::Vector { d: dim },
         name,

@@ -52,7 +52,7 @@ const OPS: &[OpDef] = &[
     op("batch", &[], 0, norm::norm),
     op("instance", &[], 0, norm::norm),
     op("layer", &[], 0, norm::norm),
-    op("sinusoidal", &["dim"], 1, layers::sinusoidal),
+    op("sinusoidal", &["dim", "scale"], 1, layers::sinusoidal),
     op("inject", &["emb", "mode"], 1, time::inject),
     op("scale_shift", &["emb"], 1, time::scale_shift),
     op("ode", &["func", "t", "solver"], 1, ode::ode),
