@@ -16,6 +16,7 @@ mod lint_cmd;
 mod probe_cmd;
 mod render;
 mod report;
+mod run_cmd;
 mod sample_cmd;
 mod train_cmd;
 
@@ -67,6 +68,8 @@ enum Command {
     Emit(emit_cmd::EmitArgs),
     /// Measure at every normalization how much of the time signal survives, beside the lint's prediction
     Probe(probe_cmd::ProbeArgs),
+    /// Evaluate the network once on the tensors x and t of a safetensors file; write y
+    Run(run_cmd::RunArgs),
     /// CPU-vs-device parity of one forward + backward per spec (diagnostic; scripts/gpu-check.sh)
     #[command(hide = true)]
     GpuParity(gpu_cmd::ParityArgs),
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Experiment(a) => experiment_cmd::run(a),
         Command::Emit(a) => emit_cmd::run(a),
         Command::Probe(a) => probe_cmd::run(a),
+        Command::Run(a) => run_cmd::run(a),
         Command::GpuParity(a) => gpu_cmd::parity(a),
         Command::GpuBench(a) => gpu_cmd::bench(a),
     };

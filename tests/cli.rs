@@ -1,6 +1,7 @@
 //! CLI integration tests: `tdspec check` on every reference spec (insta snapshots of the table)
 //! and on every file of the error corpus (exit code 1, the expected code, a primary span that
-//! covers the offending text, and a snapshot of the rendered diagnostics).
+//! covers the offending text, and a snapshot of the rendered diagnostics); `tdspec lint
+//! --survival` in text and JSON.
 
 mod common;
 use common::tdspec;
@@ -160,4 +161,127 @@ fn check_json_lists_layers_and_injections() {
         .all(|i| i["mode"] == "additive per-channel offset"));
     let layers = v[0]["layers"].as_array().expect("layers");
     assert!(layers.iter().any(|l| l["name"] == "down.0.res0.temb_proj"));
+}
+
+#[test]
+fn lint_survival_states_the_accounting() {
+    let (code, out, err) = tdspec(&["lint", "--survival", "specs/odenet_mnist.tds"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("from `features.0.conv1`: 0.599 (a per-channel offset with a zero-padding border structure); 0.5 per-channel constant + 0.099 zero-padding border"),
+        "{out}"
+    );
+    let (code, out, err) = tdspec(&[
+        "lint",
+        "--survival",
+        "--format",
+        "json",
+        "specs/odenet_mnist_batchnorm.tds",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    // The border-only finding carries its share as a number.
+    let td109: Vec<&serde_json::Value> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "TD109")
+        .collect();
+    assert_eq!(td109.len(), 2, "{out}");
+    let f = td109[0]["fraction"].as_f64().unwrap();
+    let norms = v["survival"][0]["norms"].as_array().unwrap();
+    let n2 = norms
+        .iter()
+        .find(|n| n["node"] == "features.0.norm2")
+        .expect("norm2");
+    let o = &n2["origins"][0];
+    assert_eq!(o["site"], "features.0.conv1");
+    assert_eq!(o["constant_part"].as_f64(), Some(0.0));
+    let (p, b) = (
+        o["predicted"].as_f64().unwrap(),
+        o["border_part"].as_f64().unwrap(),
+    );
+    assert!((p - f).abs() < 1e-12 && (p - b).abs() < 1e-12, "{o}");
+    // Where no number can be backed, none is stated.
+    let n3 = norms
+        .iter()
+        .find(|n| n["node"] == "features.0.norm3")
+        .expect("norm3");
+    assert!(n3["origins"][0]["predicted"].is_null(), "{n3}");
+    assert_eq!(n3["origins"][0]["prediction"]["kind"], "nonzero");
+}
+
+#[test]
+fn run_evaluates_once_and_refuses_bad_tensors() {
+    use tdspec_runtime::params::{read_safetensors, write_safetensors};
+    let dir = std::env::temp_dir().join(format!("tdspec-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("m.tds");
+    std::fs::write(
+        &spec,
+        "model m {\n input x: image[2, 4, 4]\n time t: step(10), per_sample\n norm = group(2)\n embed e = sinusoidal(8) | linear(8)\n h = x | conv3(4) | norm | silu\n return h + inject(e) | conv1(2)\n}\n",
+    )
+    .unwrap();
+    let write = |name: &str, tensors: &[(&str, Vec<usize>, Vec<f32>)]| {
+        let p = dir.join(name);
+        let t: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+            .iter()
+            .map(|(n, s, d)| (n.to_string(), s.clone(), d.clone()))
+            .collect();
+        write_safetensors(&p, &t, Default::default()).unwrap();
+        p.display().to_string()
+    };
+    let x: (Vec<usize>, Vec<f32>) = (
+        vec![3, 2, 4, 4],
+        (0..96).map(|i| (i as f32 * 0.37).sin()).collect(),
+    );
+    let good = write(
+        "in.safetensors",
+        &[
+            ("x", x.0.clone(), x.1.clone()),
+            ("t", vec![3], vec![0.0, 4.0, 9.0]),
+        ],
+    );
+    let out = dir.join("out.safetensors").display().to_string();
+    let s = spec.display().to_string();
+    let (code, stdout, err) = tdspec(&["run", &s, "--input", &good, "-o", &out]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("3 samples (initial weights)"), "{stdout}");
+    let y = read_safetensors(std::path::Path::new(&out)).unwrap();
+    assert_eq!(y.tensors["y"].0, vec![3, 2, 4, 4]);
+    assert!(y.tensors["y"].1.iter().all(|v| v.is_finite()));
+    // Each refusal names what is wrong; nothing is written.
+    type Tensors = Vec<(&'static str, Vec<usize>, Vec<f32>)>;
+    let cases: Vec<(&str, Tensors, &str)> = vec![
+        (
+            "no_t.safetensors",
+            vec![("x", x.0.clone(), x.1.clone())],
+            "no tensor `t`",
+        ),
+        (
+            "shape.safetensors",
+            vec![
+                ("x", vec![3, 2, 2, 8], x.1.clone()),
+                ("t", vec![3], vec![0.0; 3]),
+            ],
+            "the model takes [B, 2, 4, 4]",
+        ),
+        (
+            "steps.safetensors",
+            vec![
+                ("x", x.0.clone(), x.1.clone()),
+                ("t", vec![3], vec![0.0, 2.5, 12.0]),
+            ],
+            "integer steps 0..10",
+        ),
+    ];
+    for (name, tensors, why) in cases {
+        let p = write(name, &tensors);
+        let o = dir.join(format!("{name}.out")).display().to_string();
+        let (code, _, err) = tdspec(&["run", &s, "--input", &p, "-o", &o]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+        assert!(!std::path::Path::new(&o).exists(), "{name}: wrote output");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

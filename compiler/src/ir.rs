@@ -317,8 +317,16 @@ pub enum Op {
         channels: usize,
         heads: usize,
         norm: NormKind,
+        /// The inner norm's variance epsilon.
+        eps: f64,
     },
     Flatten,
+    /// Zero padding of H and W: `before` rows/columns at the top/left, `after` at the
+    /// bottom/right (diffusers' `Downsample2D` with `padding = 0` pads (0, 1, 0, 1)).
+    Pad {
+        before: usize,
+        after: usize,
+    },
     /// Elementwise sum of two values of the same shape.
     Add,
     /// Concatenation along channels.
@@ -498,6 +506,7 @@ impl Op {
                 if *heads == 1 { "" } else { "s" }
             ),
             Op::Flatten => "flatten".into(),
+            Op::Pad { before, after } => format!("zero pad ({before}, {after})"),
             Op::Add => "add".into(),
             Op::Concat => "concat".into(),
             Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("sinusoidal {dim}"),

@@ -109,13 +109,25 @@ pub fn restore<D: Kernels>(tr: &mut Trainer<'_, D>, path: &Path) -> Result<(), R
     Ok(())
 }
 
+/// The tensors of a safetensors file under the model's names: diffusers' `UNet2DModel` names
+/// are renamed ([`crate::diffusers`]).
+fn read_named(path: &Path) -> Result<crate::params::Loaded, RuntimeError> {
+    let mut loaded = read_safetensors(path)?;
+    if crate::diffusers::is_diffusers(&loaded.tensors) {
+        loaded.tensors = crate::diffusers::rename(&loaded.tensors)
+            .map_err(|e| RuntimeError::InFile(path.display().to_string(), Box::new(e)))?;
+    }
+    Ok(loaded)
+}
+
 /// Loads the parameters and buffers of `params` from any safetensors file with the model's
-/// names (a training checkpoint or, say, a PyTorch export); nothing changes on a mismatch.
+/// names (a training checkpoint, a PyTorch export, or a diffusers `UNet2DModel`); nothing
+/// changes on a mismatch.
 pub fn load_params<D: Device<f32>>(
     params: &mut Params<D>,
     path: &Path,
 ) -> Result<(), RuntimeError> {
-    let loaded = read_safetensors(path)?;
+    let loaded = read_named(path)?;
     params
         .load_named(&loaded.tensors)
         .map_err(|e| RuntimeError::InFile(path.display().to_string(), Box::new(e)))
@@ -128,7 +140,7 @@ pub fn load_eval_params<D: Device<f32>>(
     dev: &D,
     path: &Path,
 ) -> Result<Params<D>, RuntimeError> {
-    let loaded = read_safetensors(path)?;
+    let loaded = read_named(path)?;
     let mut params = Params::init(m, dev, 0);
     params
         .load_named(&loaded.tensors)

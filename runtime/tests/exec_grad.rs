@@ -119,6 +119,7 @@ fn injections_scale_shift_and_attention() {
             h = x | conv3(4) | norm | silu
             h = h + inject(e | silu) | norm | scale_shift(e) | silu
             h = h + inject(e, positional) | attention(heads = 2) | downsample
+            h = h | downsample(pad = 0) | upsample
             g = h | norm | conv1(2)
             return concat(g, h) | conv1(2) }",
         2,

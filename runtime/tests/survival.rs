@@ -53,6 +53,7 @@ fn issue_examples_agree() {
         "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | relu | instance as n",
         "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e, positional)\n return h | instance as n",
         "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | downsample | instance as n",
+        "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | downsample(pad = 0) | instance as n",
     ] {
         let v = probe(&spec(body), 16);
         assert!(v.iter().all(|n| n.agree), "{body}\n{}", show(&v));

@@ -112,9 +112,15 @@ impl Gen {
                     return format!("upsample({f})");
                 }
                 5 if self.h >= 2 && self.w >= 2 => {
-                    self.h = self.h.div_ceil(2);
-                    self.w = self.w.div_ceil(2);
-                    return "downsample".into();
+                    // Symmetric padding, or DDPM's and diffusers' zeros at the bottom and right.
+                    if self.chance(0.5) {
+                        self.h = self.h.div_ceil(2);
+                        self.w = self.w.div_ceil(2);
+                        return "downsample".into();
+                    }
+                    self.h /= 2;
+                    self.w /= 2;
+                    return "downsample(pad = 0)".into();
                 }
                 6 if self.c.is_multiple_of(self.default_per_group) => {
                     let heads = self.pick(&[1usize, 2]);

@@ -318,6 +318,13 @@ impl Cov {
         self.map_spatial(self.h * f, self.w * f, |m, _| m.upsample(f))
     }
 
+    /// Zero padding: `before` rows and columns at the top and left, `after` at the bottom and
+    /// right (a one-tap, unit-weight convolution).
+    pub fn pad(&self, before: usize, after: usize) -> Cov {
+        let (h, w) = (self.h + before + after, self.w + before + after);
+        self.map_spatial(h, w, |m, n| m.conv(1, 1, before, n))
+    }
+
     pub fn global_pool(&self) -> Cov {
         self.map_spatial(1, 1, |m, _| m.mean())
     }

@@ -240,7 +240,8 @@ impl Acc {
                         kind.channels_per_unit(*channels).max(1)
                     },
                 }),
-                Op::Dropout { .. } | Op::Upsample { .. } => fin,
+                // Zeros keep a mean-free map mean-free.
+                Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } => fin,
                 Op::AvgPool { k, stride } => {
                     let (_, hi, wi) = n
                         .inputs
@@ -272,7 +273,7 @@ impl Acc {
                     }
                     Op::Inject { mode, .. } => *mode == InjectMode::Offset && inp(0),
                     Op::Add | Op::Concat => (0..n.inputs.len()).all(inp),
-                    Op::Ode { .. } => false,
+                    Op::Ode { .. } | Op::Pad { .. } => false,
                     _ => inp(0),
                 };
             // Whether the value is constant over samples and space too (a norm's output β when
@@ -287,7 +288,7 @@ impl Acc {
                 Op::Conv { pad, time, .. } => {
                     blind || *pad == 0 && call(0) && *time == TimeChannel::None
                 }
-                Op::Inject { .. } | Op::ScaleShift { .. } => false,
+                Op::Inject { .. } | Op::ScaleShift { .. } | Op::Pad { .. } => false,
                 Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
                 _ => call(0),
             };
@@ -482,6 +483,18 @@ impl Acc {
                         cov: l.cov.upsample(*factor),
                         ..l.clone()
                     }));
+                }
+            }
+            // Zeros around the map: a constant is no longer constant over H, W (the border
+            // structure a padded conv gives it); a mean-free change stays mean-free.
+            Op::Pad { before, after } => {
+                for p in input(0).parts() {
+                    let mut q = map_lin(p, p.centered, |l| Lin {
+                        cov: l.cov.pad(*before, *after),
+                        ..l.clone()
+                    });
+                    q.flat = false;
+                    out.push(q);
                 }
             }
             Op::Act { .. } => out.extend(input(0).parts().iter().map(to_alive)),

@@ -30,7 +30,19 @@ pub(super) enum NormSpec {
         groups: Option<usize>,
         per_group: Option<usize>,
         min_per_group: Option<usize>,
+        /// The variance epsilon (PyTorch's 1e-5 when not given; DDPM uses 1e-6).
+        eps: Option<f64>,
     },
+}
+
+impl NormSpec {
+    /// The epsilon the norm adds to the variance.
+    pub(super) fn eps(self) -> f64 {
+        match self {
+            NormSpec::Group { eps: Some(e), .. } => e,
+            _ => 1e-5,
+        }
+    }
 }
 
 /// A scope of names: the model's, a block body's, an ODE function's.

@@ -15,7 +15,15 @@ impl<'a> Sema<'a> {
     pub(super) fn unet(&mut self, c: &ast::Call, x: NodeId) -> Option<NodeId> {
         let a = self.bind_args(
             c,
-            &["base", "mult", "blocks", "resblock", "attention", "out"],
+            &[
+                "base",
+                "mult",
+                "blocks",
+                "resblock",
+                "attention",
+                "out",
+                "downsample_padding",
+            ],
             4,
         )?;
         let base = self.positive(a[0]?, "the base channel count")?;
@@ -70,6 +78,9 @@ impl<'a> Sema<'a> {
         else {
             return None;
         };
+        // diffusers' `downsample_padding`: 1 pads the strided conv symmetrically, 0 (DDPM's)
+        // pads only the bottom and right.
+        let down_pad = a[6].cloned();
         let out_ch = match a[5] {
             Some(e) => self.positive(e, "the output channels")?,
             None => in_ch,
@@ -171,7 +182,18 @@ impl<'a> Sema<'a> {
                 skips.push(h);
             }
             if i + 1 != levels {
-                h = self.builtin(h, &call("downsample", vec![]), format!("down.{i}.down"))?;
+                let mut down = call("downsample", vec![]);
+                if let Some(p) = &down_pad {
+                    down.args.push(Arg {
+                        name: Some(ast::Ident {
+                            name: "pad".into(),
+                            span: p.span,
+                        }),
+                        span: p.span,
+                        value: p.clone(),
+                    });
+                }
+                h = self.builtin(h, &down, format!("down.{i}.down"))?;
                 skips.push(h);
             }
         }

@@ -358,6 +358,11 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .split_tape();
                 (Value::Image(o.reshape_like(&(b, c, 1usize, 1usize))), t)
             }
+            Op::Pad { before, after } => {
+                let x = input(0)?.image()?.clone().put_tape(tape);
+                let (o, t) = ops::pad2d(x, *before, *after).map_err(op_err)?.split_tape();
+                (Value::Image(o), t)
+            }
             Op::Upsample { factor } => {
                 let x = input(0)?.image()?.clone().put_tape(tape);
                 let (o, t) = ops::upsample_nearest(x, *factor)
@@ -369,6 +374,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 channels,
                 heads,
                 norm,
+                eps,
             } => {
                 let x = input(0)?.image()?.clone();
                 let (b, c, h, w) = *x.shape();
@@ -379,7 +385,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     &format!("{name}.norm"),
                     *norm,
                     *channels,
-                    1e-5,
+                    *eps,
                     x.clone().put_tape(tape),
                     gamma,
                     beta,

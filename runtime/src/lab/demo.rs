@@ -5,7 +5,7 @@
 //! beside the measured time sensitivity and the test epsilon-MSE overall and per quarter of the
 //! timesteps), also written to `demo.json`, and the table of them ([`demo_table`]).
 
-use super::measure::{lint_verdict, probe_input, probe_trained, PROBE_BATCH};
+use super::measure::{lint_verdict, probe_input, probe_trained, TrainedNorm, PROBE_BATCH};
 use crate::run::{self, RunError, RunObserver, Silent, Start, TrainOptions, TrainedRun};
 use crate::train::forward;
 use dfdx::tensor::Cpu;
@@ -55,14 +55,16 @@ pub struct DemoRow {
     pub quarters: Vec<f64>,
     /// Distinct lint codes.
     pub lint: Vec<String>,
-    /// Mean probe-measured survival over the norms time reaches (0 when it reaches none).
+    /// The probe's measurement (trained weights) of what `predicted` states; where nothing is
+    /// stated, the mean measured survival over the norms the signal reaches.
     #[serde(rename = "measured_survival")]
-    pub measured: f64,
+    pub measured: Option<f64>,
     /// Relative change of the predicted noise from t = 100 to t = 900 at the same input.
     pub output_change: f64,
-    /// The lint's surviving fraction at the worst norm.
+    /// The smallest surviving fraction the lint states (None: it states none, the signal
+    /// stays alive).
     #[serde(rename = "predicted_survival")]
-    pub predicted: f64,
+    pub predicted: Option<f64>,
     #[serde(skip)]
     pub role: &'static str,
     pub seconds: f64,
@@ -99,9 +101,13 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
         } else {
             verdict.codes.join(", ")
         };
+        let stated = verdict.norms.iter().any(|n| n.1.is_some());
+        let worst = match stated {
+            true => format!("{:.2}", verdict.worst),
+            false => "none stated, alive".to_string(),
+        };
         obs.note(&format!(
-            "[{name}] lint: {lint} (predicted survival of the injected offset: {:.2})",
-            verdict.worst
+            "[{name}] lint: {lint} (smallest predicted survival: {worst})"
         ));
 
         // 2. Train.
@@ -136,12 +142,7 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
         let x = probe_input(m, &split, opts.seed);
         let probes = probe_trained(&run, &split, opts.seed)
             .map_err(|e| RunError::failed(format!("probe failed: {e}")))?;
-        let reached: Vec<f64> = probes.iter().filter_map(|p| p.measured).collect();
-        let measured = if reached.is_empty() {
-            0.0
-        } else {
-            reached.iter().sum::<f64>() / reached.len() as f64
-        };
+        let (predicted, measured) = TrainedNorm::summary(&probes);
         let output_change = match (
             forward(m, &run.params, x.clone(), b, &vec![100.0; b]),
             forward(m, &run.params, x, b, &vec![900.0; b]),
@@ -170,7 +171,7 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
             lint: verdict.codes,
             measured,
             output_change,
-            predicted: verdict.worst,
+            predicted,
             role,
             seconds: result.seconds,
             name,
@@ -209,8 +210,8 @@ pub fn demo_table(rows: &[DemoRow], opts: &DemoOptions) -> String {
             r.lint.join(",")
         };
         let mut figures = vec![
-            format!("{:.2}", r.predicted),
-            format!("{:.2}", r.measured),
+            r.predicted.map_or("alive".into(), |p| format!("{p:.2}")),
+            r.measured.map_or("-".into(), |m| format!("{m:.2}")),
             format!("{:.3}", r.output_change),
             format!("{:.5}", r.eps_mse),
         ];
@@ -218,8 +219,8 @@ pub fn demo_table(rows: &[DemoRow], opts: &DemoOptions) -> String {
         figures.extend((0..4).map(q));
         s += &line(r.name, r.role, &lint, &figures);
     }
-    s + "\npredicted: the lint's surviving fraction of the injected time offset at the worst norm
-measured: mean surviving fraction of the time signal over the norms it reaches (probe, trained weights)
+    s + "\npredicted: the smallest surviving fraction the lint states (at initialization; alive: it states none)
+measured: the probe's measurement of that origin at that norm, trained weights (alive: the mean over the norms t reaches)
 output Δt: relative change of the predicted noise when t goes from 100 to 900 at the same input
 q1..q4: test eps-MSE per quarter of the timesteps, low noise first\n"
 }

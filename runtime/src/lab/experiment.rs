@@ -208,11 +208,7 @@ fn one(
         .map(|p| LayerRecord {
             measured: p.measured,
             node: p.node.clone(),
-            predicted: verdict
-                .norms
-                .iter()
-                .find(|(n, _)| *n == p.node)
-                .and_then(|(_, s)| *s),
+            predicted: p.predicted,
         })
         .collect();
     let measured: Vec<f64> = probes.iter().filter_map(|p| p.measured).collect();

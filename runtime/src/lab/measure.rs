@@ -75,11 +75,38 @@ pub(super) fn probe_input(m: &ModelIr, split: &Split, seed: u64) -> Vec<f32> {
     x
 }
 
-/// One norm of a trained network: the measured fraction of the origin with the smallest
-/// stated prediction there (the total when none is stated).
+/// One norm of a trained network: the smallest fraction the accounting states there and the
+/// measured fraction of that origin (where none is stated: the total, when more than rounding
+/// arrives).
 pub(super) struct TrainedNorm {
     pub node: String,
+    pub predicted: Option<f64>,
     pub measured: Option<f64>,
+}
+
+impl TrainedNorm {
+    /// The smallest stated fraction over the norms and its measurement; where none is stated,
+    /// (None, the mean measured survival over the norms the signal reaches).
+    pub fn summary(norms: &[TrainedNorm]) -> (Option<f64>, Option<f64>) {
+        let worst = norms
+            .iter()
+            .filter(|n| n.predicted.is_some())
+            .min_by(|a, b| {
+                a.predicted
+                    .unwrap_or(1.0)
+                    .total_cmp(&b.predicted.unwrap_or(1.0))
+            });
+        match worst {
+            Some(n) => (n.predicted, n.measured),
+            None => {
+                let m: Vec<f64> = norms.iter().filter_map(|n| n.measured).collect();
+                (
+                    None,
+                    (!m.is_empty()).then(|| m.iter().sum::<f64>() / m.len() as f64),
+                )
+            }
+        }
+    }
 }
 
 /// Probes a trained network on [`probe_input`] with the survival probe (one replicate: the
@@ -109,15 +136,24 @@ pub(super) fn probe_trained(
             if na.constant {
                 return None;
             }
-            let measured = match stated(na) {
-                Some((oi, _)) => {
+            let (predicted, measured) = match stated(na) {
+                Some((oi, p)) => {
                     let site = &acc.origins.get(oi)?.path;
-                    r.origins.iter().find(|o| &o.site == site)?.measured
+                    (
+                        Some(p),
+                        r.origins.iter().find(|o| &o.site == site)?.measured,
+                    )
                 }
-                None => r.measured,
+                // Rounding left by an exact cancellation upstream is no time signal.
+                None => (
+                    None,
+                    r.measured
+                        .filter(|_| r.total.arriving.is_some_and(|a| a >= 1e-3)),
+                ),
             };
             Some(TrainedNorm {
                 node: r.node.clone(),
+                predicted,
                 measured,
             })
         })

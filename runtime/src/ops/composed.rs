@@ -446,6 +446,54 @@ pub fn upsample_nearest<D: Device<f32>, T: Tape<f32, D>>(
     spatial_map(x, m, ho, wo)
 }
 
+/// Zero padding of H and W (`before` at the top and left, `after` at the bottom and right):
+/// concatenations with zero blocks, so dfdx derives the backward (a crop).
+pub fn pad2d<D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor4<D, T>,
+    before: usize,
+    after: usize,
+) -> Result<Tensor4<D, T>, OpsError> {
+    let dev = x.device().clone();
+    let zeros = |s: (usize, usize, usize, usize)| dev.try_zeros_like(&s).map_err(dev_err);
+    let (b, c, h, w) = *x.shape();
+    let mut y = x.try_reshape_like(&(b, c, h, w)).map_err(dev_err)?;
+    if before > 0 {
+        // The tape travels on the first operand (the zeros' concat records the backward).
+        let (yv, tape) = y.split_tape();
+        y = (zeros((b, c, before, w))?.put_tape(tape), yv)
+            .try_concat_along(Axis::<2>)
+            .map_err(dev_err)?
+            .try_reshape_like(&(b, c, h + before, w))
+            .map_err(dev_err)?;
+    }
+    if after > 0 {
+        let hh = h + before;
+        y = (y, zeros((b, c, after, w))?)
+            .try_concat_along(Axis::<2>)
+            .map_err(dev_err)?
+            .try_reshape_like(&(b, c, hh + after, w))
+            .map_err(dev_err)?;
+    }
+    let ho = h + before + after;
+    if before > 0 {
+        let (yv, tape) = y.split_tape();
+        y = (zeros((b, c, ho, before))?.put_tape(tape), yv)
+            .try_concat_along(Axis::<3>)
+            .map_err(dev_err)?
+            .try_reshape_like(&(b, c, ho, w + before))
+            .map_err(dev_err)?;
+    }
+    if after > 0 {
+        let ww = w + before;
+        y = (y, zeros((b, c, ho, after))?)
+            .try_concat_along(Axis::<3>)
+            .map_err(dev_err)?
+            .try_reshape_like(&(b, c, ho, ww + after))
+            .map_err(dev_err)?;
+    }
+    Ok(y)
+}
+
 /// Composed [`attention`](fn@super::attention).
 pub fn attention<D: Device<f32>, T: Tape<f32, D>>(
     q: Tensor3<D, T>,

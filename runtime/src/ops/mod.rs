@@ -182,6 +182,20 @@ pub fn global_avg_pool<D: Kernels, T: Tape<f32, D>>(
     D::global_avg_pool(x)
 }
 
+/// Zero padding: `before` rows and columns at the top and left, `after` at the bottom and
+/// right.
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]`
+/// - output: `[B, C, H + before + after, W + before + after]`
+pub fn pad2d<D: Kernels, T: Tape<f32, D>>(
+    x: Tensor4<D, T>,
+    before: usize,
+    after: usize,
+) -> Result<Tensor4<D, T>, OpsError> {
+    composed::pad2d(x, before, after)
+}
+
 /// Nearest-neighbour upsampling by `factor` (at least 1) on both spatial axes.
 ///
 /// # Shapes

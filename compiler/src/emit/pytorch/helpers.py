@@ -82,10 +82,10 @@ class Attention(nn.Module):
     """DDPM self-attention: norm -> 1x1 conv to q, k, v -> softmax(q^T k / sqrt(C / heads)) v
     per head -> 1x1 projection -> + input. `groups=None` normalizes with BatchNorm."""
 
-    def __init__(self, channels, heads=1, groups=32):
+    def __init__(self, channels, heads=1, groups=32, eps=1e-5):
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(groups, channels) if groups else BatchNorm(channels, persistent=False)
+        self.norm = nn.GroupNorm(groups, channels, eps=eps) if groups else BatchNorm(channels, eps, persistent=False)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 

@@ -20,6 +20,7 @@ pub(super) fn seqable(op: &Op) -> bool {
             | Op::GlobalAvgPool
             | Op::Upsample { .. }
             | Op::Flatten
+            | Op::Pad { .. }
             | Op::Sinusoidal { .. }
             | Op::Attention { .. }
             | Op::Ode { .. }
@@ -47,14 +48,28 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
             ("groups", n(*groups)),
         ],
         Op::Linear { din, dout, .. } => vec![("in", n(*din)), ("out", n(*dout))],
-        Op::Norm { kind, channels, .. } => match kind {
-            NormKind::Group { groups } => vec![("groups", n(*groups)), ("channels", n(*channels))],
-            _ => vec![("channels", n(*channels))],
-        },
+        Op::Norm {
+            kind,
+            channels,
+            eps,
+            ..
+        } => {
+            let mut v = match kind {
+                NormKind::Group { groups } => {
+                    vec![("groups", n(*groups)), ("channels", n(*channels))]
+                }
+                _ => vec![("channels", n(*channels))],
+            };
+            if *eps != 1e-5 {
+                v.push(("eps", py_float(*eps)));
+            }
+            v
+        }
         Op::Attention {
             channels,
             heads,
             norm,
+            eps,
         } => {
             let mut v = vec![("channels", n(*channels)), ("heads", n(*heads))];
             match norm {
@@ -62,6 +77,9 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
                 NormKind::Instance => v.push(("groups", n(*channels))),
                 NormKind::Layer => v.push(("groups", "1".into())),
                 NormKind::Batch => {}
+            }
+            if *eps != 1e-5 {
+                v.push(("eps", py_float(*eps)));
             }
             v
         }
@@ -140,24 +158,40 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
                 if *bias { "" } else { ", bias=False" }
             )
         }
-        Op::Norm { kind, .. } => match kind {
-            NormKind::Group { .. } => format!("nn.GroupNorm({}, {})", get(0), get(1)),
-            NormKind::Instance => format!("nn.GroupNorm({0}, {0})", get(0)),
-            NormKind::Layer => format!("nn.GroupNorm(1, {})", get(0)),
-            NormKind::Batch => format!("BatchNorm({})", get(0)),
-        },
-        Op::Attention { norm, .. } => {
+        Op::Norm { kind, eps, .. } => {
+            let e = |i: usize| {
+                if *eps != 1e-5 {
+                    format!(", eps={}", get(i))
+                } else {
+                    String::new()
+                }
+            };
+            match kind {
+                NormKind::Group { .. } => format!("nn.GroupNorm({}, {}{})", get(0), get(1), e(2)),
+                NormKind::Instance => format!("nn.GroupNorm({0}, {0}{1})", get(0), e(1)),
+                NormKind::Layer => format!("nn.GroupNorm(1, {}{})", get(0), e(1)),
+                NormKind::Batch => format!("BatchNorm({}{})", get(0), e(1)),
+            }
+        }
+        Op::Attention { norm, eps, .. } => {
             let mut s = format!("Attention({}", get(0));
             if get(1) != "1" {
                 let _ = write!(s, ", heads={}", get(1));
             }
-            match norm {
-                NormKind::Batch => s += ", groups=None",
+            let at_eps = match norm {
+                NormKind::Batch => {
+                    s += ", groups=None";
+                    2
+                }
                 _ => {
                     if get(2) != "32" {
                         let _ = write!(s, ", groups={}", get(2));
                     }
+                    3
                 }
+            };
+            if *eps != 1e-5 {
+                let _ = write!(s, ", eps={}", get(at_eps));
             }
             s + ")"
         }
@@ -173,6 +207,9 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
         Op::GlobalAvgPool => "nn.AdaptiveAvgPool2d(1)".into(),
         Op::Upsample { factor } => format!("nn.Upsample(scale_factor={factor}, mode=\"nearest\")"),
         Op::Flatten => "nn.Flatten()".into(),
+        Op::Pad { before, after } => {
+            format!("nn.ZeroPad2d(({before}, {after}, {before}, {after}))")
+        }
         Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("SinusoidalEmbedding({dim})"),
         Op::Sinusoidal { dim, scale } => format!("SinusoidalEmbedding({dim}, scale={scale:?})"),
         Op::Ode { .. } => format!("{}()", ode_class.unwrap_or("OdeBlock")),
@@ -240,6 +277,10 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
             x(0)
         )),
         Op::Flatten => atom(format!("torch.flatten({}, 1)", x(0))),
+        Op::Pad { before, after } => atom(format!(
+            "F.pad({}, ({before}, {after}, {before}, {after}))",
+            x(0)
+        )),
         Op::Add => PyExpr {
             text: format!("{} + {}", x(0), a.get(1).map(paren).unwrap_or_default()),
             atom: false,

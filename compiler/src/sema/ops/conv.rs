@@ -112,13 +112,32 @@ pub(super) fn conv(s: &mut Sema, l: Layer) -> Option<NodeId> {
     Some(id)
 }
 
-/// `downsample(mode)`: halves H and W with a strided 3x3 conv (or a 2x2 average).
+/// `downsample(mode, pad)`: halves H and W with a strided 3x3 conv (or a 2x2 average). `pad = 1`
+/// (the default) pads the conv symmetrically; `pad = 0` is DDPM's and diffusers' `padding = 0`:
+/// zeros at the bottom and right only, then an unpadded conv.
 pub(super) fn downsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
     let mode = match a[0] {
         Some(e) => s.choice(e, "down-sampling mode", &["conv", "avg"])?,
         None => "conv".to_string(),
+    };
+    let pad = match a[1] {
+        Some(e) => {
+            let p = s.number(e, "the down-sampling padding")?;
+            if p != 0.0 && p != 1.0 || mode == "avg" {
+                s.err(
+                    Diagnostic::error(
+                        "E202",
+                        format!("`downsample` pads by 1 (symmetric) or 0 (bottom and right only), found {p}"),
+                    )
+                    .with_primary(e.span, if mode == "avg" { "the average pools without padding" } else { "0 or 1" }),
+                );
+                return None;
+            }
+            p as usize
+        }
+        None => 1,
     };
     let Shape::Image { c: ch, h, w } = shape else {
         return s.needs_image(c, shape);
@@ -143,8 +162,28 @@ pub(super) fn downsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
             c.span,
         ))
     } else {
-        let op = Op::plain_conv(ch, ch, 3, 2, 1);
-        let (ho, wo) = (conv_out(h, 3, 2, 1)?, conv_out(w, 3, 2, 1)?);
+        // pad = 0: zero-pad (0, 1) and convolve without padding, as diffusers does.
+        let (input, (h, w)) = if pad == 0 {
+            let padded = s.push_raw(
+                Op::Pad {
+                    before: 0,
+                    after: 1,
+                },
+                vec![input],
+                Shape::Image {
+                    c: ch,
+                    h: h + 1,
+                    w: w + 1,
+                },
+                format!("{name}_pad"),
+                c.span,
+            );
+            (padded, (h + 1, w + 1))
+        } else {
+            (input, (h, w))
+        };
+        let op = Op::plain_conv(ch, ch, 3, 2, pad);
+        let (ho, wo) = (conv_out(h, 3, 2, pad)?, conv_out(w, 3, 2, pad)?);
         Some(s.push_raw(
             op,
             vec![input],

@@ -183,6 +183,7 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
         channels: ch,
         heads,
         norm: kind,
+        eps: spec.eps(),
     };
     Some(s.push_raw(op, vec![input], shape, name, c.span))
 }

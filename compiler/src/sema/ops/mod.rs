@@ -45,7 +45,7 @@ const OPS: &[OpDef] = &[
     op("dropout", &["p"], 1, layers::dropout),
     op("avgpool", &["k", "stride"], 0, layers::avgpool),
     op("upsample", &["factor"], 0, layers::upsample),
-    op("downsample", &["mode"], 0, conv::downsample),
+    op("downsample", &["mode", "pad"], 0, conv::downsample),
     op("attention", &["heads"], 0, layers::attention),
     op("flatten", &[], 0, layers::flatten),
     op("group", norm::GROUP_ARGS, 0, norm::norm),

@@ -1,4 +1,5 @@
-//! Normalizations: `group(G)` / `group(per_group = m)` / `group(G, min_per_group = m)`,
+//! Normalizations: `group(G)` / `group(per_group = m)` / `group(G, min_per_group = m)` (each
+//! with an optional `eps`),
 //! `batch`, `instance`, `layer`, and the model's default `norm = ...` (same parser); the group
 //! count resolved for the channels that arrive, with a divisibility error that proposes one.
 
@@ -9,7 +10,7 @@ use crate::ir::{NodeId, NormKind, Op, Shape};
 use crate::sema::state::{src_word, NormSpec, Sema};
 
 /// The arguments of `group(...)`, as a layer and as the default normalization.
-pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group"];
+pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group", "eps"];
 
 /// `group(...)`, `batch`, `instance`, `layer` as a pipeline stage.
 pub(super) fn norm(s: &mut Sema, l: Layer) -> Option<NodeId> {
@@ -77,6 +78,23 @@ impl<'a> Sema<'a> {
                     Some(e) => Some(self.positive(e, "the minimum channels per group")?),
                     None => None,
                 };
+                let eps = match a[3] {
+                    Some(e) => {
+                        let v = self.number(e, "the variance epsilon")?;
+                        if !(v > 0.0 && v <= 1.0) {
+                            self.err(
+                                Diagnostic::error(
+                                    "E202",
+                                    format!("a norm's epsilon must be in (0, 1], found {v}"),
+                                )
+                                .with_primary(e.span, "out of range"),
+                            );
+                            return None;
+                        }
+                        Some(v)
+                    }
+                    None => None,
+                };
                 if groups.is_none() == per_group.is_none() {
                     self.err(
                         Diagnostic::error(
@@ -102,6 +120,7 @@ impl<'a> Sema<'a> {
                     groups,
                     per_group,
                     min_per_group,
+                    eps,
                 })
             }
             _ => {
@@ -147,7 +166,7 @@ impl<'a> Sema<'a> {
             kind,
             channels: c,
             affine: true,
-            eps: 1e-5,
+            eps: spec.eps(),
         };
         Some(self.push_raw(op, vec![input], shape, name, span))
     }
@@ -186,6 +205,7 @@ impl<'a> Sema<'a> {
                 groups,
                 per_group,
                 min_per_group,
+                ..
             } => {
                 let g = match (groups, per_group) {
                     (Some(g), _) => min_per_group.map(|m| g.min((c / m).max(1))).unwrap_or(g),
