@@ -228,6 +228,9 @@ impl Acc {
         // initialization, γ = 1 and β = 0, and what keeps that exactly).
         let mut feat: Vec<Option<Centered>> = Vec::with_capacity(g.nodes.len());
         let mut const_all: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        // Whether the value is exactly 0 at initialization (a norm's β over single-valued
+        // units, the whole-map average of a per-channel mean-free value, what keeps zeros).
+        let mut zero: Vec<bool> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
@@ -290,8 +293,33 @@ impl Acc {
                 }
                 Op::Inject { .. } | Op::ScaleShift { .. } | Op::Pad { .. } => false,
                 Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
+                // The average over a whole map of a value mean-free per channel (a norm's
+                // output with one channel per unit) is 0: constant up to rounding.
+                Op::GlobalAvgPool => call(0) || fin.is_some_and(|c| c.m == 1),
+                Op::AvgPool { k, .. } => {
+                    let (_, hi, wi) = n
+                        .inputs
+                        .first()
+                        .map(|&i| spatial(&g.nodes[i].shape))
+                        .unwrap_or((0, 0, 0));
+                    call(0) || *k == hi && *k == wi && fin.is_some_and(|c| c.m == 1)
+                }
                 _ => call(0),
             };
+            let zin = |k: usize| n.inputs.get(k).map(|&i| zero[i]).unwrap_or(false);
+            let z = match &n.op {
+                Op::Norm { .. } => ca,
+                Op::GlobalAvgPool => zin(0) || fin.is_some_and(|c| c.m == 1),
+                Op::AvgPool { .. } => zin(0) || ca && !call(0),
+                Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } | Op::Flatten => zin(0),
+                Op::Act { act } => zin(0) && *act != Act::Softplus,
+                Op::Add | Op::Concat => (0..n.inputs.len()).all(zin),
+                _ => false,
+            };
+            // A conv of zeros outputs its bias everywhere, padding or not.
+            let conv_of_zero =
+                matches!(n.op, Op::Conv { time, .. } if time == TimeChannel::None) && zin(0);
+            let (fs, ca) = (fs || z || conv_of_zero, ca || z || conv_of_zero);
             let s = self.node(
                 gi,
                 &path,
@@ -299,12 +327,13 @@ impl Acc {
                 n,
                 g,
                 &states,
-                (&flat_space, &feat, &const_all),
+                (&flat_space, &feat, &const_all, &zero),
             );
             states.push(s);
             flat_space.push(fs);
             feat.push(fc);
             const_all.push(ca);
+            zero.push(z);
         }
         self.graphs[gi].states = states;
         gi
@@ -332,7 +361,7 @@ impl Acc {
         n: &Node,
         g: &Graph,
         states: &[Sig],
-        (flat_space, feat, const_all): (&[bool], &[Option<Centered>], &[bool]),
+        (flat_space, feat, const_all, zero): (&[bool], &[Option<Centered>], &[bool], &[bool]),
     ) -> Sig {
         let input = |k: usize| -> &Sig {
             n.inputs
@@ -457,7 +486,12 @@ impl Acc {
                 // Windows that tile the map exactly keep every channel's spatial mean.
                 let (_, h, w) = spatial(&in_shape(0));
                 let tiles = stride == k && h % k == 0 && w % k == 0;
+                // One window over the whole map: a change mean-free per channel averages to 0.
+                let whole = *k == h && *k == w;
                 for p in input(0).parts() {
+                    if whole && p.centered.is_some_and(|c| c.m == 1) {
+                        continue;
+                    }
                     out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
                         cov: l.cov.pool(*k, *stride, (h_out, w_out)),
                         ..l.clone()
@@ -632,11 +666,14 @@ impl Acc {
                     Sig::Independent => {}
                     Sig::TimeOnly { .. } => {
                         let o = self.origin(gi, gpath, id, n, OriginKind::ScaleShift);
-                        // Δ = h·Δs + Δb: a per-channel scale of the features and an offset.
+                        // Δ = h·Δs + Δb: a per-channel scale of the features and an offset;
+                        // features that are exactly 0 leave only the offset.
                         let mut p = fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true);
-                        p.inexact = Some(true);
-                        p.flat = false;
-                        p.input_free = false;
+                        if !n.inputs.first().is_some_and(|&i| zero[i]) {
+                            p.inexact = Some(true);
+                            p.flat = false;
+                            p.input_free = false;
+                        }
                         out.push(p);
                     }
                     s @ Sig::Depends(_) => {

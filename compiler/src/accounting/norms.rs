@@ -175,7 +175,9 @@ impl Acc {
                 None,
             );
         }
-        if p.flat && p.input_free && batch {
+        // A vector has no space: a change identical across samples is constant on BatchNorm's
+        // units whatever else it is made of.
+        if (p.flat || vector) && p.input_free && batch {
             return if self.per_sample {
                 (
                     Prediction::Between {
