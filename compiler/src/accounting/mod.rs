@@ -194,6 +194,10 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
     }
 }
 
+/// Per node of a graph so far: constant over H and W, mean-free on some norm's units, constant
+/// over samples and space, exactly zero.
+type NodeFlags<'a> = (&'a [bool], &'a [Option<Centered>], &'a [bool], &'a [bool]);
+
 pub(super) struct Acc {
     pub(super) batch: usize,
     pub(super) per_sample: bool,
@@ -361,7 +365,7 @@ impl Acc {
         n: &Node,
         g: &Graph,
         states: &[Sig],
-        (flat_space, feat, const_all, zero): (&[bool], &[Option<Centered>], &[bool], &[bool]),
+        (flat_space, feat, const_all, zero): NodeFlags,
     ) -> Sig {
         let input = |k: usize| -> &Sig {
             n.inputs
