@@ -22,6 +22,14 @@
 //! A part leaving a norm is mean-free on that norm's units, so a later norm whose units are
 //! unions of them keeps exactly all of it. Exact zeros are exact: a prediction of zero means
 //! the change is zero for every draw of the weights.
+//!
+//! Alongside the parts, every node's value carries what is known of it at initialization:
+//! constant over H and W, mean-free on some norm's units (a norm's output with γ = 1, β = 0),
+//! constant over samples and space, exactly zero (a norm over single-valued units outputs β;
+//! the whole-map average of a per-channel mean-free value is 0; dropout, pooling, up-sampling,
+//! padding and the activations with f(0) = 0 keep zeros; a conv of zeros is its bias, flat
+//! whatever its padding). Zero padding (`Op::Pad`) is a one-tap conv on the covariance: a
+//! constant is no longer constant near the border, a mean-free change stays mean-free.
 
 pub mod cov;
 pub mod embedding;
