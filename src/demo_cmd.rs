@@ -6,7 +6,7 @@
 use crate::report::{command_line, OrExit, Printer};
 use clap::Args;
 use std::path::PathBuf;
-use tdspec_runtime::lab::{demo_table, run_demo, DemoOptions};
+use tdspec_runtime::lab::{demo_table, fresh_demo_dir, run_demo, DemoOptions};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -16,8 +16,9 @@ pub struct DemoArgs {
     batch: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "runs/demo")]
-    out: PathBuf,
+    /// Run directory (must be new or empty); default runs/demo, or runs/demo-2, ... when taken
+    #[arg(long)]
+    out: Option<PathBuf>,
     #[arg(long, default_value_t = 1000)]
     eval_samples: usize,
 }
@@ -27,7 +28,10 @@ pub fn run(a: &DemoArgs) -> Result<u8, u8> {
         steps: a.steps,
         batch: a.batch,
         seed: a.seed,
-        out: a.out.clone(),
+        out: a
+            .out
+            .clone()
+            .unwrap_or_else(|| fresh_demo_dir(std::path::Path::new("runs/demo"))),
         eval_samples: a.eval_samples,
         command: command_line(),
     };

@@ -10,7 +10,7 @@ use crate::run::{self, RunError, RunObserver, Silent, Start, TrainOptions, Train
 use crate::train::forward;
 use dfdx::tensor::Cpu;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The variants: name, role, spec text.
 pub const DEMO_VARIANTS: [(&str, &str, &str); 3] = [
@@ -72,8 +72,32 @@ pub struct DemoRow {
     pub name: &'static str,
 }
 
+/// The default run directory of the demo: `base` when it is absent or empty, else the first
+/// absent or empty `base-2`, `base-3`, ... (a finished demo is never overwritten, and the main
+/// job runs every time).
+pub fn fresh_demo_dir(base: &Path) -> PathBuf {
+    // An unreadable entry counts as taken.
+    let free = |p: &Path| std::fs::read_dir(p).map_or(!p.exists(), |mut d| d.next().is_none());
+    if free(base) {
+        return base.to_path_buf();
+    }
+    let name = base
+        .file_name()
+        .map_or("demo".into(), |n| n.to_string_lossy().into_owned());
+    (2..)
+        .map(|i| base.with_file_name(format!("{name}-{i}")))
+        .find(|p| free(p))
+        .unwrap_or_else(|| base.to_path_buf())
+}
+
 /// Runs the demo; `demo.json` in `opts.out` holds the rows too.
 pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<DemoRow>, RunError> {
+    if opts.batch < 2 || opts.steps == 0 {
+        return Err(RunError::failed(format!(
+            "--batch {} --steps {}: the demo trains at least 1 step of at least 2 digits",
+            opts.batch, opts.steps
+        )));
+    }
     let nonempty = std::fs::read_dir(&opts.out).is_ok_and(|mut d| d.next().is_some());
     if opts.out.exists() && nonempty {
         return Err(RunError::failed(format!(
@@ -82,8 +106,8 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
         )));
     }
     obs.note(&format!(
-        "tdspec demo: 3 variants of small_ddpm_mnist, {} steps each at batch {}, seed {}, on the embedded MNIST digits",
-        opts.steps, opts.batch, opts.seed
+        "tdspec demo: 3 variants of small_ddpm_mnist, {} steps each at batch {}, seed {}, on the embedded MNIST digits; runs in {}",
+        opts.steps, opts.batch, opts.seed, opts.out.display()
     ));
     let mut rows = Vec::new();
     for (name, role, text) in DEMO_VARIANTS {
@@ -223,4 +247,23 @@ pub fn demo_table(rows: &[DemoRow], opts: &DemoOptions) -> String {
 measured: the probe's measurement of that origin at that norm, trained weights (alive: the mean over the norms t reaches)
 output Δt: relative change of the predicted noise when t goes from 100 to 900 at the same input
 q1..q4: test eps-MSE per quarter of the timesteps, low noise first\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_demo_dir;
+
+    #[test]
+    fn a_taken_demo_directory_gets_a_fresh_sibling() {
+        let root = std::env::temp_dir().join(format!("tdspec-demo-dir-{}", std::process::id()));
+        let base = root.join("demo");
+        assert_eq!(fresh_demo_dir(&base), base);
+        std::fs::create_dir_all(&base).unwrap();
+        assert_eq!(fresh_demo_dir(&base), base, "an empty directory is reused");
+        std::fs::write(base.join("demo.json"), "[]").unwrap();
+        assert_eq!(fresh_demo_dir(&base), root.join("demo-2"));
+        std::fs::create_dir_all(root.join("demo-2/x")).unwrap();
+        assert_eq!(fresh_demo_dir(&base), root.join("demo-3"));
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

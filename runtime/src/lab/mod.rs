@@ -12,6 +12,6 @@ mod experiment;
 mod measure;
 mod plan;
 
-pub use demo::{demo_table, run_demo, DemoOptions, DemoRow, DEMO_VARIANTS};
+pub use demo::{demo_table, fresh_demo_dir, run_demo, DemoOptions, DemoRow, DEMO_VARIANTS};
 pub use experiment::{run_experiment, LayerRecord, RunRecord};
 pub use plan::{Group, Plan, PlanError, Variant};
