@@ -285,3 +285,23 @@ fn run_evaluates_once_and_refuses_bad_tensors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn identifiers_longer_than_the_formatter_pads_do_not_panic() {
+    let text = std::fs::read_to_string("specs/small_odenet_mnist.tds").unwrap();
+    let dir = std::env::temp_dir().join(format!("tdspec-longid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("id.tds");
+    std::fs::write(&p, text.replace("features", &"f".repeat(70_000))).unwrap();
+    let p = p.display().to_string();
+    for args in [
+        vec!["check", p.as_str()],
+        vec!["compile", "--summary", p.as_str()],
+        vec!["probe", "--seeds", "2", "--target", "0", p.as_str()],
+    ] {
+        let (code, out, err) = tdspec(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.contains(&"f".repeat(70_000)), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,15 +135,19 @@ impl ModelSummary {
     }
 }
 
+/// The widest a table column is padded to (the formatter's width limit is 65,535; longer
+/// names overflow their column instead).
+const MAX_COLUMN: usize = 120;
+
 impl fmt::Display for ModelSummary {
     /// The table of `tdspec check`: layers, parameter total by section, time input and
     /// injection sites.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.table;
         let width = |g: fn(&TableRow) -> usize, min: usize| r.iter().map(g).max().unwrap_or(min);
-        let name_w = width(|x| x.name.len() + 2 * x.depth, 5).max(5);
-        let op_w = width(|x| x.op.len(), 2).max(2);
-        let shape_w = width(|x| x.shape.len(), 6).max(6);
+        let name_w = width(|x| x.name.len() + 2 * x.depth, 5).clamp(5, MAX_COLUMN);
+        let op_w = width(|x| x.op.len(), 2).clamp(2, MAX_COLUMN);
+        let shape_w = width(|x| x.shape.len(), 6).clamp(6, MAX_COLUMN);
         writeln!(f, "{}: model {}", self.file, self.model)?;
         let (layer, op, output) = ("layer", "op", "output");
         writeln!(
@@ -185,8 +189,18 @@ impl fmt::Display for ModelSummary {
             return writeln!(f, "  time injections: none (the network never reads t)");
         }
         writeln!(f, "  time injections ({}):", inj.len())?;
-        let w = inj.iter().map(|i| i.node.len()).max().unwrap_or(0);
-        let mw = inj.iter().map(|i| i.mode.len()).max().unwrap_or(0);
+        let w = inj
+            .iter()
+            .map(|i| i.node.len())
+            .max()
+            .unwrap_or(0)
+            .min(MAX_COLUMN);
+        let mw = inj
+            .iter()
+            .map(|i| i.mode.len())
+            .max()
+            .unwrap_or(0)
+            .min(MAX_COLUMN);
         for i in inj {
             let (node, mode, line, col) = (&i.node, &i.mode, i.line, i.column);
             writeln!(f, "    {node:w$}  {mode:mw$}  {}:{line}:{col}", self.file)?;
@@ -261,7 +275,13 @@ impl CompileSummary {
             self.file, self.model, self.device
         );
         if tensors {
-            let w = self.tensors.iter().map(|i| i.name.len()).max().unwrap_or(4);
+            let w = self
+                .tensors
+                .iter()
+                .map(|i| i.name.len())
+                .max()
+                .unwrap_or(4)
+                .min(MAX_COLUMN);
             let _ = writeln!(s, "  parameter tensors ({}):", self.tensors.len());
             for t in &self.tensors {
                 let (shape, n) = (format!("{:?}", t.shape), t.shape.iter().product());
