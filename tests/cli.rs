@@ -305,3 +305,25 @@ fn identifiers_longer_than_the_formatter_pads_do_not_panic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn endless_inputs_are_capped_and_a_byte_order_mark_is_accepted() {
+    if std::path::Path::new("/dev/zero").exists() {
+        let (code, _, err) = tdspec(&["check", "/dev/zero"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("larger than the 64 MiB a spec may have"),
+            "{err}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("tdspec-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bom.tds");
+    let mut bytes = vec![0xEF, 0xBB, 0xBF];
+    bytes.extend(std::fs::read("specs/small_odenet_mnist.tds").unwrap());
+    std::fs::write(&p, bytes).unwrap();
+    let (code, out, err) = tdspec(&["check", &p.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("total parameters: 77,386"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
