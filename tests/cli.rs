@@ -327,3 +327,23 @@ fn endless_inputs_are_capped_and_a_byte_order_mark_is_accepted() {
     assert!(out.contains("total parameters: 77,386"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn directory_walks_visit_each_file_once_and_follow_no_link_back() {
+    let dir = std::env::temp_dir().join(format!("tdspec-walk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let a = dir.join("sub/a.tds");
+    std::fs::copy("specs/small_odenet_mnist.tds", &a).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("..", dir.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(".", dir.join("self")).unwrap();
+    }
+    let d = dir.display().to_string();
+    let a = a.display().to_string();
+    let (code, out, err) = tdspec(&["lint", &d, &a, &a]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("in 1 spec:"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

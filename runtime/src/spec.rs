@@ -33,6 +33,13 @@ pub enum SpecError {
 /// Expands directories to the `.tds` files under them (sorted); files are kept as given.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
+    // Each file once, however often it is named or linked (by its canonical path).
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = |p: PathBuf, out: &mut Vec<PathBuf>| {
+        if seen.insert(std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone())) {
+            out.push(p);
+        }
+    };
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
@@ -42,9 +49,11 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             if found.is_empty() {
                 return Err(format!("no .tds files under {}", p.display()));
             }
-            out.extend(found);
+            for f in found {
+                keep(f, &mut out);
+            }
         } else if p.exists() {
-            out.push(p.clone());
+            keep(p.clone(), &mut out);
         } else {
             return Err(format!("no such file or directory: {}", p.display()));
         }
@@ -52,11 +61,17 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// The `.tds` files under `dir`. Linked directories are not followed (a link back into the
+/// tree would loop); linked files are listed.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
+        let linked = entry.file_type()?.is_symlink();
         if path.is_dir() {
-            walk(&path, out)?;
+            if !linked {
+                walk(&path, out)?;
+            }
         } else if path.extension().is_some_and(|e| e == "tds") {
             out.push(path);
         }
@@ -64,10 +79,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a spec file as UTF-8 text, named by its path as given.
 /// The largest spec file read (a spec of 100,000 statements is about 3 MiB).
 pub const MAX_SPEC_BYTES: u64 = 64 << 20;
 
+/// Reads a spec file as UTF-8 text, named by its path as given.
 pub fn read(path: &Path) -> Result<SourceFile, String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
