@@ -123,7 +123,7 @@ fn the_projects_specs_are_formatted() {
         "--check",
         "specs",
         "tests/train_specs",
-        "tests/runtime_errors",
+        "tests/diffusers",
         "experiments/specs",
         "compiler/tests/lint_fixtures",
     ]);

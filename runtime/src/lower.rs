@@ -99,20 +99,6 @@ pub fn cost(m: &ModelIr) -> Cost {
 /// Checks that the runtime can run `m` at `batch` within `memory_limit` bytes.
 pub fn check(m: &ModelIr, batch: usize, memory_limit: u64) -> Result<Cost, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    m.graph.walk(&mut |_, _, n| {
-        if let Op::Upsample { factor } = n.op {
-            if !factor.is_power_of_two() {
-                diags.push(
-                    Diagnostic::error(
-                        "E301",
-                        format!("the runtime upsamples by powers of two, not by {factor}"),
-                    )
-                    .with_primary(n.span, "unsupported factor")
-                    .with_help("use `upsample(2)` (repeat it for 4, 8, ...)"),
-                );
-            }
-        }
-    });
     let c = cost(m);
     let params = m.param_count() as u64;
     // Activations are kept for backward; gradients and Adam moments triple the parameters.
