@@ -84,3 +84,29 @@ fn probe_rejects_a_mismatching_checkpoint() {
     assert!(err.contains("tensor `"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every command that allocates runs the plan check first: a spec whose activations need
+/// hundreds of GiB is refused with the estimate, never aborted by the allocator.
+#[test]
+fn oversized_plans_are_refused_before_allocation_by_every_command() {
+    let dir = std::env::temp_dir().join(format!("tdspec-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string("specs/small_odenet_mnist.tds").unwrap();
+    let p = dir.join("big.tds");
+    std::fs::write(&p, text.replace("image[1, 28, 28]", "image[1, 4096, 4096]")).unwrap();
+    let p = p.display().to_string();
+    let out = dir.join("run").display().to_string();
+    for args in [
+        vec!["probe", p.as_str()],
+        vec!["train", p.as_str(), "--steps", "1", "--out", out.as_str()],
+    ] {
+        let (code, _, err) = tdspec(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("GiB, more than the 16.0 GiB limit"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.join("run").exists(), "train wrote a run directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}

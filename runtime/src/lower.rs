@@ -148,3 +148,14 @@ pub fn run_once<D: Kernels>(m: &ModelIr, dev: &D) -> Result<(Vec<ParamInfo>, usi
     drop(ex);
     Ok((params.list.into_iter().map(|p| p.info).collect(), nfe))
 }
+
+/// The plan check of [`check`] before anything is allocated: `Err` with E302's message when a
+/// batch of `batch` would not fit in [`DEFAULT_MEMORY_LIMIT`].
+pub fn ensure_fits(m: &ModelIr, batch: usize) -> Result<(), crate::RuntimeError> {
+    check(m, batch, DEFAULT_MEMORY_LIMIT)
+        .map(|_| ())
+        .map_err(|d| {
+            let why: Vec<String> = d.iter().map(|d| d.message.clone()).collect();
+            crate::RuntimeError::TooLarge(format!("{}: {}", m.name, why.join("; ")))
+        })
+}

@@ -74,6 +74,7 @@ pub fn run_once(
             )));
         }
     }
+    crate::lower::ensure_fits(m, b)?;
     let dev = Cpu::default();
     let params = match checkpoint {
         Some(ck) => load_eval_params(m, &dev, ck)?,

@@ -160,6 +160,7 @@ pub fn probe_model<D: Kernels>(
     checkpoint: Option<&Path>,
     opts: &ProbeOptions,
 ) -> Result<Vec<NormMeasure>, RuntimeError> {
+    crate::lower::ensure_fits(m, opts.batch)?;
     let trained = match checkpoint {
         Some(ck) => {
             let mut params = Params::init(m, dev, opts.seed);

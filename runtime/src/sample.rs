@@ -41,6 +41,7 @@ pub fn sample<D: Kernels>(
     seed: u64,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<f32>, RuntimeError> {
+    crate::lower::ensure_fits(m, n)?;
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let per = c * h * w;
     let mut rng = StdRng::seed_from_u64(seed);

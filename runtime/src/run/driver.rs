@@ -90,6 +90,8 @@ pub fn train<D: Kernels>(
     };
     let split = data::load_arg(data_arg.as_deref(), limit).map_err(RunError::failed)?;
     let batch = opts.batch.or(prior.batch);
+    crate::lower::ensure_fits(&model, batch.unwrap_or(model.train.batch))
+        .map_err(|e| RunError::failed(e.to_string()))?;
     let mut trainer = Trainer::new(&model, dev, seed, batch, 1).map_err(RunError::failed)?;
     trainer.check_data(&split).map_err(RunError::failed)?;
     let spe = trainer.steps_per_epoch(&split);
