@@ -30,6 +30,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: &EvalArgs) -> Result<u8, u8> {
+    if a.samples == 0 {
+        return Err(fail("--samples 0: evaluate at least one test sample"));
+    }
     let mut run = TrainedRun::open(&a.run).or_exit()?;
     if let Some(sv) = &a.solver {
         // Evaluate the trained weights under another ODE solver (the parameters do not change).

@@ -110,3 +110,33 @@ fn oversized_plans_are_refused_before_allocation_by_every_command() {
     assert!(!dir.join("run").exists(), "train wrote a run directory");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A flag is applied as given or refused with a reason, never changed silently.
+#[test]
+fn flags_out_of_range_are_refused_not_changed() {
+    let dir = std::env::temp_dir().join(format!("tdspec-flags-{}", std::process::id()));
+    let out = dir.join("run").display().to_string();
+    let (code, _, err) = tdspec(&[
+        "train",
+        "specs/small_odenet_mnist.tds",
+        "--batch",
+        "1",
+        "--steps",
+        "1",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--batch 1: training needs at least 2"),
+        "{err}"
+    );
+    assert!(!dir.join("run").exists());
+    let (code, _, err) = tdspec(&["eval", &out, "--samples", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--samples 0"), "{err}");
+    let (code, _, err) = tdspec(&["demo", "--batch", "0", "--out", &out]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--batch 0"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,6 +41,12 @@ pub fn sample<D: Kernels>(
     seed: u64,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<f32>, RuntimeError> {
+    if n == 0 || k == 0 || k > sched.steps() {
+        return Err(RuntimeError::Unsupported(format!(
+            "--n {n} --steps {k}: sampling needs at least one image and between 1 and {} steps (the schedule's)",
+            sched.steps()
+        )));
+    }
     crate::lower::ensure_fits(m, n)?;
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let per = c * h * w;

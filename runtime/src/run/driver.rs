@@ -90,6 +90,11 @@ pub fn train<D: Kernels>(
     };
     let split = data::load_arg(data_arg.as_deref(), limit).map_err(RunError::failed)?;
     let batch = opts.batch.or(prior.batch);
+    if let Some(b) = batch.filter(|&b| b < 2) {
+        return Err(RunError::failed(format!(
+            "--batch {b}: training needs at least 2 samples per batch (BatchNorm and the loss statistics span it)"
+        )));
+    }
     crate::lower::ensure_fits(&model, batch.unwrap_or(model.train.batch))
         .map_err(|e| RunError::failed(e.to_string()))?;
     let mut trainer = Trainer::new(&model, dev, seed, batch, 1).map_err(RunError::failed)?;
