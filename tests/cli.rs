@@ -347,3 +347,53 @@ fn directory_walks_visit_each_file_once_and_follow_no_link_back() {
     assert!(out.contains("in 1 spec:"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fixes_respect_read_only_files_links_and_concurrent_edits() {
+    let dir = std::env::temp_dir().join(format!("tdspec-fixsafe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = std::fs::read_to_string("specs/small_ddpm_mnist.tds").unwrap();
+    // Read-only: refused, unchanged.
+    let ro = dir.join("ro.tds");
+    std::fs::write(&ro, &spec).unwrap();
+    let mut perm = std::fs::metadata(&ro).unwrap().permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(&ro, perm).unwrap();
+    let r = ro.display().to_string();
+    let (code, _, err) = tdspec(&["lint", "--fix", "--unsafe-fixes", &r]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is read-only; it was not rewritten"), "{err}");
+    assert_eq!(std::fs::read_to_string(&ro).unwrap(), spec);
+    // A link: its target is fixed and the link stays a link.
+    #[cfg(unix)]
+    {
+        let target = dir.join("target.tds");
+        std::fs::write(&target, &spec).unwrap();
+        let link = dir.join("link.tds");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let l = link.display().to_string();
+        let (code, _, err) = tdspec(&["lint", "--fix", "--unsafe-fixes", &l]);
+        assert!(code <= 1, "{err}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_ne!(
+            std::fs::read_to_string(&target).unwrap(),
+            spec,
+            "target not fixed"
+        );
+    }
+    // Someone else's edit since the read wins.
+    let p = dir.join("edited.tds");
+    std::fs::write(&p, &spec).unwrap();
+    let e = tdspec_runtime::spec::write_atomically(&p, "what was read", "fixed text").unwrap_err();
+    assert!(e.contains("changed while tdspec worked on it"), "{e}");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), spec);
+    let mut perm = std::fs::metadata(&ro).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    let _ = std::fs::set_permissions(&ro, perm);
+    let _ = std::fs::remove_dir_all(&dir);
+}

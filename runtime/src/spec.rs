@@ -136,14 +136,24 @@ pub fn load_one(path: &Path) -> Result<(ModelIr, SourceFile), SpecError> {
     Ok((models.remove(0), src))
 }
 
-/// Writes `text` to a temporary file beside `path` and renames it over `path`, keeping the
-/// file's permissions, so a failure never leaves a half-written file.
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
+/// Replaces the spec at `path`, read as `original`, with `text`: written to a temporary file
+/// beside it and renamed over it (keeping its permissions), so a failure never leaves a
+/// half-written file. A link is followed (its target is rewritten, the link stays); a read-only
+/// file, or one that changed since it was read, is left alone and the error says so.
+pub fn write_atomically(path: &Path, original: &str, text: &str) -> Result<(), String> {
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let meta = std::fs::metadata(&target).ok();
+    if meta.as_ref().is_some_and(|m| m.permissions().readonly()) {
+        return Err(format!(
+            "{} is read-only; it was not rewritten",
+            path.display()
+        ));
+    }
+    let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "spec".into());
@@ -152,10 +162,18 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("cannot write {}: {e}", tmp.display()));
     }
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Some(meta) = meta {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
+    // Someone else's edit since the read wins: nothing is overwritten.
+    if read(&target).map(|s| s.text).ok().as_deref() != Some(original) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "{} changed while tdspec worked on it; it was not rewritten (run again)",
+            path.display()
+        ));
+    }
+    std::fs::rename(&tmp, &target).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot replace {}: {e}", path.display())
     })
@@ -351,7 +369,7 @@ pub fn lint_file(
                         .unwrap_or("unknown error")
                 )
             })?;
-            write_atomically(path, &outcome.text)?;
+            write_atomically(path, &src.text, &outcome.text)?;
             let src = SourceFile::new(src.name, outcome.text);
             let (diagnostics, survival) = lint_text(&src.text, opts);
             let fixes = Fixes::Applied {
@@ -415,6 +433,6 @@ pub fn format_file(path: &Path, check: bool) -> Result<Formatted, FormatError> {
         let why = format!("cannot format {}: the file is read-only", src.name);
         return Err(FormatError::Other(why));
     }
-    write_atomically(path, &out).map_err(FormatError::Other)?;
+    write_atomically(path, &src.text, &out).map_err(FormatError::Other)?;
     Ok(Formatted::Reformatted)
 }
