@@ -140,3 +140,38 @@ fn flags_out_of_range_are_refused_not_changed() {
     assert!(err.contains("--batch 0"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One writer per run directory: a live owner's lock refuses a second `train`, a dead owner's
+/// lock is taken over, and the lock goes when the run ends.
+#[test]
+fn a_run_directory_has_one_writer() {
+    if !std::path::Path::new("/proc/1").exists() {
+        println!("skipped: no /proc to tell live processes");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tdspec-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".lock"), "1").unwrap();
+    let d = dir.display().to_string();
+    let args = [
+        "train",
+        "specs/small_odenet_mnist.tds",
+        "--steps",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        d.as_str(),
+    ];
+    let (code, _, err) = tdspec(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is in use by process 1"), "{err}");
+    assert!(!dir.join("metrics.jsonl").exists());
+    std::fs::write(dir.join(".lock"), "4294967295").unwrap();
+    let (code, _, err) = tdspec(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("checkpoint.safetensors").exists());
+    assert!(!dir.join(".lock").exists(), "the lock outlived the run");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,6 +91,53 @@ impl RunDir {
         self.path.join("checkpoint.safetensors")
     }
 
+    /// Claims the directory for one writer: `.lock` holds the owner's process id and goes away
+    /// when the claim is dropped. A second writer is refused while the owner lives; the lock of
+    /// a process that died (a kill) is taken over.
+    pub fn lock(&self) -> Result<RunLock, RunError> {
+        use std::io::Write;
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| RunError::failed(format!("cannot create {}: {e}", self.path.display())))?;
+        let path = self.path.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    match owner.trim().parse::<u32>() {
+                        Ok(pid) if pid != std::process::id() && process_alive(pid) => {
+                            return Err(RunError::failed(format!(
+                                "{} is in use by process {pid}; wait for it to finish or stop it",
+                                self.path.display()
+                            )))
+                        }
+                        // A dead owner's (or an unreadable) lock: take it over.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(RunError::failed(format!(
+                        "cannot lock {}: {e}",
+                        self.path.display()
+                    )))
+                }
+            }
+        }
+        Err(RunError::failed(format!(
+            "cannot lock {}: another process keeps taking it",
+            self.path.display()
+        )))
+    }
+
     /// Whether a run was already started here.
     pub fn holds_run(&self) -> bool {
         self.checkpoint().exists() || self.metrics().exists()
@@ -227,5 +274,26 @@ impl TrainedRun {
     /// The data the run trained on (the embedded digits when it recorded none).
     pub fn data(&self) -> Result<Split, RunError> {
         data::load_arg(self.info.data.as_deref(), self.info.limit_train).map_err(RunError::failed)
+    }
+}
+
+/// One writer's claim on a run directory ([`RunDir::lock`]); released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` is running (Linux: `/proc`; elsewhere every owner counts as alive).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
     }
 }

@@ -108,6 +108,7 @@ pub fn train<D: Kernels>(
         .or(model.train.epochs.map(|e| e * spe))
         .unwrap_or(100);
     trainer.total_steps = target;
+    let _lock = run.lock()?;
     let ckpt = run.checkpoint();
     if resuming {
         checkpoint::restore(&mut trainer, &ckpt).map_err(RunError::failed)?;
