@@ -34,6 +34,12 @@ pub struct CompileArgs {
 
 pub fn run(a: &CompileArgs) -> Result<u8, u8> {
     let (src, models) = spec::load(&a.spec).or_exit()?;
+    if !(a.memory_limit > 0.0 && a.memory_limit.is_finite()) {
+        return Err(fail(format!(
+            "--memory-limit {}: a positive number of GiB",
+            a.memory_limit
+        )));
+    }
     let limit = (a.memory_limit * (1u64 << 30) as f64) as u64;
     let mut out_json = Vec::new();
     for m in &models {

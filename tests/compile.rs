@@ -175,3 +175,28 @@ fn a_run_directory_has_one_writer() {
     assert!(!dir.join(".lock").exists(), "the lock outlived the run");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Messages name the cause: a spec given where a run is expected, a limit that is no number.
+#[test]
+fn messages_name_the_cause() {
+    let (code, _, err) = tdspec(&["eval", "specs/small_odenet_mnist.tds"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("specs/small_odenet_mnist.tds is a file without a run's spec.tds beside it"),
+        "{err}"
+    );
+    let (code, _, err) = tdspec(&["eval", "no/such/run"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no/such/run does not exist"), "{err}");
+    let (code, _, err) = tdspec(&[
+        "compile",
+        "--memory-limit",
+        "NaN",
+        "specs/small_odenet_mnist.tds",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--memory-limit NaN: a positive number of GiB"),
+        "{err}"
+    );
+}

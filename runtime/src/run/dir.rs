@@ -254,9 +254,18 @@ impl TrainedRun {
         };
         let run = RunDir::new(&dir);
         if !run.spec().exists() {
+            let what = if path.is_dir() {
+                format!("{} has no spec.tds", path.display())
+            } else if path.exists() {
+                format!(
+                    "{} is a file without a run's spec.tds beside it",
+                    path.display()
+                )
+            } else {
+                format!("{} does not exist", path.display())
+            };
             return Err(RunError::failed(format!(
-                "{} has no spec.tds: is it a tdspec run directory?",
-                dir.display()
+                "{what}: give a run directory (or its checkpoint)"
             )));
         }
         let (model, _) = spec::load_one(&run.spec())?;
