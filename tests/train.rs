@@ -305,3 +305,34 @@ fn experiment_runner_records_every_run_and_summarizes() {
     assert!(!err.contains("seed 0"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_stopped_before_its_first_checkpoint_starts_over_in_place() {
+    let dir = tmp("nan-early");
+    let d = dir.to_str().expect("utf8");
+    let args = [
+        "train",
+        "tests/train_specs/diverging.tds",
+        "--steps",
+        "50",
+        "--limit-train",
+        "256",
+        "--eval-every",
+        "1000",
+        "--eval-samples",
+        "100",
+        "--out",
+        d,
+    ];
+    for attempt in 0..2 {
+        let (code, _, err) = tdspec(&args);
+        assert_eq!(code, 2, "attempt {attempt}: {err}");
+        assert!(err.contains("NaN or infinite"), "attempt {attempt}: {err}");
+        assert!(
+            err.contains("no checkpoint was written yet: the same command starts the run over"),
+            "attempt {attempt}: {err}"
+        );
+        assert!(!dir.join("checkpoint.safetensors").exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

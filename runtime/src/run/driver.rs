@@ -152,13 +152,23 @@ pub fn train<D: Kernels>(
     let start = Instant::now();
     let mut last_eval = EvalReport::default();
     while trainer.step < target {
-        let log = trainer
-            .train_step(&split)
-            .map_err(|source| RunError::Stopped {
-                step: trainer.step,
-                checkpoint: ckpt.clone(),
-                source,
-            })?;
+        let log = match trainer.train_step(&split) {
+            Ok(log) => log,
+            Err(source) => {
+                // Before the first checkpoint nothing can be resumed: clear the records so the
+                // same command starts over in place.
+                let have = ckpt.exists();
+                if !have {
+                    drop(metrics);
+                    let _ = std::fs::remove_file(run.metrics());
+                }
+                return Err(RunError::Stopped {
+                    step: trainer.step,
+                    checkpoint: have.then(|| ckpt.clone()),
+                    source,
+                });
+            }
+        };
         let mut rec = Metric {
             batch_accuracy: log.accuracy,
             epoch: log.epoch,

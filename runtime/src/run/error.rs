@@ -15,13 +15,23 @@ pub enum RunError {
     #[error("{0}")]
     Failed(String),
     /// Training failed at `step` (a diverging loss, say); the last good checkpoint stays at
-    /// `checkpoint`.
-    #[error("{source}\ntraining stopped at step {step}; the last good checkpoint is {}", checkpoint.display())]
+    /// `checkpoint`, or none was written yet.
+    #[error(
+        "{source}\ntraining stopped at step {step}; {}",
+        stopped_with(checkpoint)
+    )]
     Stopped {
         step: usize,
-        checkpoint: PathBuf,
+        checkpoint: Option<PathBuf>,
         source: RuntimeError,
     },
+}
+
+fn stopped_with(checkpoint: &Option<PathBuf>) -> String {
+    match checkpoint {
+        Some(c) => format!("the last good checkpoint is {}", c.display()),
+        None => "no checkpoint was written yet: the same command starts the run over".into(),
+    }
 }
 
 impl RunError {
