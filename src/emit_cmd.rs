@@ -26,6 +26,9 @@ pub struct EmitArgs {
     /// The model to emit when the file defines several
     #[arg(long)]
     model: Option<String>,
+    /// Write into a non-empty directory, replacing the generated files there
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: &EmitArgs) -> Result<u8, u8> {
@@ -58,6 +61,12 @@ pub fn run(a: &EmitArgs) -> Result<u8, u8> {
     }
     .map_err(|e| fail(format!("cannot emit model `{}` for PyTorch: {e}", ir.name)))?;
     let out = &a.out;
+    if !a.force && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        let o = out.display();
+        return Err(fail(format!(
+            "{o} is not empty; pass --force to replace its generated files"
+        )));
+    }
     std::fs::create_dir_all(out)
         .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
     for f in &files {

@@ -200,3 +200,27 @@ fn messages_name_the_cause() {
         "{err}"
     );
 }
+
+/// `emit` never overwrites a package without being told to.
+#[test]
+fn emit_refuses_a_non_empty_directory_without_force() {
+    let dir = std::env::temp_dir().join(format!("tdspec-emit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.py"), "# mine").unwrap();
+    let d = dir.display().to_string();
+    let (code, _, err) = tdspec(&["emit", "specs/small_odenet_mnist.tds", "-o", &d]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not empty; pass --force"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("model.py")).unwrap(),
+        "# mine"
+    );
+    let (code, _, err) = tdspec(&["emit", "--force", "specs/small_odenet_mnist.tds", "-o", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(
+        std::fs::read_to_string(dir.join("model.py")).unwrap(),
+        "# mine"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -77,7 +77,14 @@ fn parity(py: &str, spec_name: &str, text: &str, dir: &Path, batch: usize) -> Pa
     std::fs::write(&spec, text).expect("write spec");
     let pkg = dir.join(spec_name);
     let out = Command::new(BIN)
-        .args(["emit", spec.to_str().unwrap(), "--target", "pytorch", "-o"])
+        .args([
+            "emit",
+            spec.to_str().unwrap(),
+            "--target",
+            "pytorch",
+            "--force",
+            "-o",
+        ])
         .arg(&pkg)
         .output()
         .expect("run tdspec emit");
@@ -228,7 +235,7 @@ fn torchrun_gloo_trains_and_tdspec_reads_the_checkpoint() {
     for spec in ["small_ddpm_mnist", "small_odenet_mnist"] {
         let pkg = dir.join(spec);
         let st = Command::new(BIN)
-            .args(["emit"])
+            .args(["emit", "--force"])
             .arg(root().join("specs").join(format!("{spec}.tds")))
             .args(["-o"])
             .arg(&pkg)
