@@ -35,14 +35,23 @@ impl<'a> Sema<'a> {
         record: bool,
     ) -> Option<NodeId> {
         if self.depth >= MAX_BLOCK_DEPTH {
-            self.err(
+            // A block on the stack of calls recurses; otherwise the nesting is just deep.
+            let recursive = self.block_stack.iter().any(|b| b == &def.name.name);
+            let d = if recursive {
                 Diagnostic::error(
                     "E114",
                     format!("block `{}` calls itself without end", def.name.name),
                 )
                 .with_primary(c.span, "recursion too deep")
-                .with_secondary(def.name.span, "block defined here"),
-            );
+            } else {
+                Diagnostic::error(
+                    "E114",
+                    format!("blocks nest more than {MAX_BLOCK_DEPTH} calls deep"),
+                )
+                .with_primary(c.span, format!("call {} of a chain", MAX_BLOCK_DEPTH + 1))
+                .with_help("flatten the chain: a block may call at most 24 levels of blocks")
+            };
+            self.err(d.with_secondary(def.name.span, "block defined here"));
             return None;
         }
         if def.inputs.len() != 1 {
@@ -73,7 +82,9 @@ impl<'a> Sema<'a> {
             self.open_instance(&def.name.name, &path, c.span);
         }
         self.depth += 1;
+        self.block_stack.push(def.name.name.clone());
         let out = self.block_body(def);
+        self.block_stack.pop();
         self.depth -= 1;
         if record {
             self.close_instance(out);

@@ -116,6 +116,8 @@ pub(super) struct Sema<'a> {
     pub(super) scopes: Vec<Scope>,
     pub(super) injections: Vec<InjectionSite>,
     pub(super) depth: usize,
+    /// The blocks being expanded, outermost first (a repeat is recursion).
+    pub(super) block_stack: Vec<String>,
 }
 
 impl<'a> Sema<'a> {
@@ -137,6 +139,7 @@ impl<'a> Sema<'a> {
             scopes: vec![Scope::new(String::new(), Span::default())],
             injections: Vec::new(),
             depth: 0,
+            block_stack: Vec::new(),
         }
     }
 
