@@ -428,6 +428,16 @@ fn run_recorded<D: Kernels>(
     Ok((r.seen, vals))
 }
 
+/// [`measure`] with a fresh initialization per seed (the quantity the accounting predicts).
+pub fn measure_at_init<D: Kernels>(
+    m: &ModelIr,
+    acc: &Accounting,
+    dev: &D,
+    settings: &ProbeSettings,
+) -> Result<Vec<NormMeasure>, RuntimeError> {
+    measure(m, acc, dev, &|s| Ok(Params::init(m, dev, s)), settings)
+}
+
 /// Measures every norm the accounting reaches. `weights(seed)` gives the parameters for a seed.
 pub fn measure<D: Kernels>(
     m: &ModelIr,

@@ -5,8 +5,7 @@
 use dfdx::prelude::Cpu;
 use tdspec_compiler::accounting::account;
 use tdspec_compiler::sema::check_source;
-use tdspec_runtime::params::Params;
-use tdspec_runtime::survival::{measure, NormMeasure, ProbeSettings};
+use tdspec_runtime::survival::{measure_at_init, NormMeasure, ProbeSettings};
 
 fn probe(src: &str, seeds: usize) -> Vec<NormMeasure> {
     let m = check_source(src)
@@ -20,16 +19,7 @@ fn probe(src: &str, seeds: usize) -> Vec<NormMeasure> {
         input: None,
         ..ProbeSettings::default()
     };
-    let mm = m.clone();
-    let d2 = dev.clone();
-    measure(
-        &m,
-        &acc,
-        &dev,
-        &move |s| Ok(Params::init(&mm, &d2, s)),
-        &settings,
-    )
-    .unwrap()
+    measure_at_init(&m, &acc, &dev, &settings).unwrap()
 }
 
 fn spec(body: &str) -> String {
@@ -155,16 +145,7 @@ fn reference_table() {
         input: None,
         ..ProbeSettings::default()
     };
-    let mm = m.clone();
-    let d2 = dev.clone();
-    let v = measure(
-        &m,
-        &acc,
-        &dev,
-        &move |s| Ok(Params::init(&mm, &d2, s)),
-        &settings,
-    )
-    .unwrap();
+    let v = measure_at_init(&m, &acc, &dev, &settings).unwrap();
     let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
     println!("| norm | origin | predicted | measured | tolerance | agree |");
     println!("|---|---|---|---|---|---|");

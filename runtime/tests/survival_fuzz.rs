@@ -16,7 +16,7 @@ use tdspec_compiler::ir::{Node, Shape};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::exec::{Exec, Observer, Value};
 use tdspec_runtime::params::{normal, Params};
-use tdspec_runtime::survival::{measure, NormMeasure, ProbeSettings};
+use tdspec_runtime::survival::{measure_at_init, NormMeasure, ProbeSettings};
 
 /// A random spec and the shape it tracks while generating.
 struct Gen {
@@ -304,15 +304,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
         target: None,
         input: None,
     };
-    let mm = m.clone();
-    let d2 = dev.clone();
-    let v: Vec<NormMeasure> = match measure(
-        &m,
-        &acc,
-        &dev,
-        &move |s| Ok(Params::init(&mm, &d2, s)),
-        &settings,
-    ) {
+    let v: Vec<NormMeasure> = match measure_at_init(&m, &acc, &dev, &settings) {
         Ok(v) => v,
         Err(e) => return Some(Err(format!("seed {seed}: probe failed: {e}\n{src}"))),
     };
@@ -417,16 +409,7 @@ fn dump() {
             target: None,
             input: None,
         };
-        let mm = m.clone();
-        let d2 = dev.clone();
-        let v = measure(
-            &m,
-            &acc,
-            &dev,
-            &move |s| Ok(Params::init(&mm, &d2, s)),
-            &settings,
-        )
-        .unwrap();
+        let v = measure_at_init(&m, &acc, &dev, &settings).unwrap();
         for n in &v {
             println!(
                 "{}: {:?}",
