@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 const CANONICAL: &[&str] = &[
     "specs",
     "tests/train_specs",
-    "tests/runtime_errors",
+    "tests/diffusers",
     "experiments/specs",
     "compiler/tests/lint_fixtures",
 ];
