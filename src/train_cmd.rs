@@ -27,7 +27,7 @@ pub struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this directory
-    #[arg(long, conflicts_with_all = ["spec", "out", "data", "seed"])]
+    #[arg(long, conflicts_with_all = ["spec", "out", "data", "seed", "limit_train"])]
     resume: Option<PathBuf>,
     /// Override the spec's batch size
     #[arg(long)]

@@ -138,6 +138,26 @@ fn resume_gives_the_same_weights() {
     let (code, _, err) = run(&split, "3");
     assert_eq!(code, 2);
     assert!(err.contains("--resume"), "{err}");
+    // A resumed run keeps its batch and data: a different --batch is refused, not ignored.
+    let (code, _, err) = tdspec(&[
+        "train",
+        "--resume",
+        split.to_str().expect("utf8"),
+        "--steps",
+        "6",
+        "--batch",
+        "3",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a resumed run keeps its batch"), "{err}");
+    let (code, _, err) = tdspec(&[
+        "train",
+        "--resume",
+        split.to_str().expect("utf8"),
+        "--limit-train",
+        "10",
+    ]);
+    assert_eq!(code, 2, "{err}");
     let (code, _, err) = tdspec(&[
         "train",
         "--resume",

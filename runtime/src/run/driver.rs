@@ -89,6 +89,14 @@ pub fn train<D: Kernels>(
         ),
     };
     let split = data::load_arg(data_arg.as_deref(), limit).map_err(RunError::failed)?;
+    // A resumed run continues as it was: a different batch would silently change it.
+    if let (true, Some(b), Some(was)) = (resuming, opts.batch, prior.batch) {
+        if b != was {
+            return Err(RunError::failed(format!(
+                "--batch {b}: this run trains at batch {was}; a resumed run keeps its batch (start a new run to change it)"
+            )));
+        }
+    }
     let batch = opts.batch.or(prior.batch);
     if let Some(b) = batch.filter(|&b| b < 2) {
         return Err(RunError::failed(format!(
