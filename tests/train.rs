@@ -163,6 +163,18 @@ fn resume_gives_the_same_weights() {
         "--resume",
         split.to_str().expect("utf8"),
         "--steps",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the run is at step 3; a target of 1 steps trains nothing"),
+        "{err}"
+    );
+    let (code, _, err) = tdspec(&[
+        "train",
+        "--resume",
+        split.to_str().expect("utf8"),
+        "--steps",
         "6",
     ]);
     assert_eq!(code, 0, "{err}");

@@ -120,6 +120,12 @@ pub fn train<D: Kernels>(
     let ckpt = run.checkpoint();
     if resuming {
         checkpoint::restore(&mut trainer, &ckpt).map_err(RunError::failed)?;
+        if target < trainer.step {
+            return Err(RunError::failed(format!(
+                "the run is at step {}; a target of {target} steps trains nothing (give more)",
+                trainer.step
+            )));
+        }
         trainer.total_steps = target;
     } else {
         if run.holds_run() {
