@@ -254,3 +254,15 @@ proptest! {
         }
     }
 }
+
+/// A trailing comma alone on its line, with a comment after it: dropping the comma must leave
+/// the comment where a second run puts it (found by the property test above).
+#[test]
+fn a_dropped_comma_on_its_own_line_keeps_its_comment_stable() {
+    let src = "model m {\n    input x: image[1, 28, 28]\n    time  t: continuous, shared\n    norm  = group(8)\n    return x | conv(32, k = 31, pad = 0 // note a\n, // note b\n)\n}\n";
+    let once = assert_formats_well("dropped comma", src);
+    assert!(
+        once.contains("// note a") && once.contains("// note b"),
+        "{once}"
+    );
+}

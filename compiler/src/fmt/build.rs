@@ -108,7 +108,11 @@ impl<'a> Builder<'a> {
             self.fail(msg);
             return Doc::text("");
         }
-        if text.is_empty() && !t.leading.is_empty() {
+        // A dropped token alone on its line: its trailing comments then stand on a line of
+        // their own too.
+        let alone = text.is_empty() && !t.trailing.is_empty() && self.broken_between(-1, 0);
+        let t = &mut self.toks[self.pos];
+        if text.is_empty() && (!t.leading.is_empty() || alone) {
             // A dropped token's comments, when some stand on lines of their own, lead the
             // next token, where a second run (without the token) finds them, in order.
             let mut leading = std::mem::take(&mut t.leading);
