@@ -157,17 +157,9 @@ impl Acc {
         // A value constant over H, W per sample: per-channel units remove every change.
         let instance_like = matches!(kind, NormKind::Instance)
             || matches!(kind, NormKind::Group { .. } | NormKind::Layer) && m == 1;
-        if instance_like && (flat_space || vector && !matches!(kind, NormKind::Layer)) {
-            return (
-                Prediction::Zero,
-                "a change constant over each unit".into(),
-                None,
-                None,
-            );
-        }
-        // A change constant over H, W per sample and channel: per-channel units remove it, and
-        // BatchNorm too when it is the same for every sample (shared t, input-free).
-        if p.flat && instance_like {
+        // So does a change constant over H, W per sample and channel (and BatchNorm, below,
+        // when it is the same for every sample).
+        if instance_like && (flat_space || p.flat || vector && !matches!(kind, NormKind::Layer)) {
             return (
                 Prediction::Zero,
                 "a change constant over each unit".into(),

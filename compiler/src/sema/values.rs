@@ -63,6 +63,26 @@ impl<'a> Sema<'a> {
         args::bind(self.diags, c, names, required)
     }
 
+    /// A number argument that must lie in a range: E202 "{subject} must be in {range}, found v"
+    /// at the argument otherwise.
+    pub(super) fn number_in(
+        &mut self,
+        e: &Expr,
+        what: &str,
+        (subject, range): (&str, &str),
+        ok: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
+        let v = self.number(e, what)?;
+        if !ok(v) {
+            self.err(
+                Diagnostic::error("E202", format!("{subject} must be in {range}, found {v}"))
+                    .with_primary(e.span, "out of range"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     /// A number argument, through block parameters.
     pub(super) fn number(&mut self, e: &Expr, what: &str) -> Option<f64> {
         match &e.kind {

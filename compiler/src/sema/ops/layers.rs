@@ -56,17 +56,10 @@ pub(super) fn activation(s: &mut Sema, l: Layer) -> Option<NodeId> {
 pub(super) fn dropout(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
-    let p = s.number(a[0]?, "the dropout probability")?;
-    if !(0.0..1.0).contains(&p) {
-        s.err(
-            Diagnostic::error(
-                "E202",
-                format!("a dropout probability must be in [0, 1), found {p}"),
-            )
-            .with_primary(a[0]?.span, "out of range"),
-        );
-        return None;
-    }
+    let range = ("a dropout probability", "[0, 1)");
+    let p = s.number_in(a[0]?, "the dropout probability", range, |p| {
+        (0.0..1.0).contains(&p)
+    })?;
     Some(s.push_raw(Op::Dropout { p }, vec![input], shape, name, c.span))
 }
 
@@ -234,18 +227,8 @@ pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
     }
     let scale = match a[1] {
         Some(e) => {
-            let v = s.number(e, "the scale on t")?;
-            if !(v > 0.0 && v <= 1e9) {
-                s.err(
-                    Diagnostic::error(
-                        "E202",
-                        format!("the scale on t must be in (0, 1e9], found {v}"),
-                    )
-                    .with_primary(e.span, "out of range"),
-                );
-                return None;
-            }
-            v
+            let range = ("the scale on t", "(0, 1e9]");
+            s.number_in(e, "the scale on t", range, |v| v > 0.0 && v <= 1e9)?
         }
         None => 1.0,
     };

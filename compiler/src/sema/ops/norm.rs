@@ -79,20 +79,12 @@ impl<'a> Sema<'a> {
                     None => None,
                 };
                 let eps = match a[3] {
-                    Some(e) => {
-                        let v = self.number(e, "the variance epsilon")?;
-                        if !(v > 0.0 && v <= 1.0) {
-                            self.err(
-                                Diagnostic::error(
-                                    "E202",
-                                    format!("a norm's epsilon must be in (0, 1], found {v}"),
-                                )
-                                .with_primary(e.span, "out of range"),
-                            );
-                            return None;
-                        }
-                        Some(v)
-                    }
+                    Some(e) => Some(self.number_in(
+                        e,
+                        "the variance epsilon",
+                        ("a norm's epsilon", "(0, 1]"),
+                        |v| v > 0.0 && v <= 1.0,
+                    )?),
                     None => None,
                 };
                 if groups.is_none() == per_group.is_none() {
