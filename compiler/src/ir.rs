@@ -312,17 +312,17 @@ pub enum Op {
     Upsample {
         factor: usize,
     },
-    /// DDPM self-attention: norm -> 1x1 q, k, v -> softmax(qᵀk/√C) v -> 1x1 proj -> + input.
+    /// DDPM self-attention: norm (none: diffusers' scale-shift middle) -> 1x1 q, k, v ->
+    /// softmax(qᵀk/√(C/heads)) v per head -> 1x1 proj -> + input.
     Attention {
         channels: usize,
         heads: usize,
-        norm: NormKind,
+        norm: Option<NormKind>,
         /// The inner norm's variance epsilon.
         eps: f64,
     },
     Flatten,
-    /// Zero padding of H and W: `before` rows/columns at the top/left, `after` at the
-    /// bottom/right (diffusers' `Downsample2D` with `padding = 0` pads (0, 1, 0, 1)).
+    /// Zero padding: `before` rows/columns at the top/left, `after` at the bottom/right.
     Pad {
         before: usize,
         after: usize,
@@ -331,10 +331,14 @@ pub enum Op {
     Add,
     /// Concatenation along channels.
     Concat,
-    /// Sinusoidal embedding of `scale · t`: `[B] -> [B, dim]` (max period 10,000).
+    /// `[B] -> [B, dim]`: sines then cosines (cosines first if `flip`) of `scale · t · f_i`,
+    /// `f_i = max_period^(-i / (dim/2 - shift))`; DDPM's: shift 1, max period 10,000.
     Sinusoidal {
         dim: usize,
         scale: f64,
+        flip: bool,
+        shift: f64,
+        max_period: f64,
     },
     /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
     Inject {
@@ -437,18 +441,26 @@ impl Op {
                 p("weight", vec![channels], ParamRole::NormScale),
                 p("bias", vec![channels], ParamRole::NormShift),
             ],
-            Op::Attention { channels: c, .. } => vec![
-                p("norm.weight", vec![c], ParamRole::NormScale),
-                p("norm.bias", vec![c], ParamRole::NormShift),
-                p(
-                    "qkv.weight",
-                    vec![3usize.saturating_mul(c), c, 1, 1],
-                    ParamRole::Weight,
-                ),
-                p("qkv.bias", vec![3 * c], ParamRole::OperandBias),
-                p("proj.weight", vec![c, c, 1, 1], ParamRole::Weight),
-                p("proj.bias", vec![c], ParamRole::OperandBias),
-            ],
+            Op::Attention {
+                channels: c, norm, ..
+            } => {
+                let c3 = 3usize.saturating_mul(c);
+                let normed = [
+                    p("norm.weight", vec![c], ParamRole::NormScale),
+                    p("norm.bias", vec![c], ParamRole::NormShift),
+                ];
+                let n = if norm.is_some() { 2 } else { 0 };
+                normed
+                    .into_iter()
+                    .take(n)
+                    .chain([
+                        p("qkv.weight", vec![c3, c, 1, 1], ParamRole::Weight),
+                        p("qkv.bias", vec![c3], ParamRole::OperandBias),
+                        p("proj.weight", vec![c, c, 1, 1], ParamRole::Weight),
+                        p("proj.bias", vec![c], ParamRole::OperandBias),
+                    ])
+                    .collect()
+            }
             Op::Inject { din, channels, .. } => vec![
                 p("weight", vec![channels, din], ParamRole::Weight),
                 p("bias", vec![channels], ParamRole::TimeBias),
@@ -501,16 +513,33 @@ impl Op {
             Op::AvgPool { k, stride } => format!("avgpool {k}x{k} s{stride}"),
             Op::GlobalAvgPool => "avgpool global".into(),
             Op::Upsample { factor } => format!("upsample nearest x{factor}"),
-            Op::Attention { heads, .. } => format!(
-                "attention ({heads} head{})",
-                if *heads == 1 { "" } else { "s" }
+            Op::Attention { heads, norm, .. } => format!(
+                "attention ({heads} head{}{})",
+                if *heads == 1 { "" } else { "s" },
+                if norm.is_none() { ", no norm" } else { "" }
             ),
             Op::Flatten => "flatten".into(),
             Op::Pad { before, after } => format!("zero pad ({before}, {after})"),
             Op::Add => "add".into(),
             Op::Concat => "concat".into(),
-            Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("sinusoidal {dim}"),
-            Op::Sinusoidal { dim, scale } => format!("sinusoidal {dim} of {scale}·t"),
+            Op::Sinusoidal {
+                dim,
+                scale: s,
+                flip,
+                shift: k,
+                max_period: p,
+            } => [
+                (true, format!("sinusoidal {dim}")),
+                (*s != 1.0, format!(" of {s}·t")),
+                (*flip, ", cosines first".into()),
+                (
+                    *k != 1.0 || *p != 1e4,
+                    format!(", shift {k}, max period {p}"),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(on, part)| on.then_some(part))
+            .collect(),
             Op::Inject {
                 mode: InjectMode::Offset,
                 din,

@@ -128,7 +128,7 @@ impl<D: Kernels> Observer<D> for Recorder {
         let Some(inp) = inputs.first() else { return };
         let (key, output) = match node.op {
             Op::Norm { .. } => (path.to_string(), Some(out.to_vec())),
-            Op::Attention { .. } => (format!("{path}.norm"), None),
+            Op::Attention { norm: Some(_), .. } => (format!("{path}.norm"), None),
             _ => return,
         };
         self.seen.entry(key).or_insert(Rec {

@@ -66,9 +66,9 @@ fn issue_examples_agree() {
 /// below the 1e-3 tolerance for these frequencies).
 #[test]
 fn embedding_variation_matches_the_runtime_embedding() {
-    use tdspec_compiler::accounting::embedding::{frequencies, varying_fraction, TimeRange};
-    use tdspec_runtime::exec::sinusoidal;
-    for (dim, range, scale) in [
+    use tdspec_compiler::accounting::embedding::{frequencies_of, varying_fraction, TimeRange};
+    use tdspec_runtime::exec::{sinusoidal, sinusoidal_of};
+    for (dim, range, scale, flip, shift, period) in [
         (
             16usize,
             TimeRange::Continuous {
@@ -95,7 +95,24 @@ fn embedding_variation_matches_the_runtime_embedding() {
         ),
         (16, TimeRange::Steps { n: 1000 }, 1.0),
         (64, TimeRange::Steps { n: 50 }, 1.0),
-    ] {
+    ]
+    .into_iter()
+    .map(|(d, r, s)| (d, r, s, false, 1.0, 10000.0))
+    // diffusers' variants: cosines first, shift 0; and a shorter max period.
+    .chain([
+        (64, TimeRange::Steps { n: 1000 }, 1.0, true, 0.0, 10000.0),
+        (
+            16,
+            TimeRange::Continuous {
+                low: 0.0,
+                high: 1.0,
+            },
+            50.0,
+            true,
+            0.5,
+            1000.0,
+        ),
+    ]) {
         let ts: Vec<f32> = match range {
             TimeRange::Continuous { low, high } => (0..20_000)
                 .map(|i| (low + (i as f64 + 0.5) / 20_000.0 * (high - low)) as f32)
@@ -103,7 +120,11 @@ fn embedding_variation_matches_the_runtime_embedding() {
             TimeRange::Steps { n } => (0..n).map(|i| i as f32).collect(),
         };
         // The runtime applies the embedding's scale on t itself (`sinusoidal(d, scale = s)`).
-        let e = sinusoidal(&ts, dim, scale);
+        let freqs = frequencies_of(dim, shift, period);
+        let e = match (flip, shift, period) {
+            (false, 1.0, 10000.0) => sinusoidal(&ts, dim, scale),
+            _ => sinusoidal_of(&ts, &freqs, scale, flip),
+        };
         let n = ts.len() as f64;
         let mut mean = vec![0.0f64; dim];
         let mut sq = 0.0;
@@ -114,7 +135,7 @@ fn embedding_variation_matches_the_runtime_embedding() {
             sq += row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n;
         }
         let measured = 1.0 - mean.iter().map(|m| m * m).sum::<f64>() / sq;
-        let stated = varying_fraction(&frequencies(dim), range, scale);
+        let stated = varying_fraction(&freqs, range, scale);
         assert!(
             (measured - stated).abs() < 1e-3,
             "{dim} {range:?} x{scale}: stated {stated}, measured {measured}"

@@ -36,18 +36,29 @@ pub struct EmbeddingVariation {
     /// Frequencies whose phase turns by less than 0.1 rad over the range.
     pub slow: usize,
     pub pairs: usize,
+    /// The slowest frequency, per unit of t before the scale.
+    pub lowest: f64,
     /// For continuous time: a scale on t that maps the range onto 1,000 units, and the
     /// varying fraction after it.
     pub scale: Option<(f64, f64)>,
     pub allow: Vec<String>,
 }
 
-/// The frequencies of `sinusoidal(dim)`.
+/// DDPM's frequencies: `sinusoidal(dim)`, shift 1, max period 10,000.
 pub fn frequencies(dim: usize) -> Vec<f64> {
+    frequencies_of(dim, 1.0, 10000.0)
+}
+
+/// The frequencies `max_period^(-i / (dim/2 - shift))`, `i < dim/2`. Sema keeps
+/// `dim/2 - shift > 0` where there is more than one frequency; a single one is 1.
+pub fn frequencies_of(dim: usize, shift: f64, max_period: f64) -> Vec<f64> {
     let half = dim / 2;
-    let denom = (half.max(2) - 1) as f64;
+    let denom = half as f64 - shift;
     (0..half)
-        .map(|i| (-(10000f64.ln()) * i as f64 / denom).exp())
+        .map(|i| match i {
+            0 => 1.0,
+            _ => (-(max_period.ln()) * i as f64 / denom).exp(),
+        })
         .collect()
 }
 
@@ -91,8 +102,14 @@ fn length(r: TimeRange) -> f64 {
 fn walk(g: &Graph, range: TimeRange, out: &mut Vec<EmbeddingVariation>) {
     for n in &g.nodes {
         match &n.op {
-            Op::Sinusoidal { dim, scale: own } => {
-                let w = frequencies(*dim);
+            Op::Sinusoidal {
+                dim,
+                scale: own,
+                shift,
+                max_period,
+                ..
+            } => {
+                let w = frequencies_of(*dim, *shift, *max_period);
                 let l = length(range);
                 let varying = varying_fraction(&w, range, *own);
                 let slow = w.iter().filter(|&&om| om * own * l < 0.1).count();
@@ -112,6 +129,7 @@ fn walk(g: &Graph, range: TimeRange, out: &mut Vec<EmbeddingVariation>) {
                     varying,
                     slow,
                     pairs: w.len(),
+                    lowest: w.last().copied().unwrap_or(1.0),
                     scale,
                     allow: n.allow.clone(),
                 });

@@ -719,7 +719,19 @@ impl Acc {
                     false,
                 );
             }
-            Op::Attention { channels, norm, .. } => {
+            Op::Attention { norm: None, .. } => {
+                // No norm: the change reaches q, k and v as it arrives; the residual carries
+                // it unchanged and the branch is alive wherever it arrives.
+                out.extend_from_slice(input(0).parts());
+                out.extend(input(0).parts().iter().map(to_alive));
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
+            Op::Attention {
+                channels,
+                norm: Some(norm),
+                ..
+            } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);
                 let fc = n.inputs.first().and_then(|&i| feat[i]);

@@ -23,6 +23,11 @@ impl<'a> Sema<'a> {
                 "attention",
                 "out",
                 "downsample_padding",
+                "heads",
+                "head_dim",
+                "down_attention",
+                "up_attention",
+                "mid_attention",
             ],
             4,
         )?;
@@ -72,6 +77,72 @@ impl<'a> Sema<'a> {
             Some(e) => self.int_list(e, "the attention resolutions")?,
             None => Vec::new(),
         };
+        let down_attention = match a[9] {
+            Some(e) => self.int_list(e, "the attention resolutions on the way down")?,
+            None => attention.clone(),
+        };
+        let up_attention = match a[10] {
+            Some(e) => self.int_list(e, "the attention resolutions on the way up")?,
+            None => attention.clone(),
+        };
+        if let (Some(h), Some(d)) = (a[7], a[8]) {
+            self.err(
+                Diagnostic::error("E105", "`unet` takes `heads` or `head_dim`, not both")
+                    .with_primary(d.span, "remove one")
+                    .with_secondary(h.span, "the number of heads set here"),
+            );
+            return None;
+        }
+        // The head setting every attention of the UNet takes.
+        let head_args: Vec<Arg> = [("heads", a[7]), ("head_dim", a[8])]
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let v = v?;
+                Some(Arg {
+                    name: Some(ast::Ident {
+                        name: k.into(),
+                        span: v.span,
+                    }),
+                    span: v.span,
+                    value: v.clone(),
+                })
+            })
+            .collect();
+        // `mid_attention = none` drops the middle attention; `attention(...)` sets its own.
+        let mid_attention: Option<ast::Call> = match a[11] {
+            None => Some(ast::Call {
+                name: ast::Ident {
+                    name: "attention".into(),
+                    span: c.span,
+                },
+                args: head_args.clone(),
+                span: c.span,
+            }),
+            Some(e) if e.as_ident() == Some("none") => None,
+            Some(Expr {
+                kind: ExprKind::Call(m),
+                ..
+            }) if m.name.name == "attention" => {
+                let mut m = m.clone();
+                let named = |a: &Arg, k: &str| a.name.as_ref().is_some_and(|n| n.name == k);
+                let own_heads = m
+                    .args
+                    .iter()
+                    .any(|x| x.name.is_none() || named(x, "heads") || named(x, "head_dim"));
+                if !own_heads {
+                    m.args.extend(head_args.iter().cloned());
+                }
+                Some(m)
+            }
+            Some(e) => {
+                self.err(
+                    Diagnostic::error("E201", "`mid_attention` is `none` or an `attention(...)`")
+                        .with_primary(e.span, format!("found {}", e.describe()))
+                        .with_help("e.g. `mid_attention = attention(norm = none)`"),
+                );
+                return None;
+            }
+        };
         let Shape::Image {
             c: in_ch, h: res0, ..
         } = self.node_shape(x)
@@ -109,11 +180,16 @@ impl<'a> Sema<'a> {
             return None;
         }
         let mut bad = false;
-        for (i, r) in attention.iter().enumerate() {
+        let lists = [(4, &attention), (9, &down_attention), (10, &up_attention)];
+        for (i, r, list) in lists
+            .iter()
+            .filter_map(|(k, l)| Some((a[*k]?, l)))
+            .flat_map(|(e, l)| l.iter().enumerate().map(move |(i, r)| (i, r, e)))
+        {
             if !resolutions.contains(r) {
-                let span = match &a[4]?.kind {
-                    ExprKind::List(items) => items.get(i).map(|e| e.span).unwrap_or(a[4]?.span),
-                    _ => a[4]?.span,
+                let span = match &list.kind {
+                    ExprKind::List(items) => items.get(i).map(|e| e.span).unwrap_or(list.span),
+                    _ => list.span,
                 };
                 let list = resolutions
                     .iter()
@@ -155,6 +231,11 @@ impl<'a> Sema<'a> {
                 .collect(),
             span: sp,
         };
+        let attn_call = || {
+            let mut c = call("attention", vec![]);
+            c.args = head_args.clone();
+            c
+        };
         let res_call = |out: usize| ast::Call {
             name: ast::Ident {
                 name: rname.clone(),
@@ -176,8 +257,8 @@ impl<'a> Sema<'a> {
             for j in 0..nblocks {
                 h = self.invoke_block(def, &res_call(out), h, format!("down.{i}.res{j}"))?;
                 now = out;
-                if attention.contains(&resolutions[i]) {
-                    h = self.builtin(h, &call("attention", vec![]), format!("down.{i}.attn{j}"))?;
+                if down_attention.contains(&resolutions[i]) {
+                    h = self.builtin(h, &attn_call(), format!("down.{i}.attn{j}"))?;
                 }
                 skips.push(h);
             }
@@ -198,7 +279,9 @@ impl<'a> Sema<'a> {
             }
         }
         h = self.invoke_block(def, &res_call(now), h, "mid.res0".into())?;
-        h = self.builtin(h, &call("attention", vec![]), "mid.attn".into())?;
+        if let Some(m) = &mid_attention {
+            h = self.builtin(h, m, "mid.attn".into())?;
+        }
         h = self.invoke_block(def, &res_call(now), h, "mid.res1".into())?;
         for (i, m) in mult.iter().enumerate().rev() {
             let out = base.saturating_mul(*m).min(MAX_INT);
@@ -206,8 +289,8 @@ impl<'a> Sema<'a> {
                 let skip = skips.pop()?;
                 let joined = self.join_skip(h, skip, &format!("up.{i}.cat{j}"), sp)?;
                 h = self.invoke_block(def, &res_call(out), joined, format!("up.{i}.res{j}"))?;
-                if attention.contains(&resolutions[i]) {
-                    h = self.builtin(h, &call("attention", vec![]), format!("up.{i}.attn{j}"))?;
+                if up_attention.contains(&resolutions[i]) {
+                    h = self.builtin(h, &attn_call(), format!("up.{i}.attn{j}"))?;
                 }
             }
             if i != 0 {

@@ -379,18 +379,24 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 let x = input(0)?.image()?.clone();
                 let (b, c, h, w) = *x.shape();
                 let n = h * w;
-                let gamma: Tensor1<D, T> = self.param(&format!("{name}.norm.weight"), (c,))?;
-                let beta: Tensor1<D, T> = self.param(&format!("{name}.norm.bias"), (c,))?;
-                let normed = self.norm(
-                    &format!("{name}.norm"),
-                    *norm,
-                    *channels,
-                    *eps,
-                    x.clone().put_tape(tape),
-                    gamma,
-                    beta,
-                    Activation::Identity,
-                )?;
+                let normed = match norm {
+                    Some(kind) => {
+                        let gamma: Tensor1<D, T> =
+                            self.param(&format!("{name}.norm.weight"), (c,))?;
+                        let beta: Tensor1<D, T> = self.param(&format!("{name}.norm.bias"), (c,))?;
+                        self.norm(
+                            &format!("{name}.norm"),
+                            *kind,
+                            *channels,
+                            *eps,
+                            x.clone().put_tape(tape),
+                            gamma,
+                            beta,
+                            Activation::Identity,
+                        )?
+                    }
+                    None => x.clone().put_tape(tape),
+                };
                 let wq: Tensor4<D, T> =
                     self.param(&format!("{name}.qkv.weight"), (3 * c, c, 1, 1))?;
                 let bq: Tensor1<D, T> = self.param(&format!("{name}.qkv.bias"), (3 * c,))?;
@@ -449,11 +455,22 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 let (o, t) = acc.split_tape();
                 (Value::Image(o), t)
             }
-            Op::Sinusoidal { dim, scale } => {
+            Op::Sinusoidal {
+                dim,
+                scale,
+                flip,
+                shift,
+                max_period,
+            } => {
                 let Value::Time(tv) = input(0)? else {
                     return Err(RuntimeError::Internal("sinusoidal of a tensor".into()));
                 };
-                let data = sinusoidal(tv, *dim, *scale);
+                let freqs = tdspec_compiler::accounting::embedding::frequencies_of(
+                    *dim,
+                    *shift,
+                    *max_period,
+                );
+                let data = sinusoidal_of(tv, &freqs, *scale, *flip);
                 (
                     Value::Vector(self.dev.tensor_from_vec(data, (tv.len(), *dim))),
                     tape,
@@ -792,11 +809,23 @@ where
 /// DDPM's sinusoidal embedding: `[sin(t·f_i), cos(t·f_i)]`, `f_i = exp(-ln(10000) i / (d/2 - 1))`.
 pub fn sinusoidal(t: &[f32], dim: usize, scale: f64) -> Vec<f32> {
     let freqs = tdspec_compiler::accounting::embedding::frequencies(dim);
-    let mut out = Vec::with_capacity(t.len() * dim);
+    sinusoidal_of(t, &freqs, scale, false)
+}
+
+/// `[sin(s·t·f_i), cos(s·t·f_i)]` per sample, cosines first when `flip`, in f64.
+pub fn sinusoidal_of(t: &[f32], freqs: &[f64], scale: f64, flip: bool) -> Vec<f32> {
+    let mut out = Vec::with_capacity(t.len() * 2 * freqs.len());
     for &tv in t {
         let args: Vec<f64> = freqs.iter().map(|f| scale * tv as f64 * f).collect();
-        out.extend(args.iter().map(|a| a.sin() as f32));
-        out.extend(args.iter().map(|a| a.cos() as f32));
+        let sin = args.iter().map(|a| a.sin() as f32);
+        let cos = args.iter().map(|a| a.cos() as f32);
+        if flip {
+            out.extend(cos);
+            out.extend(sin);
+        } else {
+            out.extend(sin);
+            out.extend(cos);
+        }
     }
     out
 }

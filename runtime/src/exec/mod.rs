@@ -9,4 +9,4 @@
 mod interp;
 mod ode;
 
-pub use interp::{pattern, sinusoidal, Exec, Observer, Swap, Value};
+pub use interp::{pattern, sinusoidal, sinusoidal_of, Exec, Observer, Swap, Value};

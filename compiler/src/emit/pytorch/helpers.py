@@ -1,26 +1,28 @@
 # ---- section: timestep_embedding ----
-def timestep_embedding(t, dim, scale=1.0):
-    """DDPM's sinusoidal embedding [sin(s t f_i), cos(s t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1)),
-    s the scale on t, computed in float64 like tdspec's runtime."""
+def timestep_embedding(t, dim, scale=1.0, flip=False, shift=1.0, max_period=10000.0):
+    """The sinusoidal embedding [sin(s t f_i), cos(s t f_i)] (cosines first when `flip`),
+    f_i = max_period^(-i / (dim/2 - shift)) (f_0 = 1), s the scale on t; DDPM's is shift 1,
+    max period 10,000. Computed in float64 like tdspec's runtime."""
     t = torch.as_tensor(t).reshape(-1).double() * scale
     half = dim // 2
-    freqs = torch.exp(
-        -math.log(10000.0) * torch.arange(half, dtype=torch.float64, device=t.device) / (max(half, 2) - 1)
-    )
+    i = torch.arange(half, dtype=torch.float64, device=t.device)
+    denom = half - shift if half > 1 else 1.0
+    freqs = torch.exp(-math.log(max_period) * i / denom)
     args = t[:, None] * freqs[None, :]
-    return torch.cat([args.sin(), args.cos()], dim=1).float()
+    parts = [args.cos(), args.sin()] if flip else [args.sin(), args.cos()]
+    return torch.cat(parts, dim=1).float()
 
 
 class SinusoidalEmbedding(nn.Module):
-    """`sinusoidal(dim, scale = s)`: t [B] -> [B, dim], of s * t."""
+    """`sinusoidal(dim, scale = s, flip = f, shift = k, max_period = p)`: t [B] -> [B, dim]."""
 
-    def __init__(self, dim, scale=1.0):
+    def __init__(self, dim, scale=1.0, flip=False, shift=1.0, max_period=10000.0):
         super().__init__()
         self.dim = dim
-        self.scale = scale
+        self.options = dict(scale=scale, flip=flip, shift=shift, max_period=max_period)
 
     def forward(self, t):
-        return timestep_embedding(t, self.dim, self.scale)
+        return timestep_embedding(t, self.dim, **self.options)
 
 
 # ---- section: positional_pattern ----
@@ -80,12 +82,18 @@ class BatchNorm(nn.Module):
 # ---- section: attention ----
 class Attention(nn.Module):
     """DDPM self-attention: norm -> 1x1 conv to q, k, v -> softmax(q^T k / sqrt(C / heads)) v
-    per head -> 1x1 projection -> + input. `groups=None` normalizes with BatchNorm."""
+    per head -> 1x1 projection -> + input. `groups=None` normalizes with BatchNorm, `groups=0`
+    not at all."""
 
     def __init__(self, channels, heads=1, groups=32, eps=1e-5):
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(groups, channels, eps=eps) if groups else BatchNorm(channels, eps, persistent=False)
+        if groups is None:
+            self.norm = BatchNorm(channels, eps, persistent=False)
+        elif groups == 0:
+            self.norm = nn.Identity()
+        else:
+            self.norm = nn.GroupNorm(groups, channels, eps=eps)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 

@@ -73,10 +73,10 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
         } => {
             let mut v = vec![("channels", n(*channels)), ("heads", n(*heads))];
             match norm {
-                NormKind::Group { groups } => v.push(("groups", n(*groups))),
-                NormKind::Instance => v.push(("groups", n(*channels))),
-                NormKind::Layer => v.push(("groups", "1".into())),
-                NormKind::Batch => {}
+                Some(NormKind::Group { groups }) => v.push(("groups", n(*groups))),
+                Some(NormKind::Instance) => v.push(("groups", n(*channels))),
+                Some(NormKind::Layer) => v.push(("groups", "1".into())),
+                Some(NormKind::Batch) | None => {}
             }
             if *eps != 1e-5 {
                 v.push(("eps", py_float(*eps)));
@@ -100,7 +100,14 @@ pub(super) fn op_sig(op: &Op) -> String {
             "norm({})",
             std::mem::discriminant(kind) == std::mem::discriminant(&NormKind::Batch)
         ),
-        Op::Attention { norm, .. } => format!("attn({})", matches!(norm, NormKind::Batch)),
+        Op::Attention { norm, .. } => format!(
+            "attn({})",
+            match norm {
+                Some(NormKind::Batch) => "batch",
+                None => "none",
+                Some(_) => "group",
+            }
+        ),
         Op::Inject { mode, .. } => format!("inject({mode:?})"),
         Op::ScaleShift { .. } => "scale_shift".into(),
         Op::Ode { .. } => "ode".into(),
@@ -179,8 +186,12 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
                 let _ = write!(s, ", heads={}", get(1));
             }
             let at_eps = match norm {
-                NormKind::Batch => {
+                Some(NormKind::Batch) => {
                     s += ", groups=None";
+                    2
+                }
+                None => {
+                    s += ", groups=0";
                     2
                 }
                 _ => {
@@ -210,8 +221,7 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
         Op::Pad { before, after } => {
             format!("nn.ZeroPad2d(({before}, {after}, {before}, {after}))")
         }
-        Op::Sinusoidal { dim, scale } if *scale == 1.0 => format!("SinusoidalEmbedding({dim})"),
-        Op::Sinusoidal { dim, scale } => format!("SinusoidalEmbedding({dim}, scale={scale:?})"),
+        Op::Sinusoidal { dim, .. } => format!("SinusoidalEmbedding({dim}{})", sinusoid_options(op)),
         Op::Ode { .. } => format!("{}()", ode_class.unwrap_or("OdeBlock")),
         _ => "nn.Identity()".into(),
     }
@@ -292,12 +302,11 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        Op::Sinusoidal { dim, scale } if *scale == 1.0 => {
-            atom(format!("timestep_embedding({}, {dim})", x(0)))
-        }
-        Op::Sinusoidal { dim, scale } => {
-            atom(format!("timestep_embedding({}, {dim}, {scale:?})", x(0)))
-        }
+        Op::Sinusoidal { dim, .. } => atom(format!(
+            "timestep_embedding({}, {dim}{})",
+            x(0),
+            sinusoid_options(&node.op)
+        )),
         Op::Inject { mode, .. } => match (mode, img(0)) {
             (InjectMode::Positional, true) => {
                 atom(format!("add_positional({}, {m}({}))", x(0), x(1)))
@@ -345,7 +354,7 @@ pub(super) fn note_uses(uses: &mut Uses, op: &Op) {
         } => uses.batch = true,
         Op::Attention { norm, .. } => {
             uses.attention = true;
-            if matches!(norm, NormKind::Batch) {
+            if matches!(norm, Some(NormKind::Batch)) {
                 uses.batch = true;
             }
         }
@@ -357,4 +366,32 @@ pub(super) fn note_uses(uses: &mut Uses, op: &Op) {
         Op::Ode { .. } => uses.ode = true,
         _ => {}
     }
+}
+
+/// The keyword arguments of a non-default sinusoidal embedding: `, scale=1000.0, flip=True`.
+fn sinusoid_options(op: &Op) -> String {
+    let Op::Sinusoidal {
+        scale,
+        flip,
+        shift,
+        max_period,
+        ..
+    } = op
+    else {
+        return String::new();
+    };
+    let mut s = String::new();
+    if *scale != 1.0 {
+        s.push_str(&format!(", scale={scale:?}"));
+    }
+    if *flip {
+        s.push_str(", flip=True");
+    }
+    if *shift != 1.0 {
+        s.push_str(&format!(", shift={shift:?}"));
+    }
+    if *max_period != 10000.0 {
+        s.push_str(&format!(", max_period={max_period:?}"));
+    }
+    s
 }

@@ -105,8 +105,9 @@ pub fn check(cx: &Context) -> Vec<Finding> {
         });
         f.fraction = Some(e.varying);
         f.notes.push(format!(
-            "`sinusoidal({})` with max period 10,000 has frequencies from 1 down to 1/10,000 per unit of t",
-            e.dim
+            "`sinusoidal({})` has frequencies from 1 down to {} per unit of t",
+            e.dim,
+            reciprocal(e.lowest)
         ));
         f.instance = Some(e.node.clone());
         f.allow = e.allow.clone();
@@ -119,4 +120,22 @@ pub fn check(cx: &Context) -> Vec<Finding> {
         out.push(f);
     }
     out
+}
+
+/// `1/10,000` for a frequency that is the reciprocal of a whole number, else `2.37e-4`.
+fn reciprocal(f: f64) -> String {
+    let n = 1.0 / f;
+    if n.is_finite() && n.round() >= 1.0 && (n - n.round()).abs() <= 1e-9 * n {
+        let digits = format!("{}", n.round() as u64);
+        let mut grouped = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(ch);
+        }
+        format!("1/{grouped}")
+    } else {
+        format!("{f:.2e}")
+    }
 }

@@ -144,11 +144,34 @@ pub(super) fn upsample(s: &mut Sema, l: Layer) -> Option<NodeId> {
 pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
-    let heads = a[0]
-        .map(|e| s.positive(e, "the number of heads"))
-        .unwrap_or(Some(1))?;
     let Shape::Image { c: ch, .. } = shape else {
         return s.needs_image(c, shape);
+    };
+    let heads = match (a[0], a[1]) {
+        (Some(h), Some(d)) => {
+            s.err(
+                Diagnostic::error("E105", "`attention` takes `heads` or `head_dim`, not both")
+                    .with_primary(d.span, "remove one")
+                    .with_secondary(h.span, "the number of heads set here"),
+            );
+            return None;
+        }
+        (Some(e), None) => s.positive(e, "the number of heads")?,
+        (None, Some(e)) => {
+            let d = s.positive(e, "the channels per head")?;
+            if ch % d != 0 {
+                s.err(
+                    Diagnostic::error(
+                        "E203",
+                        format!("{ch} channels cannot be split into heads of {d}"),
+                    )
+                    .with_primary(e.span, "the head size must divide the channels"),
+                );
+                return None;
+            }
+            ch / d
+        }
+        (None, None) => 1,
     };
     if ch % heads != 0 {
         s.err(
@@ -159,6 +182,26 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
             .with_primary(c.span, "heads must divide the channels"),
         );
         return None;
+    }
+    if let Some(e) = a[2] {
+        if e.as_ident() == Some("none") {
+            let op = Op::Attention {
+                channels: ch,
+                heads,
+                norm: None,
+                eps: 1e-5,
+            };
+            return Some(s.push_raw(op, vec![input], shape, name, c.span));
+        }
+        let spec = s.norm_spec(e)?;
+        let kind = s.resolve_norm_kind(spec, ch, e.span, None)?;
+        let op = Op::Attention {
+            channels: ch,
+            heads,
+            norm: Some(kind),
+            eps: spec.eps(),
+        };
+        return Some(s.push_raw(op, vec![input], shape, name, c.span));
     }
     let Some((spec, decl)) = s.default_norm else {
         s.err(
@@ -175,7 +218,7 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let op = Op::Attention {
         channels: ch,
         heads,
-        norm: kind,
+        norm: Some(kind),
         eps: spec.eps(),
     };
     Some(s.push_raw(op, vec![input], shape, name, c.span))
@@ -197,7 +240,9 @@ pub(super) fn flatten(s: &mut Sema, l: Layer) -> Option<NodeId> {
     }
 }
 
-/// `sinusoidal(dim)`, `sinusoidal(dim, scale = s)`: the time input [B] -> [B, dim], of `s · t`.
+/// `sinusoidal(dim, scale = s, flip = false, shift = 1, max_period = 10000)`: the time input
+/// [B] -> [B, dim], of `s · t`; the defaults are DDPM's, diffusers' `Timesteps(dim,
+/// flip_sin_to_cos, freq_shift)` is `flip` and `shift`.
 pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
@@ -232,8 +277,47 @@ pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
         }
         None => 1.0,
     };
+    let flip = match a[2] {
+        Some(e) => s.choice(e, "flip setting", &["true", "false"])? == "true",
+        None => false,
+    };
+    let half = (dim / 2) as f64;
+    let shift = match a[3] {
+        Some(e) => {
+            let range = ("the frequency shift", "[0, dim/2) (DDPM's is 1)");
+            let shift =
+                s.number_in(e, "the frequency shift", range, |v| (0.0..1e9).contains(&v))?;
+            if half > 1.0 && shift >= half {
+                s.err(
+                    Diagnostic::error(
+                        "E202",
+                        format!(
+                            "a frequency shift of {shift} leaves no frequencies in `sinusoidal({dim})`"
+                        ),
+                    )
+                    .with_primary(e.span, format!("must be below dim/2 = {half}")),
+                );
+                return None;
+            }
+            shift
+        }
+        None => 1.0,
+    };
+    let max_period = match a[4] {
+        Some(e) => {
+            let range = ("the max period", "(1, 1e12]");
+            s.number_in(e, "the max period", range, |v| v > 1.0 && v <= 1e12)?
+        }
+        None => 10000.0,
+    };
     Some(s.push_raw(
-        Op::Sinusoidal { dim, scale },
+        Op::Sinusoidal {
+            dim,
+            scale,
+            flip,
+            shift,
+            max_period,
+        },
         vec![input],
         Shape::Vector { d: dim },
         name,
