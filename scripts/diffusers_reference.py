@@ -28,9 +28,10 @@ def main():
             if "norm" in name:
                 p.add_(0.1 * torch.randn_like(p))
     model.save_pretrained(out, safe_serialization=True)
-    c, s = config["in_channels"], config["sample_size"]
+    c, s = model.config.in_channels, model.config.sample_size
     x = torch.randn(batch, c, s, s)
-    t = torch.randint(0, 1000, (batch,)).float()
+    steps = config.get("num_train_timesteps") or 1000
+    t = torch.randint(0, steps, (batch,)).float()
     with torch.no_grad():
         y = model(x, t).sample
     save_file({"x": x.contiguous(), "t": t.contiguous()}, f"{out}/input.safetensors")

@@ -8,13 +8,12 @@ use crate::Format;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use tdspec_compiler::sema::check_source;
-use tdspec_runtime::spec;
+use tdspec_runtime::spec::{self, SpecError};
 use tdspec_runtime::summary::ModelSummary;
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// Spec files or directories (searched for *.tds)
+    /// Spec files or directories (searched for *.tds), or diffusers UNet2DModel config.json files
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
@@ -25,9 +24,8 @@ pub fn run(a: &CheckArgs) -> Result<u8, u8> {
     let (text, color) = (a.format == Format::Text, render::use_color());
     let (mut failed, mut json_out) = (false, Vec::new());
     for path in spec::expand(&a.paths).or_exit()? {
-        let src = spec::read(&path).or_exit()?;
-        match check_source(&src.text) {
-            Ok(models) => {
+        match spec::load(&path) {
+            Ok((src, models)) => {
                 for m in &models {
                     let s = ModelSummary::new(&src, m);
                     match text {
@@ -36,7 +34,10 @@ pub fn run(a: &CheckArgs) -> Result<u8, u8> {
                     }
                 }
             }
-            Err(diags) => {
+            Err(SpecError::Invalid {
+                src,
+                diagnostics: diags,
+            }) => {
                 failed = true;
                 for d in &diags {
                     match text {
@@ -49,6 +50,7 @@ pub fn run(a: &CheckArgs) -> Result<u8, u8> {
                     eprintln!("{}: {n} error{}", src.name, if n == 1 { "" } else { "s" });
                 }
             }
+            Err(e) => return Err(crate::report::fail(e.to_string())),
         }
     }
     if !text {

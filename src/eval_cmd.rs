@@ -13,7 +13,14 @@ use tdspec_runtime::train::{evaluate, NoiseSchedule};
 
 #[derive(Args)]
 pub struct EvalArgs {
+    /// A run directory (or its checkpoint file), or weights with --spec
     run: PathBuf,
+    /// The spec or diffusers config.json of weights given as RUN
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Test data: mnist:DIR or cifar10:DIR (default: what the run trained on)
+    #[arg(long)]
+    data: Option<String>,
     #[arg(long, default_value_t = 2000)]
     samples: usize,
     /// Images generated for the Fréchet distance of denoisers (0 skips it)
@@ -33,7 +40,14 @@ pub fn run(a: &EvalArgs) -> Result<u8, u8> {
     if a.samples == 0 {
         return Err(fail("--samples 0: evaluate at least one test sample"));
     }
-    let mut run = TrainedRun::open(&a.run).or_exit()?;
+    let mut run = match &a.spec {
+        Some(spec) => TrainedRun::open_weights(spec, &a.run),
+        None => TrainedRun::open(&a.run),
+    }
+    .or_exit()?;
+    if a.data.is_some() {
+        run.info.data = a.data.clone();
+    }
     if let Some(sv) = &a.solver {
         // Evaluate the trained weights under another ODE solver (the parameters do not change).
         run.model.replace_solvers(sv.parse::<Solver>().or_exit()?);

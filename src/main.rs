@@ -12,6 +12,7 @@ mod eval_cmd;
 mod experiment_cmd;
 mod fmt_cmd;
 mod gpu_cmd;
+mod import_cmd;
 mod lint_cmd;
 mod probe_cmd;
 mod render;
@@ -70,6 +71,8 @@ enum Command {
     Probe(probe_cmd::ProbeArgs),
     /// Evaluate the network once on the tensors x and t of a safetensors file; write y
     Run(run_cmd::RunArgs),
+    /// Write the spec of a model you already have (a diffusers UNet2DModel config.json)
+    Import(import_cmd::ImportArgs),
     /// CPU-vs-device parity of one forward + backward per spec (diagnostic; scripts/gpu-check.sh)
     #[command(hide = true)]
     GpuParity(gpu_cmd::ParityArgs),
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Command::Emit(a) => emit_cmd::run(a),
         Command::Probe(a) => probe_cmd::run(a),
         Command::Run(a) => run_cmd::run(a),
+        Command::Import(a) => import_cmd::run(a),
         Command::GpuParity(a) => gpu_cmd::parity(a),
         Command::GpuBench(a) => gpu_cmd::bench(a),
     };

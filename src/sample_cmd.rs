@@ -12,8 +12,12 @@ use tdspec_runtime::train::NoiseSchedule;
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// A run directory (or its checkpoint file)
+    /// A run directory (or its checkpoint file), or weights with --spec
     run: PathBuf,
+    /// The spec or diffusers config.json of weights given as RUN (e.g. diffusers'
+    /// diffusion_pytorch_model.safetensors)
+    #[arg(long)]
+    spec: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     n: usize,
     #[arg(long, default_value = "ddim", value_parser = ["ancestral", "ddim"])]
@@ -28,7 +32,11 @@ pub struct SampleArgs {
 }
 
 pub fn run(a: &SampleArgs) -> Result<u8, u8> {
-    let run = TrainedRun::open(&a.run).or_exit()?;
+    let run = match &a.spec {
+        Some(spec) => TrainedRun::open_weights(spec, &a.run),
+        None => TrainedRun::open(&a.run),
+    }
+    .or_exit()?;
     let m = &run.model;
     let Some(Task::Denoise { schedule, .. }) = &m.task else {
         let name = &m.name;

@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Use only the first N training samples
     #[arg(long)]
     limit_train: Option<usize>,
+    /// Start from these weights (a tdspec checkpoint, a PyTorch export or diffusers'
+    /// diffusion_pytorch_model.safetensors) instead of the seeded initialization
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// Evaluate (and checkpoint) every K steps (default: every epoch for classifiers, 5 times per run for denoisers)
     #[arg(long)]
     eval_every: Option<usize>,
@@ -55,6 +59,7 @@ pub fn run(a: &TrainArgs) -> Result<u8, u8> {
             data: a.data.clone(),
             seed: a.seed,
             limit_train: a.limit_train,
+            init: a.init.clone(),
         },
         (None, None) => return Err(fail("give a spec to train, or --resume RUNDIR")),
     };

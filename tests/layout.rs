@@ -26,9 +26,9 @@ use std::path::Path;
 
 /// Most lines in one source file of the compiler or the runtime.
 const MAX_FILE_LINES: usize = 900;
-/// Most lines of the binary crate (src/) in all: about 80 per command (16 of them) plus the
+/// Most lines of the binary crate (src/) in all: about 80 per command (17 of them) plus the
 /// shared reporting and rendering.
-const MAX_BINARY_LINES: usize = 1300;
+const MAX_BINARY_LINES: usize = 1400;
 
 /// Module path inside a crate; empty for the crate root.
 type ModPath = Vec<String>;

@@ -11,6 +11,7 @@ pub mod bias;
 pub mod diagnostics;
 pub mod emit;
 pub mod fmt;
+pub mod import;
 pub mod ir;
 pub mod lint;
 pub mod sema;

@@ -133,6 +133,18 @@ pub fn load_params<D: Device<f32>>(
         .map_err(|e| RuntimeError::InFile(path.display().to_string(), Box::new(e)))
 }
 
+/// Rewrites the weights of `from` (any file `load_params` reads, e.g. diffusers'
+/// `diffusion_pytorch_model.safetensors`) under tdspec's names into `to`, checked against the
+/// model's names and shapes first; returns the parameter count written.
+pub fn convert_weights(m: &ModelIr, from: &Path, to: &Path) -> Result<usize, RuntimeError> {
+    let dev = dfdx::tensor::Cpu::default();
+    let mut params = Params::init(m, &dev, 0);
+    load_params(&mut params, from)?;
+    let meta = HashMap::from([("converted_from".to_string(), from.display().to_string())]);
+    params.save(to, &[], meta)?;
+    Ok(params.count())
+}
+
 /// The weights to evaluate a trained model with: the checkpoint's EMA weights when it holds
 /// them for every parameter, else its parameters.
 pub fn load_eval_params<D: Device<f32>>(

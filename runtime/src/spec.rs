@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use tdspec_compiler::accounting::report::{survival_report, survival_text, NormReport};
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::fmt::{format_source, unified_diff, FmtError};
+use tdspec_compiler::import::diffusers;
 use tdspec_compiler::ir::ModelIr;
 use tdspec_compiler::lint::{self, LintOptions};
 use tdspec_compiler::sema::check_source;
@@ -119,9 +120,59 @@ pub fn check(src: SourceFile) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
     }
 }
 
-/// Reads and checks a spec file.
+/// Reads and checks a spec file, or imports a diffusers `UNet2DModel` config (`*.json`): then
+/// the source is the spec it reads as, and errors point into the config.
 pub fn load(path: &Path) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
-    check(read(path).map_err(SpecError::Io)?)
+    let src = read(path).map_err(SpecError::Io)?;
+    if !is_config(path) {
+        return check(src);
+    }
+    match diffusers::check_config(&src.text, &config_model(path), &file_name(path)) {
+        // Positions in the spec it reads as (`tdspec import diffusers` prints it) are named so.
+        Ok((imp, models)) => Ok((
+            SourceFile::new(format!("{} [imported spec]", src.name), imp.spec),
+            models,
+        )),
+        Err(diagnostics) => Err(SpecError::Invalid { src, diagnostics }),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Whether `path` names a model config (`*.json`) rather than a spec.
+pub fn is_config(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// The model name for a config file: from its name (`ddpm-cifar10-32.config.json` is
+/// `ddpm_cifar10_32`), or its directory's for a plain `config.json`.
+pub fn config_model(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let named = match file.as_str() {
+        "config.json" => std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| Some(p.parent()?.file_name()?.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "unet".into()),
+        _ => file,
+    };
+    diffusers::model_name(&named)
+}
+
+/// The spec a diffusers config reads as (`tdspec import diffusers`), or its errors.
+pub fn import_config(path: &Path) -> Result<String, SpecError> {
+    let src = read(path).map_err(SpecError::Io)?;
+    match diffusers::check_config(&src.text, &config_model(path), &file_name(path)) {
+        Ok((imp, _)) => Ok(imp.spec),
+        Err(diagnostics) => Err(SpecError::Invalid { src, diagnostics }),
+    }
 }
 
 /// Reads and checks a spec file that must define exactly one model.
@@ -177,6 +228,43 @@ pub fn write_atomically(path: &Path, original: &str, text: &str) -> Result<(), S
         let _ = std::fs::remove_file(&tmp);
         format!("cannot replace {}: {e}", path.display())
     })
+}
+
+/// Writes a new spec file (`tdspec import -o`): refused where one exists unless `force`, and
+/// written whole or not at all (a temporary file beside it, then linked or renamed in place).
+pub fn write_spec_file(path: &Path, text: &str, force: bool) -> Result<(), String> {
+    if path.exists() {
+        if !force {
+            return Err(format!(
+                "{} exists; pass --force to replace it",
+                path.display()
+            ));
+        }
+        let original = read(path)?.text;
+        return write_atomically(path, &original, text);
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "spec".into());
+    let tmp = dir.join(format!(".{name}.tdspec-new-{}", std::process::id()));
+    let result = std::fs::write(&tmp, text)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .and_then(|_| {
+            // A link never replaces a file someone created meanwhile.
+            std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    format!("{} appeared meanwhile; it was not replaced", path.display())
+                }
+                _ => format!("cannot write {}: {e}", path.display()),
+            })
+        });
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 /// A linted spec file: its source as it now is, its findings (or its errors), and what fixing
@@ -320,11 +408,11 @@ pub fn lint_summary(files: &[Linted], fix: bool) -> String {
     line
 }
 
-/// The lint findings of every model in `text`, or the spec's errors.
 type Survival = Vec<(String, String, Vec<NormReport>)>;
 
-fn lint_text(text: &str, opts: &LintOptions) -> (Vec<Diagnostic>, Survival) {
-    match lint::lint_source(text, opts) {
+/// The findings of linted models (or the errors), with their survival reports.
+fn findings(r: Result<Vec<lint::ModelReport>, Vec<Diagnostic>>) -> (Vec<Diagnostic>, Survival) {
+    match r {
         Ok(reports) => {
             let survival = reports
                 .iter()
@@ -345,8 +433,9 @@ fn lint_text(text: &str, opts: &LintOptions) -> (Vec<Diagnostic>, Survival) {
     }
 }
 
-/// Lints the spec at `path`. With `fix`, applies the available fixes when `unsafe_fixes`
-/// allows it (every fix changes the model), rewrites the file atomically and lints it again.
+/// Lints the spec at `path`, or the diffusers config (findings and fixes then point into the
+/// JSON). With `fix`, applies the available fixes when `unsafe_fixes` allows it (every fix
+/// changes the model), rewrites the file atomically and lints it again.
 pub fn lint_file(
     path: &Path,
     opts: &LintOptions,
@@ -354,15 +443,30 @@ pub fn lint_file(
     unsafe_fixes: bool,
 ) -> Result<Linted, String> {
     let src = read(path)?;
-    let (diagnostics, survival) = lint_text(&src.text, opts);
+    let (model, source) = (config_model(path), file_name(path));
+    let config = is_config(path);
+    let lint = |text: &str| match config {
+        true => findings(diffusers::lint_config(text, &model, &source, opts).map(|r| r.1)),
+        false => findings(lint::lint_source(text, opts)),
+    };
+    let (diagnostics, survival) = lint(&src.text);
     let available = diagnostics.iter().filter(|d| d.fix.is_some()).count();
     let fixes = match (fix && available > 0, unsafe_fixes) {
         (false, _) => Fixes::None,
         (true, false) => Fixes::Withheld(available),
         (true, true) => {
-            let outcome = lint::apply_fixes(&src.text, &diagnostics).map_err(|errs| {
+            let outcome = match config {
+                true => diffusers::apply_config_fixes(&src.text, &model, &diagnostics),
+                false => lint::apply_fixes(&src.text, &diagnostics),
+            }
+            .map_err(|errs| {
+                let what = if config {
+                    "config would not import"
+                } else {
+                    "spec would not pass `check`"
+                };
                 format!(
-                    "{}: the fixed spec would not pass `check` ({}); the file is unchanged",
+                    "{}: the fixed {what} ({}); the file is unchanged",
                     src.name,
                     errs.first()
                         .map(|d| d.message.as_str())
@@ -371,7 +475,7 @@ pub fn lint_file(
             })?;
             write_atomically(path, &src.text, &outcome.text)?;
             let src = SourceFile::new(src.name, outcome.text);
-            let (diagnostics, survival) = lint_text(&src.text, opts);
+            let (diagnostics, survival) = lint(&src.text);
             let fixes = Fixes::Applied {
                 applied: outcome.applied,
                 skipped: outcome.skipped,

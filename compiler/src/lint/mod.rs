@@ -340,6 +340,14 @@ pub struct FixOutcome {
 /// apply once; a fix overlapping an applied one is skipped whole. Fails, leaving nothing
 /// applied, when the rewritten spec would not pass `check`.
 pub fn apply_fixes(src: &str, diags: &[Diagnostic]) -> Result<FixOutcome, Vec<Diagnostic>> {
+    let outcome = choose_fixes(src, diags);
+    crate::sema::check_source(&outcome.text)?;
+    Ok(outcome)
+}
+
+/// The text with every fix of `diags` applied that does not overlap one applied before
+/// (identical edits apply once), unchecked.
+pub fn choose_fixes(src: &str, diags: &[Diagnostic]) -> FixOutcome {
     let mut chosen: Vec<Edit> = Vec::new();
     let mut applied = 0;
     let mut skipped = 0;
@@ -359,10 +367,9 @@ pub fn apply_fixes(src: &str, diags: &[Diagnostic]) -> Result<FixOutcome, Vec<Di
         applied += 1;
     }
     let (text, _) = apply_edits(src, &chosen);
-    crate::sema::check_source(&text)?;
-    Ok(FixOutcome {
+    FixOutcome {
         text,
         applied,
         skipped,
-    })
+    }
 }

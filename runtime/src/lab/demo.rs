@@ -149,6 +149,7 @@ pub fn run_demo(opts: &DemoOptions, obs: &mut dyn RunObserver) -> Result<Vec<Dem
                 data: None,
                 seed: opts.seed,
                 limit_train: None,
+                init: None,
             },
             steps: Some(opts.steps),
             epochs: None,

@@ -183,6 +183,7 @@ fn one(
             data: g.data.clone(),
             seed,
             limit_train: None,
+            init: None,
         },
         steps: g.steps,
         epochs: g.epochs,

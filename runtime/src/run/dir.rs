@@ -280,6 +280,21 @@ impl TrainedRun {
         })
     }
 
+    /// Weights outside a run directory (diffusers' `diffusion_pytorch_model.safetensors`, a
+    /// PyTorch export) evaluated with the model of `spec` (a spec or a diffusers config); names
+    /// and shapes are checked before anything runs.
+    pub fn open_weights(spec: &Path, weights: &Path) -> Result<Self, RunError> {
+        let (model, _) = spec::load_one(spec)?;
+        let params = checkpoint::load_eval_params(&model, &Cpu::default(), weights)
+            .map_err(RunError::failed)?;
+        Ok(TrainedRun {
+            dir: weights.parent().map(Path::to_path_buf).unwrap_or_default(),
+            model,
+            params,
+            info: RunInfo::default(),
+        })
+    }
+
     /// The data the run trained on (the embedded digits when it recorded none).
     pub fn data(&self) -> Result<Split, RunError> {
         data::load_arg(self.info.data.as_deref(), self.info.limit_train).map_err(RunError::failed)

@@ -27,6 +27,9 @@ pub enum Start {
         seed: u64,
         /// Use only the first N training samples.
         limit_train: Option<usize>,
+        /// Start from these weights (any file `--checkpoint` reads, diffusers' included)
+        /// instead of the seeded initialization.
+        init: Option<PathBuf>,
     },
     /// Continue the run in this directory with its own spec, data and seed.
     Resume(PathBuf),
@@ -75,17 +78,19 @@ pub fn train<D: Kernels>(
     } else {
         RunInfo::default()
     };
-    let (seed, data_arg, limit) = match &opts.start {
+    let (seed, data_arg, limit, init) = match &opts.start {
         Start::New {
             data,
             seed,
             limit_train,
+            init,
             ..
-        } => (*seed, data.clone(), *limit_train),
+        } => (*seed, data.clone(), *limit_train, init.clone()),
         Start::Resume(_) => (
             prior.seed.unwrap_or(0),
             prior.data.clone(),
             prior.limit_train,
+            None,
         ),
     };
     let split = data::load_arg(data_arg.as_deref(), limit).map_err(RunError::failed)?;
@@ -134,6 +139,18 @@ pub fn train<D: Kernels>(
                 run.path.display(),
                 run.path.display()
             )));
+        }
+        if let Some(init) = &init {
+            // Names and shapes are checked before anything is written; EMA starts from them.
+            checkpoint::load_params(&mut trainer.params, init).map_err(RunError::failed)?;
+            if let Some(ema) = &mut trainer.ema {
+                ema.shadow = trainer
+                    .params
+                    .list
+                    .iter()
+                    .map(|p| p.tensor.as_vec())
+                    .collect();
+            }
         }
         let info = RunInfo {
             batch: Some(trainer.batch),
