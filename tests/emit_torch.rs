@@ -187,12 +187,14 @@ fn emitted_pytorch_matches_tdspec() {
         ("ddpm_cifar10_bias", 1, None),
         ("adm_cifar10", 2, None),
         ("edm_cifar10", 1, None),
+        ("../tests/emit_specs/constructs", 3, None),
     ];
     let mut failures = Vec::new();
     for (name, batch, fixed) in specs {
         let text = std::fs::read_to_string(root().join("specs").join(format!("{name}.tds")))
             .expect("read spec");
         let expected = model_of(&text).param_count();
+        let name = name.rsplit('/').next().unwrap_or(name);
         let p = parity(&py, name, &text, &dir, batch);
         let adaptive = text.contains("dopri5");
         println!(

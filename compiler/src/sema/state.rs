@@ -23,25 +23,40 @@ pub(super) enum Val {
 /// The normalization a stage asks for, before the channel count is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum NormSpec {
-    Batch,
-    Instance,
-    Layer,
+    Batch(NormOpts),
+    Instance(NormOpts),
+    Layer(NormOpts),
     Group {
         groups: Option<usize>,
         per_group: Option<usize>,
         min_per_group: Option<usize>,
-        /// The variance epsilon (PyTorch's 1e-5 when not given; DDPM uses 1e-6).
-        eps: Option<f64>,
+        opts: NormOpts,
     },
 }
 
+/// What every normalization may set: `eps = e`, `affine = false`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct NormOpts {
+    /// The variance epsilon (PyTorch's 1e-5 when not given; DDPM uses 1e-6).
+    pub(super) eps: Option<f64>,
+    /// A learned per-channel scale and shift after normalizing (PyTorch's `affine`).
+    pub(super) affine: bool,
+}
+
 impl NormSpec {
+    fn opts(self) -> NormOpts {
+        match self {
+            NormSpec::Batch(o) | NormSpec::Instance(o) | NormSpec::Layer(o) => o,
+            NormSpec::Group { opts, .. } => opts,
+        }
+    }
     /// The epsilon the norm adds to the variance.
     pub(super) fn eps(self) -> f64 {
-        match self {
-            NormSpec::Group { eps: Some(e), .. } => e,
-            _ => 1e-5,
-        }
+        self.opts().eps.unwrap_or(1e-5)
+    }
+    /// Whether it learns a scale and shift.
+    pub(super) fn affine(self) -> bool {
+        self.opts().affine
     }
 }
 

@@ -256,7 +256,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 kind,
                 channels,
                 eps,
-                ..
+                affine,
             } => {
                 let v = input(0)?;
                 let (x, is_vec) = match v {
@@ -270,8 +270,17 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     }
                 };
                 let c = *channels;
-                let gamma: Tensor1<D, T> = self.param(&format!("{name}.weight"), (c,))?;
-                let beta: Tensor1<D, T> = self.param(&format!("{name}.bias"), (c,))?;
+                // Without affine, the identity scale and shift (constants, off the tape).
+                let (gamma, beta): (Tensor1<D, T>, Tensor1<D, T>) = match affine {
+                    true => (
+                        self.param(&format!("{name}.weight"), (c,))?,
+                        self.param(&format!("{name}.bias"), (c,))?,
+                    ),
+                    false => (
+                        self.dev.tensor_from_vec(vec![1.0; c], (c,)).retaped::<T>(),
+                        self.dev.tensor_from_vec(vec![0.0; c], (c,)).retaped::<T>(),
+                    ),
+                };
                 let out = self.norm(
                     name,
                     *kind,

@@ -66,11 +66,11 @@ class BatchNorm(nn.Module):
     """BatchNorm (momentum 0.1, eps 1e-5) with exactly tdspec's tensors: weight, bias and the
     running_mean / running_var buffers (no num_batches_tracked)."""
 
-    def __init__(self, channels, eps=1e-5, momentum=0.1, persistent=True):
+    def __init__(self, channels, eps=1e-5, momentum=0.1, persistent=True, affine=True):
         super().__init__()
         self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
         self.register_buffer("running_mean", torch.zeros(channels), persistent=persistent)
         self.register_buffer("running_var", torch.ones(channels), persistent=persistent)
 

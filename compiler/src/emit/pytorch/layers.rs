@@ -96,8 +96,8 @@ pub(super) fn op_sig(op: &Op) -> String {
     match op {
         Op::Conv { bias, time, .. } => format!("conv({bias},{time:?})"),
         Op::Linear { bias, .. } => format!("linear({bias})"),
-        Op::Norm { kind, .. } => format!(
-            "norm({})",
+        Op::Norm { kind, affine, .. } => format!(
+            "norm({},{affine})",
             std::mem::discriminant(kind) == std::mem::discriminant(&NormKind::Batch)
         ),
         Op::Attention { norm, .. } => format!(
@@ -165,13 +165,18 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
                 if *bias { "" } else { ", bias=False" }
             )
         }
-        Op::Norm { kind, eps, .. } => {
+        Op::Norm {
+            kind, eps, affine, ..
+        } => {
             let e = |i: usize| {
+                let mut s = String::new();
                 if *eps != 1e-5 {
-                    format!(", eps={}", get(i))
-                } else {
-                    String::new()
+                    let _ = write!(s, ", eps={}", get(i));
                 }
+                if !affine {
+                    s += ", affine=False";
+                }
+                s
             };
             match kind {
                 NormKind::Group { .. } => format!("nn.GroupNorm({}, {}{})", get(0), get(1), e(2)),

@@ -2,6 +2,7 @@
 //! `attention`, `flatten`, `sinusoidal`, and `concat` used as a stage (an error).
 
 use super::builder::{conv_out, Layer};
+use crate::ast::Span;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{Act, NodeId, Op, Shape};
 use crate::sema::state::Sema;
@@ -194,6 +195,10 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
             return Some(s.push_raw(op, vec![input], shape, name, c.span));
         }
         let spec = s.norm_spec(e)?;
+        if !spec.affine() {
+            s.err(non_affine_attention(e.span, None));
+            return None;
+        }
         let kind = s.resolve_norm_kind(spec, ch, e.span, None)?;
         let op = Op::Attention {
             channels: ch,
@@ -214,6 +219,10 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
         );
         return None;
     };
+    if !spec.affine() {
+        s.err(non_affine_attention(c.span, Some(decl)));
+        return None;
+    }
     let kind = s.resolve_norm_kind(spec, ch, c.span, Some(decl))?;
     let op = Op::Attention {
         channels: ch,
@@ -222,6 +231,17 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
         eps: spec.eps(),
     };
     Some(s.push_raw(op, vec![input], shape, name, c.span))
+}
+
+/// An attention's inner norm learns its scale and shift (DDPM's and diffusers' do).
+fn non_affine_attention(span: Span, decl: Option<Span>) -> Diagnostic {
+    let d = Diagnostic::error("E105", "an attention's norm is affine")
+        .with_primary(span, "`affine = false` here")
+        .with_help("give the attention a norm of its own, e.g. `attention(norm = group(8))`");
+    match decl {
+        Some(s) => d.with_secondary(s, "the model's default norm is not affine"),
+        None => d,
+    }
 }
 
 /// `flatten`: [B, C, H, W] -> [B, C·H·W].

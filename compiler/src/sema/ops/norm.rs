@@ -7,10 +7,13 @@ use super::builder::Layer;
 use crate::ast::{Expr, ExprKind, Span};
 use crate::diagnostics::Diagnostic;
 use crate::ir::{NodeId, NormKind, Op, Shape};
-use crate::sema::state::{src_word, NormSpec, Sema};
+use crate::sema::state::{src_word, NormOpts, NormSpec, Sema};
 
 /// The arguments of `group(...)`, as a layer and as the default normalization.
-pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group", "eps"];
+pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group", "eps", "affine"];
+
+/// The arguments of `batch`, `instance` and `layer`.
+pub(super) const NORM_ARGS: &[&str] = &["eps", "affine"];
 
 /// `group(...)`, `batch`, `instance`, `layer` as a pipeline stage.
 pub(super) fn norm(s: &mut Sema, l: Layer) -> Option<NodeId> {
@@ -42,19 +45,30 @@ impl<'a> Sema<'a> {
         };
         match word {
             "batch" | "instance" | "layer" => {
-                if let Some(c) = call {
-                    if !c.args.is_empty() {
-                        self.err(
-                            Diagnostic::error("E105", format!("`{word}` takes no arguments"))
-                                .with_primary(c.span, "remove the arguments"),
-                        );
-                        return None;
+                let opts = match call {
+                    Some(c) => {
+                        if let Some(a) = c.args.iter().find(|a| a.name.is_none()) {
+                            self.err(
+                                Diagnostic::error(
+                                    "E105",
+                                    format!("`{word}` takes only `eps = e` and `affine = false`"),
+                                )
+                                .with_primary(a.span, "name the argument"),
+                            );
+                            return None;
+                        }
+                        let a = self.bind_args(c, NORM_ARGS, 0)?;
+                        self.norm_opts(a[0], a[1])?
                     }
-                }
+                    None => NormOpts {
+                        eps: None,
+                        affine: true,
+                    },
+                };
                 Some(match word {
-                    "batch" => NormSpec::Batch,
-                    "instance" => NormSpec::Instance,
-                    _ => NormSpec::Layer,
+                    "batch" => NormSpec::Batch(opts),
+                    "instance" => NormSpec::Instance(opts),
+                    _ => NormSpec::Layer(opts),
                 })
             }
             "group" => {
@@ -78,15 +92,7 @@ impl<'a> Sema<'a> {
                     Some(e) => Some(self.positive(e, "the minimum channels per group")?),
                     None => None,
                 };
-                let eps = match a[3] {
-                    Some(e) => Some(self.number_in(
-                        e,
-                        "the variance epsilon",
-                        ("a norm's epsilon", "(0, 1]"),
-                        |v| v > 0.0 && v <= 1.0,
-                    )?),
-                    None => None,
-                };
+                let opts = self.norm_opts(a[3], a[4])?;
                 if groups.is_none() == per_group.is_none() {
                     self.err(
                         Diagnostic::error(
@@ -112,7 +118,7 @@ impl<'a> Sema<'a> {
                     groups,
                     per_group,
                     min_per_group,
-                    eps,
+                    opts,
                 })
             }
             _ => {
@@ -127,6 +133,24 @@ impl<'a> Sema<'a> {
                 None
             }
         }
+    }
+
+    /// `eps = e` and `affine = true|false` of a normalization.
+    fn norm_opts(&mut self, eps: Option<&Expr>, affine: Option<&Expr>) -> Option<NormOpts> {
+        let eps = match eps {
+            Some(e) => Some(self.number_in(
+                e,
+                "the variance epsilon",
+                ("a norm's epsilon", "(0, 1]"),
+                |v| v > 0.0 && v <= 1.0,
+            )?),
+            None => None,
+        };
+        let affine = match affine {
+            Some(e) => self.choice(e, "affine setting", &["true", "false"])? == "true",
+            None => true,
+        };
+        Some(NormOpts { eps, affine })
     }
 
     /// Resolves a norm for `input`'s channels and adds it.
@@ -157,7 +181,7 @@ impl<'a> Sema<'a> {
         let op = Op::Norm {
             kind,
             channels: c,
-            affine: true,
+            affine: spec.affine(),
             eps: spec.eps(),
         };
         Some(self.push_raw(op, vec![input], shape, name, span))
@@ -190,9 +214,9 @@ impl<'a> Sema<'a> {
         decl: Option<Span>,
     ) -> Option<NormKind> {
         Some(match spec {
-            NormSpec::Batch => NormKind::Batch,
-            NormSpec::Instance => NormKind::Instance,
-            NormSpec::Layer => NormKind::Layer,
+            NormSpec::Batch(_) => NormKind::Batch,
+            NormSpec::Instance(_) => NormKind::Instance,
+            NormSpec::Layer(_) => NormKind::Layer,
             NormSpec::Group {
                 groups,
                 per_group,
