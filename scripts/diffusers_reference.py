@@ -33,7 +33,9 @@ def main():
     steps = config.get("num_train_timesteps") or 1000
     t = torch.randint(0, steps, (batch,)).float()
     with torch.no_grad():
-        y = model(x, t).sample
+        # A learned time table (nn.Embedding) takes integer steps.
+        steps_in = t.long() if model.config.time_embedding_type == "learned" else t
+        y = model(x, steps_in).sample
     save_file({"x": x.contiguous(), "t": t.contiguous()}, f"{out}/input.safetensors")
     save_file({"y": y.contiguous()}, f"{out}/reference.safetensors")
     print(sum(p.numel() for p in model.parameters()))

@@ -18,6 +18,7 @@ const COUNTS: &[(&str, u64)] = &[
     ("tests/diffusers/scale-shift-32.config.json", 1_884_483),
     ("tests/diffusers/relu-grey-16.config.json", 229_906),
     ("tests/diffusers/no-mid-attention-16.config.json", 287_651),
+    ("tests/diffusers/learned-16.config.json", 178_449),
 ];
 
 fn scratch(tag: &str) -> PathBuf {
@@ -263,9 +264,12 @@ fn unsupported_configs_are_refused_whole_with_the_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A small 28x28 grey UNet2DModel that trains on the embedded digits.
+/// A small 28x28 grey UNet2DModel that trains on the embedded digits (a learned time table,
+/// so its gradient is exercised too).
 const DIGITS: &str = r#"{
   "_class_name": "UNet2DModel",
+  "time_embedding_type": "learned",
+  "num_train_timesteps": 1000,
   "block_out_channels": [16, 32],
   "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
   "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],

@@ -64,6 +64,7 @@ impl<D: Device<f32>> Params<D> {
                             .map(|_| rng.gen_range(-bound..bound) as f32)
                             .collect()
                     }
+                    ParamRole::Table => (0..numel).map(|_| normal(&mut rng) as f32).collect(),
                     ParamRole::NormScale => vec![1.0; numel],
                     ParamRole::NormShift => vec![0.0; numel],
                     ParamRole::OperandBias | ParamRole::TimeBias => {

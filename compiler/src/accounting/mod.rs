@@ -282,7 +282,7 @@ impl Acc {
             let fs = h * w == 1
                 || blind
                 || match &n.op {
-                    Op::Input | Op::Time | Op::Sinusoidal { .. } => false,
+                    Op::Input | Op::Time | Op::Sinusoidal { .. } | Op::LearnedTime { .. } => false,
                     Op::Conv { pad, time, .. } => {
                         *pad == 0 && inp(0) && *time != TimeChannel::Positional
                     }
@@ -295,7 +295,11 @@ impl Acc {
             // every unit it normalized was constant): later norms then see f32 rounding only.
             let call = |k: usize| n.inputs.get(k).map(|&i| const_all[i]).unwrap_or(false);
             let ca = match &n.op {
-                Op::Input | Op::Time | Op::Sinusoidal { .. } | Op::Ode { .. } => false,
+                Op::Input
+                | Op::Time
+                | Op::Sinusoidal { .. }
+                | Op::LearnedTime { .. }
+                | Op::Ode { .. } => false,
                 Op::Norm { kind, channels, .. } => {
                     let m = kind.channels_per_unit(*channels).max(1);
                     call(0) || single_value_units(*kind, m) && inp(0)
@@ -699,7 +703,7 @@ impl Acc {
                 out = merge(out, combine_sum);
                 return finish(out);
             }
-            Op::Sinusoidal { .. } => {}
+            Op::Sinusoidal { .. } | Op::LearnedTime { .. } => {}
             Op::Norm { kind, channels, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);

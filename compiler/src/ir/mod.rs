@@ -342,6 +342,12 @@ pub enum Op {
         shift: f64,
         max_period: f64,
     },
+    /// A learned table of one `dim` row per step: step time `[B] -> [B, dim]` (diffusers'
+    /// `time_embedding_type = "learned"`, an `nn.Embedding`).
+    LearnedTime {
+        steps: usize,
+        dim: usize,
+    },
     /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
     Inject {
         mode: InjectMode,
@@ -373,6 +379,8 @@ pub enum ParamRole {
     TimeBias,
     NormScale,
     NormShift,
+    /// An embedding table (N(0, 1), as `nn.Embedding`).
+    Table,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

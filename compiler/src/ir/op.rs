@@ -104,6 +104,7 @@ impl Op {
                     ])
                     .collect()
             }
+            Op::LearnedTime { steps, dim } => vec![p("weight", vec![steps, dim], ParamRole::Table)],
             Op::Inject { din, channels, .. } => vec![
                 p("weight", vec![channels, din], ParamRole::Weight),
                 p("bias", vec![channels], ParamRole::TimeBias),
@@ -196,8 +197,8 @@ impl Op {
                 format!("inject positional {din}->{channels}")
             }
             Op::ScaleShift { din, channels } => format!("scale_shift {din}->2x{channels}"),
+            Op::LearnedTime { steps, dim } => format!("learned {steps}x{dim}"),
             Op::Ode { solver, t0, t1, .. } => format!("ode [{t0}, {t1}] {solver}"),
         }
     }
 }
-

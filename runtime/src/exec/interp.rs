@@ -485,6 +485,25 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     tape,
                 )
             }
+            Op::LearnedTime { steps, dim } => {
+                let Value::Time(tv) = input(0)? else {
+                    return Err(RuntimeError::Internal("learned of a tensor".into()));
+                };
+                // The rows of the steps as a one-hot product, so the table's gradient is the
+                // tape's own.
+                let (b, n) = (tv.len(), *steps);
+                let mut onehot = vec![0.0f32; b * n];
+                for (i, t) in tv.iter().enumerate() {
+                    let row = (t.round().max(0.0) as usize).min(n - 1);
+                    onehot[i * n + row] = 1.0;
+                }
+                let table: Tensor2<D, T> = self.param(&format!("{name}.weight"), (n, *dim))?;
+                let oh = self.dev.tensor_from_vec(onehot, (b, n));
+                let (o, t) = ops::table_rows(oh.put_tape(tape), table)
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Vector(o), t)
+            }
             Op::Inject {
                 mode,
                 din,

@@ -61,6 +61,23 @@ where
     }
 }
 
+/// The rows of `table` (`[N, D]`, an embedding table) that a one-hot `[B, N]` picks: `[B, D]`,
+/// with the table's gradient on the tape.
+pub fn table_rows<D, Tx, T>(
+    onehot: Tensor2<D, Tx>,
+    table: Tensor2<D, T>,
+) -> Result<Tensor2<D, T>, OpsError>
+where
+    D: Device<f32>,
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    let w = table
+        .try_permute::<_, dfdx::shapes::Axes2<1, 0>>()
+        .map_err(dev_err)?;
+    linear(onehot, w, None)
+}
+
 /// Concatenates two NCHW tensors along the channel axis (`[a, b]`).
 ///
 /// # Shapes

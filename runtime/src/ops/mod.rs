@@ -43,7 +43,7 @@ use dfdx::shapes::Shape;
 use dfdx::tensor::{Merge, Tape, Tensor};
 
 pub use dispatch::Kernels;
-pub use linear::{concat_channels, linear};
+pub use linear::{concat_channels, linear, table_rows};
 pub use types::{
     Activation, BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Shape1, Shape2,
     Shape3, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,

@@ -25,6 +25,18 @@ class SinusoidalEmbedding(nn.Module):
         return timestep_embedding(t, self.dim, **self.options)
 
 
+# ---- section: time_table ----
+class TimeTable(nn.Embedding):
+    """`learned(dim)`: one learned row per step; t [B] (integer steps, as floats) -> [B, dim]."""
+
+    def __init__(self, steps, dim):
+        super().__init__(steps, dim)
+
+    def forward(self, t):
+        rows = torch.as_tensor(t).reshape(-1).round().clamp(0, self.num_embeddings - 1).long()
+        return super().forward(rows.to(self.weight.device))
+
+
 # ---- section: positional_pattern ----
 def positional_pattern(like):
     """tdspec's fixed zero-mean pattern P_c(h, w) = cos(pi f_y (h + 1/2) / H) + cos(pi f_x (w + 1/2) / W),

@@ -22,6 +22,7 @@ pub(super) fn seqable(op: &Op) -> bool {
             | Op::Flatten
             | Op::Pad { .. }
             | Op::Sinusoidal { .. }
+            | Op::LearnedTime { .. }
             | Op::Attention { .. }
             | Op::Ode { .. }
     )
@@ -48,6 +49,7 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
             ("groups", n(*groups)),
         ],
         Op::Linear { din, dout, .. } => vec![("in", n(*din)), ("out", n(*dout))],
+        Op::LearnedTime { steps, dim } => vec![("steps", n(*steps)), ("dim", n(*dim))],
         Op::Norm {
             kind,
             channels,
@@ -119,6 +121,7 @@ pub(super) fn has_module(op: &Op) -> bool {
     matches!(
         op,
         Op::Conv { .. }
+            | Op::LearnedTime { .. }
             | Op::Linear { .. }
             | Op::Norm { .. }
             | Op::Attention { .. }
@@ -227,6 +230,7 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
             format!("nn.ZeroPad2d(({before}, {after}, {before}, {after}))")
         }
         Op::Sinusoidal { dim, .. } => format!("SinusoidalEmbedding({dim}{})", sinusoid_options(op)),
+        Op::LearnedTime { .. } => format!("TimeTable({}, {})", get(0), get(1)),
         Op::Ode { .. } => format!("{}()", ode_class.unwrap_or("OdeBlock")),
         _ => "nn.Identity()".into(),
     }
@@ -268,9 +272,11 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
             TimeChannel::None => atom(format!("{m}({})", x(0))),
             _ => atom(format!("{m}({}, {})", x(1), x(0))),
         },
-        Op::Linear { .. } | Op::Norm { .. } | Op::Attention { .. } | Op::Ode { .. } => {
-            atom(format!("{m}({})", x(0)))
-        }
+        Op::Linear { .. }
+        | Op::Norm { .. }
+        | Op::Attention { .. }
+        | Op::Ode { .. }
+        | Op::LearnedTime { .. } => atom(format!("{m}({})", x(0))),
         Op::Act { act } => atom(match act {
             Act::Relu => format!("F.relu({})", x(0)),
             Act::Silu => format!("F.silu({})", x(0)),
@@ -334,6 +340,7 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
 #[derive(Default)]
 pub(super) struct Uses {
     pub(super) sinusoidal: bool,
+    pub(super) learned: bool,
     pub(super) positional: bool,
     pub(super) concat: bool,
     pub(super) batch: bool,
@@ -347,6 +354,7 @@ pub(super) struct Uses {
 pub(super) fn note_uses(uses: &mut Uses, op: &Op) {
     match op {
         Op::Sinusoidal { .. } => uses.sinusoidal = true,
+        Op::LearnedTime { .. } => uses.learned = true,
         Op::Conv { time, .. } if *time != TimeChannel::None => {
             uses.concat = true;
             if *time == TimeChannel::Positional {

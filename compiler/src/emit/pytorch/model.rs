@@ -138,6 +138,9 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
     if u.sinusoidal {
         helpers.push("timestep_embedding");
     }
+    if u.learned {
+        helpers.push("time_table");
+    }
     if u.positional {
         helpers.push("positional_pattern");
     }

@@ -53,6 +53,8 @@ pub struct UNetConfig {
     pub time_embedding_dim: usize,
     pub freq_shift: f64,
     pub flip_sin_to_cos: bool,
+    /// `time_embedding_type = "learned"`: a table of a row per step.
+    pub learned: bool,
     pub down_attention: Vec<bool>,
     pub up_attention: Vec<bool>,
     pub block_out_channels: Vec<usize>,
@@ -331,9 +333,10 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
     );
     r.only(
         "time_embedding_type",
-        &["\"positional\""],
-        "tdspec imports the sinusoidal (\"positional\") time embedding",
+        &["\"positional\"", "\"learned\""],
+        "tdspec imports the sinusoidal (\"positional\") and \"learned\" time embeddings",
     );
+    let learned = r.map.get("time_embedding_type") == Some(&Value::String("learned".into()));
     let freq_shift = r.float("freq_shift");
     let flip = r.boolean("flip_sin_to_cos");
     r.only(
@@ -443,6 +446,15 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         }
     }
     let steps = r.opt_uint("num_train_timesteps");
+    if learned && steps == Some(None) {
+        let (v, span, _) = r.get("time_embedding_type");
+        r.unsupported(
+            "time_embedding_type",
+            &v,
+            span,
+            "a learned table needs `num_train_timesteps` (its rows)",
+        );
+    }
     let time_dim = r.opt_uint("time_embedding_dim");
 
     let (down, up, channels) = (down?, up?, channels?);
@@ -505,6 +517,7 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         time_embedding_dim: time_dim?.unwrap_or(4 * base),
         freq_shift: freq_shift?,
         flip_sin_to_cos: flip?,
+        learned,
         down_attention,
         up_attention,
         block_out_channels: channels.iter().map(|c| c.0).collect(),

@@ -130,6 +130,9 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
         sin.push_str(&format!(", shift = {}", num(c.freq_shift)));
     }
     sin.push(')');
+    if c.learned {
+        sin = format!("learned({base})");
+    }
     w.from("time_embedding_type", &sin);
     w.put(" | ");
     let t = c.time_embedding_dim;

@@ -4,7 +4,7 @@
 use super::builder::{conv_out, Layer};
 use crate::ast::Span;
 use crate::diagnostics::Diagnostic;
-use crate::ir::{Act, NodeId, Op, Shape};
+use crate::ir::{Act, NodeId, Op, Shape, TimeKind};
 use crate::sema::state::Sema;
 
 /// `linear(out, bias)`: [B, D] -> [B, out].
@@ -338,6 +338,50 @@ pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
             shift,
             max_period,
         },
+        vec![input],
+        Shape::Vector { d: dim },
+        name,
+        c.span,
+    ))
+}
+
+/// `learned(dim)`: a learned row per step of step time, [B] -> [B, dim].
+pub(super) fn learned(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let dim = s.positive(a[0]?, "the embedding size")?;
+    if shape != Shape::Time {
+        s.err(
+            Diagnostic::error(
+                "E207",
+                format!("`learned` embeds the time input, found {shape}"),
+            )
+            .with_primary(c.span, "not the time input")
+            .with_help("use it first in an `embed` declaration: `embed temb = learned(128) | ...`"),
+        );
+        return None;
+    }
+    let steps = match s.time.as_ref().map(|t| t.kind) {
+        Some(TimeKind::Steps(n)) => n,
+        _ => {
+            let mut d = Diagnostic::error("E207", "`learned` needs step time: one row per step")
+                .with_primary(c.span, "a table of rows by step");
+            if let Some(t) = &s.time {
+                d = d.with_secondary(t.span, "continuous time declared here");
+            }
+            s.err(d.with_help("declare `time t: step(1000)`, or use `sinusoidal(d)`"));
+            return None;
+        }
+    };
+    if steps.saturating_mul(dim) > 1 << 28 {
+        s.err(
+            Diagnostic::error("E202", format!("a {steps}x{dim} table is too large"))
+                .with_primary(a[0]?.span, "at most 2^28 entries"),
+        );
+        return None;
+    }
+    Some(s.push_raw(
+        Op::LearnedTime { steps, dim },
         vec![input],
         Shape::Vector { d: dim },
         name,
