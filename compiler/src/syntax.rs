@@ -404,7 +404,15 @@ fn parse_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     let found = if pos >= src.len() {
         "end of file".to_string()
     } else {
-        format!("`{}`", &src[pos..end])
+        // Control characters (a NUL byte, an escape) are shown escaped, never raw.
+        let text: String = src[pos..end]
+            .chars()
+            .map(|c| match c {
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("`{text}`")
     };
     let message = if expected.is_empty() {
         format!("unexpected {found}")

@@ -44,6 +44,9 @@ pub fn save<D: Kernels>(tr: &Trainer<'_, D>, path: &Path) -> Result<(), RuntimeE
     tr.params.save(path, &extra, meta)
 }
 
+/// The largest step, optimizer count or batch a checkpoint may state (2^40).
+const MAX_COUNT: u64 = 1 << 40;
+
 /// Restores parameters, optimizer, EMA, step, seed and batch of `tr` from a checkpoint written
 /// by [`save`]. Everything is validated before anything changes.
 pub fn restore<D: Kernels>(tr: &mut Trainer<'_, D>, path: &Path) -> Result<(), RuntimeError> {
@@ -72,6 +75,15 @@ pub fn restore<D: Kernels>(tr: &mut Trainer<'_, D>, path: &Path) -> Result<(), R
         })
     };
     let (step, seed, optim_t, batch) = (num("step")?, num("seed")?, num("optim_t")?, num("batch")?);
+    // Counts no run reaches (a damaged or hand-edited file) would wrap later arithmetic.
+    for (k, v) in [("step", step), ("optim_t", optim_t), ("batch", batch)] {
+        if v > MAX_COUNT {
+            return Err(RuntimeError::Checkpoint(format!(
+                "{}: metadata `{k}` is {v}, more than any run reaches (at most {MAX_COUNT})",
+                path.display()
+            )));
+        }
+    }
     let get = |name: &str, n: usize| -> Result<Vec<f32>, RuntimeError> {
         match loaded.tensors.get(name) {
             Some((_, d)) if d.len() == n => Ok(d.clone()),

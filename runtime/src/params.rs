@@ -243,16 +243,49 @@ pub struct Loaded {
     pub meta: HashMap<String, String>,
 }
 
+/// Why a file of `len` bytes is not a readable safetensors file, in a user's words.
+fn unreadable(e: &safetensors::SafeTensorError, len: usize) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => {
+            format!("not a safetensors file ({len} bytes: too short for a header)")
+        }
+        E::InvalidHeaderLength | E::HeaderTooLarge => {
+            format!("not a safetensors file, or truncated (its header is longer than the {len}-byte file)")
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "not a safetensors file (its header is not the JSON table of tensors)".into()
+        }
+        E::JsonError(j) => format!("not a safetensors file (its header is not valid JSON: {j})"),
+        E::MetadataIncompleteBuffer => {
+            format!("truncated: its tensors extend past the end of the {len}-byte file")
+        }
+        E::InvalidOffset(name) => {
+            format!(
+                "truncated or corrupt: tensor `{name}` extends past its data or overlaps another"
+            )
+        }
+        E::TensorInvalidInfo | E::InvalidTensorView(..) | E::ValidationOverflow => {
+            "corrupt: a tensor's shape does not match its bytes".into()
+        }
+        E::TensorNotFound(name) => format!("no tensor `{name}`"),
+        E::IoError(io) => format!("cannot be read: {io}"),
+    }
+}
+
 /// Reads every f32 tensor of a safetensors file.
 pub fn read_safetensors(path: &Path) -> Result<Loaded, RuntimeError> {
     let bytes = std::fs::read(path)
         .map_err(|e| RuntimeError::Io(format!("cannot read {}: {e}", path.display())))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-        RuntimeError::Checkpoint(format!("{} is not a safetensors file: {e}", path.display()))
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        RuntimeError::Checkpoint(format!("{} is not a safetensors file: {e}", path.display()))
-    })?;
+    let bad = |e: safetensors::SafeTensorError| {
+        RuntimeError::Checkpoint(format!(
+            "{}: {}",
+            path.display(),
+            unreadable(&e, bytes.len())
+        ))
+    };
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(bad)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(bad)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {

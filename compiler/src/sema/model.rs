@@ -7,7 +7,7 @@ use super::ops;
 use super::state::{attr_allows, Sema, Val};
 use crate::ast::{ExprKind, Span, StmtKind};
 use crate::diagnostics::Diagnostic;
-use crate::ir::{ModelIr, NodeId, Op, Shape};
+use crate::ir::{Graph, ModelIr, NodeId, Op, Shape};
 
 impl<'a> Sema<'a> {
     pub(super) fn model(&mut self) -> Option<ModelIr> {
@@ -32,12 +32,18 @@ impl<'a> Sema<'a> {
             }
         }
         // Pass 2: input and time first, so every statement can use them.
+        let before = self.diags.len();
         for st in &m.stmts {
             match &st.kind {
                 StmtKind::Input { name, kind, dims } => self.input_decl(st, name, kind, dims),
                 StmtKind::Time { name, props } => self.time_decl(st, name, props),
                 _ => {}
             }
+        }
+        // A declaration that failed is the cause of everything that would follow from it
+        // ("declares no input", "unknown name x", ...): report it alone.
+        if self.diags.len() > before {
+            return None;
         }
         let input_node = match self.input.clone() {
             Some(inp) => {
@@ -187,6 +193,14 @@ impl<'a> Sema<'a> {
         let input = self.input.clone()?;
         let time = self.time.clone()?;
         let ctx = self.graphs.pop()?;
+        if let Err(span) = count_fits(&ctx.graph) {
+            self.err(
+                Diagnostic::error("E202", "the parameter count overflows 64 bits")
+                    .with_primary(span, "the count passes 2^64 here")
+                    .with_help("use fewer or smaller layers"),
+            );
+            return None;
+        }
         Some(ModelIr {
             name: m.name.name.clone(),
             span: m.span,
@@ -208,4 +222,26 @@ impl<'a> Sema<'a> {
                 .with_secondary(first, "first output here"),
         );
     }
+}
+
+/// The parameter count in exact 64-bit arithmetic, or the span of the node (or the ODE node
+/// around it) where it overflows: saturating counts would print a wrong total.
+fn count_fits(g: &Graph) -> Result<u64, Span> {
+    let mut total: u64 = 0;
+    for n in &g.nodes {
+        let mut own: u64 = 0;
+        for p in &n.params {
+            let numel = p
+                .shape
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .ok_or(n.span)?;
+            own = own.checked_add(numel).ok_or(n.span)?;
+        }
+        if let Op::Ode { func, .. } = &n.op {
+            own = own.checked_add(count_fits(&func.graph)?).ok_or(n.span)?;
+        }
+        total = total.checked_add(own).ok_or(n.span)?;
+    }
+    Ok(total)
 }

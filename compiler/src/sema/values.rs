@@ -184,15 +184,27 @@ impl<'a> Sema<'a> {
             return None;
         };
         let mut out = Vec::new();
-        for it in items {
+        // The item's own span where the list is written out.
+        let at = |i: usize| match &e.kind {
+            ExprKind::List(xs) => xs.get(i).map_or(e.span, |x| x.span),
+            _ => e.span,
+        };
+        for (i, it) in items.into_iter().enumerate() {
             match it {
                 Val::Num(v) if v.fract() == 0.0 && v >= 0.0 && v <= MAX_INT as f64 => {
                     out.push(v as usize)
                 }
+                Val::Num(v) if v.fract() == 0.0 && v > MAX_INT as f64 => {
+                    self.err(
+                        Diagnostic::error("E202", format!("{what}: {v} is too large"))
+                            .with_primary(at(i), format!("at most {MAX_INT}")),
+                    );
+                    return None;
+                }
                 _ => {
                     self.err(
                         Diagnostic::error("E201", format!("{what} must be whole numbers"))
-                            .with_primary(e.span, "expected a list of non-negative integers"),
+                            .with_primary(at(i), "expected a non-negative integer"),
                     );
                     return None;
                 }

@@ -175,6 +175,54 @@ impl RunDir {
             .map_err(|e| RunError::failed(format!("cannot open metrics: {e}")))
     }
 
+    /// Makes `metrics.jsonl` agree with a checkpoint at `step` before a resumed run appends to
+    /// it: records past the step are dropped (their checkpoint was never written), and the file
+    /// is cut before its first line that is not a whole record (a write cut short), so nothing
+    /// is glued onto garbage. Rewritten atomically; says what it changed.
+    pub fn reconcile_metrics(&self, step: usize) -> Result<Option<String>, RunError> {
+        let path = self.metrics();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let mut kept = String::new();
+        let (mut past, mut bad) = (0usize, None);
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let whole = line.ends_with('\n');
+            match serde_json::from_str::<Metric>(line.trim_end()) {
+                Ok(m) if whole && m.step <= step => kept.push_str(line),
+                Ok(m) if whole && m.step > step => past += 1,
+                _ if line.trim().is_empty() => {}
+                _ => {
+                    bad = Some(i + 1);
+                    break;
+                }
+            }
+        }
+        if kept == text {
+            return Ok(None);
+        }
+        let tmp = path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, &kept)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                RunError::failed(format!("cannot repair {}: {e}", path.display()))
+            })?;
+        let mut said = Vec::new();
+        if let Some(line) = bad {
+            said.push(format!(
+                "line {line} of {} is not a whole record: cut there",
+                path.display()
+            ));
+        }
+        if past > 0 {
+            said.push(format!(
+                "dropped {past} record(s) past the checkpoint's step {step}"
+            ));
+        }
+        Ok(Some(said.join("; ")))
+    }
+
     /// Every record of `metrics.jsonl` that parses.
     pub fn read_metrics(&self) -> Vec<Metric> {
         std::fs::read_to_string(self.metrics())

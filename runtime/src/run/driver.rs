@@ -125,6 +125,9 @@ pub fn train<D: Kernels>(
     let ckpt = run.checkpoint();
     if resuming {
         checkpoint::restore(&mut trainer, &ckpt).map_err(RunError::failed)?;
+        if let Some(said) = run.reconcile_metrics(trainer.step)? {
+            obs.note(&format!("metrics: {said}"));
+        }
         if target < trainer.step {
             return Err(RunError::failed(format!(
                 "the run is at step {}; a target of {target} steps trains nothing (give more)",
