@@ -18,6 +18,30 @@ pub(crate) struct FixCx<'a> {
 
 /// A spec re-accounted after edits: every model with its accounting, or `None` when it no
 /// longer passes `check`.
+/// The model of `cx` re-analyzed after its text became `text` (the spec with edits inside that
+/// model): the other models are masked out, keeping every byte offset, so the cost of a fix
+/// does not grow with the number of models in the file.
+pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
+    let m = cx
+        .file
+        .models
+        .iter()
+        .find(|m| m.name.name == cx.model.name)?;
+    let grown = text.len() as isize - cx.src.len() as isize;
+    let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
+    let (start, end) = (m.span.start, end as usize);
+    if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+        return reanalyze(text);
+    }
+    let mut masked: String = text[..start]
+        .bytes()
+        .map(|b| if b == b'\n' { '\n' } else { ' ' })
+        .collect();
+    // Multi-byte characters became one space per byte: offsets are unchanged.
+    masked.push_str(&text[start..end]);
+    reanalyze(&masked)
+}
+
 pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
     let file = crate::syntax::parse(text).ok()?;
     let (models, diags) = crate::sema::analyze(&file);
@@ -442,7 +466,7 @@ pub(crate) fn build_fix(
     if skipped > 0 {
         return None;
     }
-    let models = reanalyze(&text)?;
+    let models = reanalyze_model(cx, &text)?;
     let (m2, a2) = model_of(&models, &cx.model.name)?;
     let mut description = action;
     if code == "TD104" {
@@ -526,7 +550,7 @@ pub(crate) fn choose_groups(
         };
         for (edit, label) in group_candidates(c).into_iter().take(12) {
             let (text, _) = apply_edits(cx.src, std::slice::from_ref(&edit));
-            let Some(models) = reanalyze(&text) else {
+            let Some(models) = reanalyze_model(cx, &text) else {
                 continue;
             };
             let Some((_, a2)) = model_of(&models, &cx.model.name) else {
