@@ -230,10 +230,15 @@ pub fn write_safetensors(
     let data = safetensors::serialize(views, &Some(meta))
         .map_err(|e| RuntimeError::Checkpoint(e.to_string()))?;
     let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, data)
-        .map_err(|e| RuntimeError::Io(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| RuntimeError::Io(format!("cannot move {} into place: {e}", path.display())))?;
+    // A failed write (a full disk) leaves neither a partial file nor the temporary one.
+    std::fs::write(&tmp, data).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RuntimeError::Io(format!("cannot write {}: {e}", tmp.display()))
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RuntimeError::Io(format!("cannot move {} into place: {e}", path.display()))
+    })?;
     Ok(())
 }
 

@@ -233,8 +233,9 @@ impl RunDir {
     }
 
     /// Loss and accuracy / eps-MSE curves of the whole run from its metrics, as PNG files.
-    /// Plots are a convenience: a failure to draw one is not an error of the run.
-    pub fn write_curves(&self, name: &str) {
+    /// Plots are a convenience: a failure to draw one is not an error of the run; the failures
+    /// are returned for a warning.
+    pub fn write_curves(&self, name: &str) -> Vec<String> {
         let metrics = self.read_metrics();
         let series = |f: fn(&Metric) -> Option<f64>| -> Vec<(f64, f64)> {
             metrics
@@ -245,25 +246,22 @@ impl RunDir {
         let loss = series(|m| Some(m.loss));
         let acc = series(|m| m.test_accuracy);
         let ev = series(|m| m.eval_loss);
-        let _ = plot::save_curves(
-            &self.path.join("loss.png"),
-            &format!("{name} training loss"),
-            &[("loss", &loss)],
-        );
-        if !acc.is_empty() {
-            let _ = plot::save_curves(
-                &self.path.join("accuracy.png"),
-                &format!("{name} test accuracy"),
-                &[("accuracy", &acc)],
-            );
+        let plots = [
+            ("loss.png", "training loss", "loss", &loss),
+            ("accuracy.png", "test accuracy", "accuracy", &acc),
+            ("eval.png", "test eps-MSE", "eps-MSE", &ev),
+        ];
+        let mut failed = Vec::new();
+        for (file, title, label, data) in plots {
+            if data.is_empty() && file != "loss.png" {
+                continue;
+            }
+            let path = self.path.join(file);
+            if let Err(e) = plot::save_curves(&path, &format!("{name} {title}"), &[(label, data)]) {
+                failed.push(format!("{}: {e}", path.display()));
+            }
         }
-        if !ev.is_empty() {
-            let _ = plot::save_curves(
-                &self.path.join("eval.png"),
-                &format!("{name} test eps-MSE"),
-                &[("eps-MSE", &ev)],
-            );
-        }
+        failed
     }
 }
 
@@ -367,5 +365,40 @@ fn process_alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_reconciled_with_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("tdspec-reconcile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunDir::new(&dir);
+        let line = |s: usize| format!("{{\"step\":{s},\"loss\":1.0}}\n");
+        let whole: String = (1..=5).map(line).collect();
+        // Records past the checkpoint, then a write cut short.
+        std::fs::write(run.metrics(), format!("{whole}{{\"step\":6,\"lo")).unwrap();
+        let said = run.reconcile_metrics(3).unwrap().expect("a repair");
+        assert!(
+            said.contains("line 6") && said.contains("dropped 2 record(s)"),
+            "{said}"
+        );
+        let steps: Vec<usize> = run.read_metrics().iter().map(|m| m.step).collect();
+        assert_eq!(steps, [1, 2, 3]);
+        assert!(std::fs::read_to_string(run.metrics())
+            .unwrap()
+            .ends_with('\n'));
+        // In agreement: left alone.
+        assert_eq!(run.reconcile_metrics(3).unwrap(), None);
+        // Garbage in the middle: cut there, the records before it kept.
+        std::fs::write(run.metrics(), format!("{}garbage\n{}", line(1), line(2))).unwrap();
+        let said = run.reconcile_metrics(9).unwrap().expect("a repair");
+        assert!(said.contains("line 2"), "{said}");
+        assert_eq!(run.read_metrics().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -61,7 +61,21 @@ pub fn train<D: Kernels>(
     obs: &mut dyn RunObserver,
 ) -> Result<RunResult, RunError> {
     let (spec_path, run, resuming) = match &opts.start {
-        Start::Resume(dir) => (RunDir::new(dir).spec(), RunDir::new(dir), true),
+        Start::Resume(dir) => {
+            let run = RunDir::new(dir);
+            if !run.spec().exists() || !run.checkpoint().exists() {
+                let what = if !dir.is_dir() {
+                    "is not a run directory"
+                } else if !run.spec().exists() {
+                    "holds no run (no spec.tds)"
+                } else {
+                    "has no checkpoint.safetensors yet: nothing to resume (start the run again \
+                     with `tdspec train SPEC --out` this directory)"
+                };
+                return Err(RunError::failed(format!("{} {what}", dir.display())));
+            }
+            (run.spec(), run, true)
+        }
         Start::New {
             spec, out, seed, ..
         } => {
@@ -225,13 +239,19 @@ pub fn train<D: Kernels>(
                 rec.eval_loss_buckets = Some(r.eps_mse_buckets.clone());
             }
             last_eval = r;
+            // The record first: a kill before the checkpoint lands leaves a record past it,
+            // which resuming drops and writes again, instead of a step with no record.
+            metrics.append(&rec);
             checkpoint::save(&trainer, &ckpt)
                 .map_err(|e| RunError::failed(format!("cannot save the checkpoint: {e}")))?;
+        } else {
+            metrics.append(&rec);
         }
-        metrics.append(&rec);
         obs.step(&log, evaluated.then_some(&last_eval));
     }
-    run.write_curves(&model.name);
+    for failed in run.write_curves(&model.name) {
+        obs.note(&format!("warning: the curve was not drawn: {failed}"));
+    }
     let result = RunResult {
         dir: run.path,
         steps: trainer.step,
