@@ -835,6 +835,67 @@ fn hostile_inputs_are_refused_cleanly() {
         "exists",
     ));
 
+    // The issue's own cases: an image too large to allocate, a 70,000-character name in every
+    // command that prints tables, an endless input file, and a spec of 100,000 statements.
+    let big = odenet.replacen("image[1, 28, 28]", "image[1, 16384, 16384]", 1);
+    w("big.tds", big.as_bytes());
+    let long = odenet.replace("stem", &"s".repeat(70_000));
+    w("long.tds", long.as_bytes());
+    for (n, args, code, says) in [
+        ("probe a huge image", vec!["probe", "big.tds"], 2, "GiB"),
+        (
+            "train a huge image",
+            vec!["train", "big.tds", "--steps", "1", "--out", "out_big"],
+            2,
+            "GiB",
+        ),
+        (
+            "compile a huge image",
+            vec!["compile", "big.tds"],
+            1,
+            "E302",
+        ),
+        (
+            "check a long name",
+            vec!["check", "long.tds"],
+            0,
+            "total parameters",
+        ),
+        (
+            "compile a long name",
+            vec!["compile", "long.tds", "--summary"],
+            0,
+            "parameter",
+        ),
+        (
+            "probe a long name",
+            vec!["probe", "long.tds", "--seeds", "1"],
+            0,
+            "agree",
+        ),
+        ("lint a long name", vec!["lint", "long.tds"], 0, "spec"),
+        ("check /dev/zero", vec!["check", "/dev/zero"], 2, "MiB"),
+    ] {
+        cases.push(case(n, &args, code, says));
+    }
+    let many: String = std::iter::once("model many {\n    input x: image[1, 8, 8]\n    time t: continuous, shared\n    h = x | conv3(2)\n".to_string())
+        .chain((0..100_000).map(|_| "    h = h | relu\n".to_string()))
+        .chain(std::iter::once("    return h\n}\n".to_string()))
+        .collect();
+    w("many.tds", many.as_bytes());
+    cases.push(case(
+        "check 100,000 statements",
+        &["check", "many.tds"],
+        0,
+        "total parameters",
+    ));
+    cases.push(case(
+        "probe 100,000 statements",
+        &["probe", "many.tds", "--seeds", "1"],
+        0,
+        "",
+    ));
+
     assert!(cases.len() >= 150, "the corpus has {} cases", cases.len());
     let specs = root().join("specs");
     let mut failures = Vec::new();
