@@ -58,9 +58,25 @@ fn too_deep(src: &str) -> Option<usize> {
     None
 }
 
+thread_local! {
+    /// Where the text being parsed starts in its file ([`parse_at`]).
+    static OFFSET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Parses `src`, a piece of a file that starts at byte `offset` (one model of it), with every
+/// span counted from the file's start: re-analyzing one model then costs that model, not the
+/// file.
+pub fn parse_at(src: &str, offset: usize) -> Result<File, Diagnostic> {
+    let before = OFFSET.with(|o| o.replace(offset));
+    let r = parse(src);
+    OFFSET.with(|o| o.set(before));
+    r
+}
+
 fn span(p: &Pair<Rule>) -> Span {
     let s = p.as_span();
-    Span::new(s.start(), s.end())
+    let o = OFFSET.with(|o| o.get());
+    Span::new(s.start() + o, s.end() + o)
 }
 
 fn ident(p: Pair<Rule>) -> Ident {

@@ -19,8 +19,8 @@ pub(crate) struct FixCx<'a> {
 /// A spec re-accounted after edits: every model with its accounting, or `None` when it no
 /// longer passes `check`.
 /// The model of `cx` re-analyzed after its text became `text` (the spec with edits inside that
-/// model): the other models are masked out, keeping every byte offset, so the cost of a fix
-/// does not grow with the number of models in the file.
+/// model): only that model's text is parsed, its spans counted from the file's start, so the
+/// cost of a fix does not grow with the number of models in the file.
 pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
     let m = cx
         .file
@@ -30,21 +30,13 @@ pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Vec<(ModelIr, Ac
     let grown = text.len() as isize - cx.src.len() as isize;
     let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
     let (start, end) = (m.span.start, end as usize);
-    if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
-        return reanalyze(text);
-    }
-    let mut masked: String = text[..start]
-        .bytes()
-        .map(|b| if b == b'\n' { '\n' } else { ' ' })
-        .collect();
-    // Multi-byte characters became one space per byte: offsets are unchanged.
-    masked.push_str(&text[start..end]);
-    reanalyze(&masked)
+    let piece = text.get(start..end)?;
+    let file = crate::syntax::parse_at(piece, start).ok()?;
+    analyzed(&file)
 }
 
-pub(crate) fn reanalyze(text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
-    let file = crate::syntax::parse(text).ok()?;
-    let (models, diags) = crate::sema::analyze(&file);
+fn analyzed(file: &crate::ast::File) -> Option<Vec<(ModelIr, Accounting)>> {
+    let (models, diags) = crate::sema::analyze(file);
     if diags.iter().any(|d| d.severity == Severity::Error) || models.is_empty() {
         return None;
     }
@@ -94,7 +86,8 @@ pub fn apply_edits(text: &str, edits: &[Edit]) -> (String, usize) {
 }
 
 /// Every call in the file, model statements and block bodies included.
-fn calls(file: &ast::File) -> Vec<&ast::Call> {
+/// The calls of the models whose text contains `within` (a fix's span lies in one model).
+fn calls(file: &ast::File, within: Span) -> Vec<&ast::Call> {
     fn expr<'a>(e: &'a Expr, out: &mut Vec<&'a ast::Call>) {
         match &e.kind {
             ExprKind::Pipe(v) | ExprKind::Sum(v) | ExprKind::List(v) => {
@@ -121,14 +114,14 @@ fn calls(file: &ast::File) -> Vec<&ast::Call> {
         }
     }
     let mut out = Vec::new();
-    for m in &file.models {
+    for m in file.models.iter().filter(|m| m.span.contains(within)) {
         stmts(&m.stmts, &mut out);
     }
     out
 }
 
 fn find_call(file: &ast::File, span: Span) -> Option<&ast::Call> {
-    calls(file).into_iter().find(|c| c.span == span)
+    calls(file, span).into_iter().find(|c| c.span == span)
 }
 
 /// An edit setting argument `name` (at `position` when given positionally) of call `c`.
