@@ -25,6 +25,7 @@ pub fn parse(src: &str) -> Result<File, Diagnostic> {
 /// The concrete parse tree of a spec (the `file` pair), for tools that need the syntax as
 /// written, such as the formatter; the same checks and diagnostics as [`parse`].
 pub fn parse_tree(src: &str) -> Result<Pair<'_, Rule>, Diagnostic> {
+    PARSED.with(|p| p.set(p.get() + src.len() as u64));
     if let Some(at) = too_deep(src) {
         return Err(Diagnostic::error(
             "E004",
@@ -61,6 +62,14 @@ fn too_deep(src: &str) -> Option<usize> {
 thread_local! {
     /// Where the text being parsed starts in its file ([`parse_at`]).
     static OFFSET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes parsed on this thread so far ([`bytes_parsed`]).
+    static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Bytes of spec text this thread has parsed: the work measure of the test that keeps lint
+/// linear in the size of a file (counted, not timed).
+pub fn bytes_parsed() -> u64 {
+    PARSED.with(|p| p.get())
 }
 
 /// Parses `src`, a piece of a file that starts at byte `offset` (one model of it), with every
