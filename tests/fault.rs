@@ -133,3 +133,83 @@ fn kill_9_during_training_never_loses_the_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A full disk while the checkpoint is written (its temporary file is a link to /dev/full):
+/// the run stops with the cause, and no temporary file is left behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_leaves_no_temporary_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("tdspec-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let tmp = run.join("checkpoint.safetensors.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/train_specs/tiny_odenet.tds");
+    let out = tdspec(
+        &dir,
+        &[
+            "train",
+            &spec.display().to_string(),
+            "--out",
+            "run",
+            "--steps",
+            "1",
+            "--batch",
+            "4",
+            "--limit-train",
+            "16",
+            "--eval-samples",
+            "4",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(&tmp).is_err(),
+        "the temporary file was removed"
+    );
+    assert!(!run.join("checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// When only a plot cannot be drawn, the run succeeds and says so.
+#[test]
+fn a_plot_that_cannot_be_written_is_warned() {
+    let dir = std::env::temp_dir().join(format!("tdspec-plot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    // A directory where the loss curve goes.
+    std::fs::create_dir_all(run.join("loss.png")).unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/train_specs/tiny_odenet.tds");
+    let out = tdspec(
+        &dir,
+        &[
+            "train",
+            &spec.display().to_string(),
+            "--out",
+            "run",
+            "--steps",
+            "1",
+            "--batch",
+            "4",
+            "--limit-train",
+            "16",
+            "--eval-samples",
+            "4",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: the curve was not drawn") && err.contains("loss.png"),
+        "{err}"
+    );
+    assert!(run.join("checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
