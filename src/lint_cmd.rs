@@ -59,11 +59,24 @@ pub struct ExplainArgs {
 pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
     let (mut results, mut messages) = (Vec::new(), Vec::new());
+    // A file that cannot be read is reported and the others are still linted (exit 2).
+    let mut unreadable = 0;
     for path in spec::expand(&args.paths).or_exit()? {
-        let r = spec::lint_file(&path, &opts, args.fix, args.unsafe_fixes).or_exit()?;
-        messages.extend(r.fix_note());
-        results.push(r);
+        match spec::lint_file(&path, &opts, args.fix, args.unsafe_fixes) {
+            Ok(r) => {
+                messages.extend(r.fix_note());
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                unreadable += 1;
+            }
+        }
     }
+    let exit = |failed: bool| match unreadable {
+        0 => Ok(u8::from(failed)),
+        _ => Err(2),
+    };
     let failed = results
         .iter()
         .flat_map(|r| &r.diagnostics)
@@ -82,7 +95,7 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
             }
             messages.iter().for_each(|m| println!("{m}"));
             println!("{}", spec::lint_summary(&results, args.fix));
-            return Ok(u8::from(failed));
+            return exit(failed);
         }
         LintFormat::Json => {
             let diagnostics = serde_json::Value::Array(
@@ -107,7 +120,7 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     };
     print_json(&json);
     messages.iter().for_each(|m| eprintln!("{m}"));
-    Ok(u8::from(failed))
+    exit(failed)
 }
 
 pub fn explain(args: &ExplainArgs) -> Result<u8, u8> {

@@ -769,6 +769,9 @@ fn hostile_inputs_are_refused_cleanly() {
         w("loop/sub/a.tds", odenet.as_bytes());
         std::os::unix::fs::symlink("..", d("loop/sub/up")).unwrap();
         std::os::unix::fs::symlink(".", d("loop/self")).unwrap();
+        w("partial/a.tds", odenet.as_bytes());
+        w("partial/c.tds", odenet.as_bytes());
+        std::os::unix::fs::symlink(d("partial/missing.tds"), d("partial/b.tds")).unwrap();
     }
     cases.push(case(
         "check a missing file",
@@ -800,6 +803,12 @@ fn hostile_inputs_are_refused_cleanly() {
         &["lint", "loop"],
         0,
         "in 1 spec",
+    ));
+    cases.push(case(
+        "lint the readable files of a tree beside an unreadable one",
+        &["lint", "partial"],
+        2,
+        "in 2 specs",
     ));
     cases.push(case(
         "lint a tree with a dangling link",
