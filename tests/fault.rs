@@ -134,6 +134,27 @@ fn kill_9_during_training_never_loses_the_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One training step of the tiny ODE-Net into `dir/run`.
+fn one_step_into_run(dir: &Path) -> std::process::Output {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/train_specs/tiny_odenet.tds");
+    let spec = spec.display().to_string();
+    let args = [
+        "train",
+        &spec,
+        "--out",
+        "run",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--limit-train",
+        "16",
+        "--eval-samples",
+        "4",
+    ];
+    tdspec(dir, &args).output().unwrap()
+}
+
 /// A full disk while the checkpoint is written (its temporary file is a link to /dev/full):
 /// the run stops with the cause, and no temporary file is left behind.
 #[cfg(target_os = "linux")]
@@ -145,26 +166,7 @@ fn a_full_disk_leaves_no_temporary_checkpoint() {
     std::fs::create_dir_all(&run).unwrap();
     let tmp = run.join("checkpoint.safetensors.tmp");
     std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/train_specs/tiny_odenet.tds");
-    let out = tdspec(
-        &dir,
-        &[
-            "train",
-            &spec.display().to_string(),
-            "--out",
-            "run",
-            "--steps",
-            "1",
-            "--batch",
-            "4",
-            "--limit-train",
-            "16",
-            "--eval-samples",
-            "4",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = one_step_into_run(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
@@ -184,26 +186,7 @@ fn a_plot_that_cannot_be_written_is_warned() {
     let run = dir.join("run");
     // A directory where the loss curve goes.
     std::fs::create_dir_all(run.join("loss.png")).unwrap();
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/train_specs/tiny_odenet.tds");
-    let out = tdspec(
-        &dir,
-        &[
-            "train",
-            &spec.display().to_string(),
-            "--out",
-            "run",
-            "--steps",
-            "1",
-            "--batch",
-            "4",
-            "--limit-train",
-            "16",
-            "--eval-samples",
-            "4",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = one_step_into_run(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
