@@ -37,7 +37,7 @@ pub struct ImportArgs {
 
 pub fn run(a: &ImportArgs) -> Result<u8, u8> {
     let Source::Diffusers = a.from;
-    let text = match spec::import_config(&a.config) {
+    let (spec_src, models) = match spec::import_config(&a.config) {
         Err(e @ SpecError::Invalid { .. }) => {
             let code = e.report();
             eprintln!("{}: nothing imported", a.config.display());
@@ -50,17 +50,19 @@ pub fn run(a: &ImportArgs) -> Result<u8, u8> {
             let shown = to.display();
             return Err(fail(format!("{shown} exists; pass --force to replace it")));
         }
-        let (_, models) = spec::load(&a.config).or_exit()?;
-        let n = convert_weights(&models[0], from, to).or_exit()?;
+        let model = models
+            .first()
+            .ok_or_else(|| fail("the config holds no model"))?;
+        let n = convert_weights(model, from, to).or_exit()?;
         eprintln!(
             "wrote {} ({n} parameters under tdspec's names)",
             to.display()
         );
     }
     match &a.out {
-        None => print!("{text}"),
+        None => print!("{}", spec_src.text),
         Some(path) => {
-            spec::write_spec_file(path, &text, a.force).or_exit()?;
+            spec::write_spec_file(path, &spec_src.text, a.force).or_exit()?;
             eprintln!("wrote {}", path.display());
         }
     }

@@ -123,18 +123,15 @@ pub fn check(src: SourceFile) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
 /// Reads and checks a spec file, or imports a diffusers `UNet2DModel` config (`*.json`): then
 /// the source is the spec it reads as, and errors point into the config.
 pub fn load(path: &Path) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
-    let src = read(path).map_err(SpecError::Io)?;
     if !is_config(path) {
-        return check(src);
+        return check(read(path).map_err(SpecError::Io)?);
     }
-    match diffusers::check_config(&src.text, &config_model(path), &file_name(path)) {
-        // Positions in the spec it reads as (`tdspec import diffusers` prints it) are named so.
-        Ok((imp, models)) => Ok((
-            SourceFile::new(format!("{} [imported spec]", src.name), imp.spec),
-            models,
-        )),
-        Err(diagnostics) => Err(SpecError::Invalid { src, diagnostics }),
-    }
+    let (src, models) = import_config(path)?;
+    // Positions in the spec it reads as (`tdspec import diffusers` prints it) are named so.
+    Ok((
+        SourceFile::new(format!("{} [imported spec]", src.name), src.text),
+        models,
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -166,11 +163,12 @@ pub fn config_model(path: &Path) -> String {
     diffusers::model_name(&named)
 }
 
-/// The spec a diffusers config reads as (`tdspec import diffusers`), or its errors.
-pub fn import_config(path: &Path) -> Result<String, SpecError> {
+/// The spec a diffusers config reads as (`tdspec import diffusers`; named by the config) and
+/// its model, or the errors pointing into the config.
+pub fn import_config(path: &Path) -> Result<(SourceFile, Vec<ModelIr>), SpecError> {
     let src = read(path).map_err(SpecError::Io)?;
     match diffusers::check_config(&src.text, &config_model(path), &file_name(path)) {
-        Ok((imp, _)) => Ok(imp.spec),
+        Ok((imp, models)) => Ok((SourceFile::new(src.name, imp.spec), models)),
         Err(diagnostics) => Err(SpecError::Invalid { src, diagnostics }),
     }
 }

@@ -71,17 +71,18 @@ pub struct UNetConfig {
     pub num_train_timesteps: usize,
 }
 
+/// diffusers' default of `key`, as JSON text.
+pub(super) fn default_text(key: &str) -> Option<&'static str> {
+    DEFAULTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
 fn default_of(key: &str) -> Option<Value> {
-    DEFAULTS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| serde_json::from_str(v).ok())
+    default_text(key).and_then(|v| serde_json::from_str(v).ok())
 }
 
 struct Reader<'a> {
     map: &'a Map<String, Value>,
     layout: &'a Layout,
-    text: &'a str,
     diags: Vec<Diagnostic>,
 }
 
@@ -153,16 +154,22 @@ impl Reader<'_> {
             }
         }
     }
-    fn string(&mut self, key: &str) -> Option<Option<String>> {
+    /// The meaning of a string option: one of `options` (value, meaning); E403 for a value
+    /// that is not a string, E401 with `why` for another string or null.
+    fn pick<T: Copy>(&mut self, key: &str, options: &[(&str, T)], why: &str) -> Option<T> {
         let (v, span, _) = self.get(key);
-        match v {
-            Value::Null => Some(None),
-            Value::String(s) => Some(Some(s)),
-            other => {
-                self.type_error(key, "a string", &other, span);
-                None
-            }
+        if !v.is_string() && !v.is_null() {
+            self.type_error(key, "a string", &v, span);
+            return None;
         }
+        let found = options
+            .iter()
+            .find(|(o, _)| v.as_str() == Some(o))
+            .map(|(_, t)| *t);
+        if found.is_none() {
+            self.unsupported(key, &v, span, why);
+        }
+        found
     }
     /// A value that must be one of `allowed` (its JSON text), with the reason otherwise.
     fn only(&mut self, key: &str, allowed: &[&str], why: &str) {
@@ -233,7 +240,6 @@ pub fn read_config(text: &str) -> Result<(UNetConfig, Layout), Vec<Diagnostic>> 
     let mut r = Reader {
         map,
         layout: &layout,
-        text,
         diags: Vec::new(),
     };
     let cfg = read_fields(&mut r);
@@ -304,7 +310,6 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
             .suggest(&e.key, DEFAULTS.iter().map(|(k, _)| *k));
         r.diags.push(d);
     }
-    let _ = r.text;
     let sample_size = {
         let (v, span, present) = r.get("sample_size");
         match &v {
@@ -331,12 +336,11 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         &["false"],
         "tdspec feeds the input as given (2x - 1 is not applied)",
     );
-    r.only(
+    let learned = r.pick(
         "time_embedding_type",
-        &["\"positional\"", "\"learned\""],
+        &[("positional", false), ("learned", true)],
         "tdspec imports the sinusoidal (\"positional\") and \"learned\" time embeddings",
     );
-    let learned = r.map.get("time_embedding_type") == Some(&Value::String("learned".into()));
     let freq_shift = r.float("freq_shift");
     let flip = r.boolean("flip_sin_to_cos");
     r.only(
@@ -396,16 +400,11 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
             }
         }
     };
-    let act = match r.string("act_fn")? {
-        Some(s) if s == "silu" || s == "swish" => Some("silu"),
-        Some(s) if s == "relu" => Some("relu"),
-        other => {
-            let (v, span, _) = r.get("act_fn");
-            let _ = other;
-            r.unsupported("act_fn", &v, span, "tdspec imports silu (swish) and relu");
-            None
-        }
-    };
+    let act = r.pick(
+        "act_fn",
+        &[("silu", "silu"), ("swish", "silu"), ("relu", "relu")],
+        "tdspec imports silu (swish) and relu",
+    );
     let head_dim = r.opt_uint("attention_head_dim");
     let groups = r.uint("norm_num_groups");
     let attn_groups = r.opt_uint("attn_norm_num_groups");
@@ -419,20 +418,11 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
             }
         }
     };
-    let scale_shift = match r.string("resnet_time_scale_shift")? {
-        Some(s) if s == "default" => Some(false),
-        Some(s) if s == "scale_shift" => Some(true),
-        _ => {
-            let (v, span, _) = r.get("resnet_time_scale_shift");
-            r.unsupported(
-                "resnet_time_scale_shift",
-                &v,
-                span,
-                "tdspec imports \"default\" (an offset before norm2) and \"scale_shift\"",
-            );
-            None
-        }
-    };
+    let scale_shift = r.pick(
+        "resnet_time_scale_shift",
+        &[("default", false), ("scale_shift", true)],
+        "tdspec imports \"default\" (an offset before norm2) and \"scale_shift\"",
+    );
     let add_attention = r.boolean("add_attention");
     for key in ["class_embed_type", "num_class_embeds"] {
         let (v, span, _) = r.get(key);
@@ -446,7 +436,7 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         }
     }
     let steps = r.opt_uint("num_train_timesteps");
-    if learned && steps == Some(None) {
+    if learned == Some(true) && steps == Some(None) {
         let (v, span, _) = r.get("time_embedding_type");
         r.unsupported(
             "time_embedding_type",
@@ -517,7 +507,7 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         time_embedding_dim: time_dim?.unwrap_or(4 * base),
         freq_shift: freq_shift?,
         flip_sin_to_cos: flip?,
-        learned,
+        learned: learned?,
         down_attention,
         up_attention,
         block_out_channels: channels.iter().map(|c| c.0).collect(),

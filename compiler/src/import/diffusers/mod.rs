@@ -66,11 +66,7 @@ impl Imported {
                     .get("_class_name")
                     .map(|e| e.span())
                     .unwrap_or(self.layout.open);
-                let default = DEFAULTS
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| *v)
-                    .unwrap_or("null");
+                let default = config::default_text(key).unwrap_or("null");
                 (
                     at,
                     Some(format!(
@@ -169,32 +165,22 @@ pub fn lint_config(
     source: &str,
     opts: &LintOptions,
 ) -> Result<(Imported, Vec<ModelReport>), Vec<Diagnostic>> {
-    let (imp, _) = check_config(text, model, source)?;
+    let imp = import(text, model, source)?;
     let mut reports = lint::lint_source(&imp.spec, opts)
         .map_err(|d| d.iter().map(|x| imp.map_diagnostic(x)).collect::<Vec<_>>())?;
+    // What each fixed config leaves, once per fixed text (findings of one remedy share it).
+    let mut relinted: Vec<(String, String)> = Vec::new();
     for r in &mut reports {
-        let mapped: Vec<Diagnostic> = r
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let mut m = imp.map_diagnostic(d);
-                if opts.fixes {
-                    m.fix = config_fix(&imp, text, d, opts);
-                    if let Some(f) = &m.fix {
-                        // The help says the config's remedy, not the spec's.
-                        let action = f.description.split("; ").next().unwrap_or_default();
-                        let scale_shift = f.description.contains("scale_shift");
-                        m.help = Some(
-                            match TIME_RULES.contains(&d.code.as_str()) && !scale_shift {
-                                true => format!(
-                                "{action}, or \"resnet_time_scale_shift\": \"scale_shift\" (time \
-                                 then scales and shifts the features after norm2)"
-                            ),
-                                false => action.to_string(),
-                            },
-                        );
+        for d in &mut r.diagnostics {
+            let mut m = imp.map_diagnostic(d);
+            if opts.fixes {
+                match config_fix(&imp, text, d, opts, &mut relinted) {
+                    // The help says the config's remedy, not the spec's.
+                    Some(ConfigFix { fix, help }) => {
+                        m.fix = Some(fix);
+                        m.help = Some(help);
                     }
-                    if m.fix.is_none() {
+                    None => {
                         if let Some(f) = &d.fix {
                             m.notes.push(format!(
                                 "no config option expresses the fix; in the spec `tdspec import \
@@ -204,10 +190,9 @@ pub fn lint_config(
                         }
                     }
                 }
-                m
-            })
-            .collect();
-        r.diagnostics = mapped;
+            }
+            *d = m;
+        }
     }
     Ok((imp, reports))
 }
@@ -215,9 +200,25 @@ pub fn lint_config(
 /// The findings of the time-signal rules a config fix must clear.
 const TIME_RULES: &[&str] = &["TD101", "TD102", "TD109"];
 
+/// A fix of the config, and the help that says it (and the other remedy, where there is one).
+struct ConfigFix {
+    fix: Fix,
+    help: String,
+}
+
+/// The remedy scale-shift blocks are, in a config's words.
+const SCALE_SHIFT: &str = "\"resnet_time_scale_shift\": \"scale_shift\"";
+
 /// The JSON fix for a finding about the spec: the spec's fewer-groups fix as
-/// `norm_num_groups`, or scale-shift blocks for an offset the norms remove.
-fn config_fix(imp: &Imported, text: &str, d: &Diagnostic, opts: &LintOptions) -> Option<Fix> {
+/// `norm_num_groups`, or scale-shift blocks for an offset the norms remove. `relinted` keeps
+/// what re-linting each fixed text found.
+fn config_fix(
+    imp: &Imported,
+    text: &str,
+    d: &Diagnostic,
+    opts: &LintOptions,
+    relinted: &mut Vec<(String, String)>,
+) -> Option<ConfigFix> {
     let spec_fix = d.fix.as_ref();
     // The spec's fix, when it only changes the default norm's group count.
     let groups = spec_fix.and_then(|f| {
@@ -235,17 +236,29 @@ fn config_fix(imp: &Imported, text: &str, d: &Diagnostic, opts: &LintOptions) ->
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse::<usize>().ok()
     });
-    let (edit, action) = match groups {
-        Some(g) => (
-            imp.set(text, "norm_num_groups", &g.to_string()),
-            format!("set \"norm_num_groups\": {g}"),
-        ),
-        None if TIME_RULES.contains(&d.code.as_str()) && !imp.config.scale_shift => (
-            imp.set(text, "resnet_time_scale_shift", "\"scale_shift\""),
-            "set \"resnet_time_scale_shift\": \"scale_shift\" (time scales and shifts the \
-             features after norm2)"
-                .to_string(),
-        ),
+    let time_rule = TIME_RULES.contains(&d.code.as_str());
+    let (edit, action, help) = match groups {
+        Some(g) => {
+            let action = format!("set \"norm_num_groups\": {g}");
+            let help = match time_rule {
+                true => format!(
+                    "{action}, or {SCALE_SHIFT} (time then scales and shifts the features after \
+                     norm2)"
+                ),
+                false => action.clone(),
+            };
+            (
+                imp.set(text, "norm_num_groups", &g.to_string()),
+                action,
+                help,
+            )
+        }
+        None if time_rule && !imp.config.scale_shift => {
+            let action =
+                format!("set {SCALE_SHIFT} (time scales and shifts the features after norm2)");
+            let edit = imp.set(text, "resnet_time_scale_shift", "\"scale_shift\"");
+            (edit, action.clone(), action)
+        }
         None => return None,
     };
     let (fixed, _) = crate::lint::apply_edits(text, std::slice::from_ref(&edit));
@@ -257,31 +270,40 @@ fn config_fix(imp: &Imported, text: &str, d: &Diagnostic, opts: &LintOptions) ->
             .split_once("; ")
             .map(|(_, t)| t.to_string())
             .unwrap_or_default(),
-        _ => {
-            let quiet = LintOptions {
-                fixes: false,
-                ..opts.clone()
-            };
-            let (_, reports) = lint_config(&fixed, &imp.model, "the fixed config", &quiet).ok()?;
-            let left = reports
-                .iter()
-                .flat_map(|r| &r.diagnostics)
-                .filter(|x| TIME_RULES.contains(&x.code.as_str()))
-                .count();
-            match left {
-                0 => "re-linted: no TD101, TD102 or TD109 finding remains".to_string(),
-                n => format!("re-linted: {n} time-signal finding(s) remain"),
+        _ => match relinted.iter().find(|(t, _)| *t == fixed) {
+            Some((_, said)) => said.clone(),
+            None => {
+                let quiet = LintOptions {
+                    fixes: false,
+                    ..opts.clone()
+                };
+                let (_, reports) =
+                    lint_config(&fixed, &imp.model, "the fixed config", &quiet).ok()?;
+                let left = reports
+                    .iter()
+                    .flat_map(|r| &r.diagnostics)
+                    .filter(|x| TIME_RULES.contains(&x.code.as_str()))
+                    .count();
+                let said = match left {
+                    0 => "re-linted: no TD101, TD102 or TD109 finding remains".to_string(),
+                    n => format!("re-linted: {n} time-signal finding(s) remain"),
+                };
+                relinted.push((fixed, said.clone()));
+                said
             }
-        }
+        },
     };
     let description = match tail.is_empty() {
         true => action,
         false => format!("{action}; {tail}"),
     };
-    Some(Fix {
-        description,
-        edits: vec![edit],
-        unsafe_: true,
+    Some(ConfigFix {
+        fix: Fix {
+            description,
+            edits: vec![edit],
+            unsafe_: true,
+        },
+        help,
     })
 }
 
@@ -314,7 +336,9 @@ mod tests {
             fixes: true,
             ..Default::default()
         };
-        let fix = config_fix(&imp, DDPM, &d, &opts).expect("a fix");
+        let fix = config_fix(&imp, DDPM, &d, &opts, &mut Vec::new())
+            .expect("a fix")
+            .fix;
         assert!(
             fix.description
                 .ends_with("re-linted: no TD101, TD102 or TD109 finding remains"),
@@ -330,7 +354,7 @@ mod tests {
         assert!(again.spec.contains("scale_shift(temb | silu) as temb_proj"));
         // Other findings have no config fix.
         let d = Diagnostic::warning("TD104", "canceled bias");
-        assert!(config_fix(&imp, DDPM, &d, &opts).is_none());
+        assert!(config_fix(&imp, DDPM, &d, &opts, &mut Vec::new()).is_none());
     }
 
     #[test]
