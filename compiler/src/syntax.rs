@@ -79,7 +79,13 @@ pub fn parse_at(src: &str, offset: usize) -> Result<File, Diagnostic> {
     let before = OFFSET.with(|o| o.replace(offset));
     let r = parse(src);
     OFFSET.with(|o| o.set(before));
-    r
+    // A syntax error's labels are made from positions in `src`: count them from the file too.
+    r.map_err(|mut d| {
+        for l in &mut d.labels {
+            l.span = Span::new(l.span.start + offset, l.span.end + offset);
+        }
+        d
+    })
 }
 
 fn span(p: &Pair<Rule>) -> Span {

@@ -180,17 +180,18 @@ impl<'a> Sema<'a> {
             return None;
         }
         let mut bad = false;
-        let lists = [(4, &attention), (9, &down_attention), (10, &up_attention)];
-        for (i, r, list) in lists
-            .iter()
-            .filter_map(|(k, l)| Some((a[*k]?, l)))
-            .flat_map(|(e, l)| l.iter().enumerate().map(move |(i, r)| (i, r, e)))
-        {
-            if !resolutions.contains(r) {
-                let span = match &list.kind {
-                    ExprKind::List(items) => items.get(i).map(|e| e.span).unwrap_or(list.span),
-                    _ => list.span,
-                };
+        let lists = [
+            (a[4], &attention),
+            (a[9], &down_attention),
+            (a[10], &up_attention),
+        ];
+        for (e, values) in lists.iter().filter_map(|(e, v)| Some(((*e)?, *v))) {
+            for (i, r) in values
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !resolutions.contains(r))
+            {
+                let span = super::values::item_span(e, i);
                 let list = resolutions
                     .iter()
                     .map(|r| r.to_string())

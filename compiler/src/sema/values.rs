@@ -184,11 +184,7 @@ impl<'a> Sema<'a> {
             return None;
         };
         let mut out = Vec::new();
-        // The item's own span where the list is written out.
-        let at = |i: usize| match &e.kind {
-            ExprKind::List(xs) => xs.get(i).map_or(e.span, |x| x.span),
-            _ => e.span,
-        };
+        let at = |i: usize| item_span(e, i);
         for (i, it) in items.into_iter().enumerate() {
             match it {
                 Val::Num(v) if v.fract() == 0.0 && v >= 0.0 && v <= MAX_INT as f64 => {
@@ -267,5 +263,13 @@ fn fmt_num(v: f64) -> String {
         format!("{}", v as i64)
     } else {
         format!("{v}")
+    }
+}
+
+/// Item `i`'s own span where a list is written out, else the whole value's.
+pub(super) fn item_span(e: &Expr, i: usize) -> Span {
+    match &e.kind {
+        ExprKind::List(xs) => xs.get(i).map_or(e.span, |x| x.span),
+        _ => e.span,
     }
 }
