@@ -46,14 +46,10 @@ pub fn run(a: &ImportArgs) -> Result<u8, u8> {
         r => r.or_exit()?,
     };
     if let (Some(from), Some(to)) = (&a.weights, &a.weights_out) {
-        if to.exists() && !a.force {
-            let shown = to.display();
-            return Err(fail(format!("{shown} exists; pass --force to replace it")));
-        }
         let model = models
             .first()
             .ok_or_else(|| fail("the config holds no model"))?;
-        let n = convert_weights(model, from, to).or_exit()?;
+        let n = convert_weights(model, from, to, a.force).or_exit()?;
         eprintln!(
             "wrote {} ({n} parameters under tdspec's names)",
             to.display()

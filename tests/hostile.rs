@@ -905,6 +905,22 @@ fn hostile_inputs_are_refused_cleanly() {
         "",
     ));
 
+    let ddpm_config = root().join("tests/diffusers/ddpm-cifar10-32.config.json");
+    cases.push(case(
+        "import weights over a file",
+        &[
+            "import",
+            "diffusers",
+            &ddpm_config.display().to_string(),
+            "--weights",
+            "ck/garbage.safetensors",
+            "--weights-out",
+            "run_o/checkpoint.safetensors",
+        ],
+        2,
+        "exists; pass --force",
+    ));
+
     assert!(cases.len() >= 150, "the corpus has {} cases", cases.len());
     let specs = root().join("specs");
     let mut failures = Vec::new();

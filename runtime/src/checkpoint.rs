@@ -147,8 +147,20 @@ pub fn load_params<D: Device<f32>>(
 
 /// Rewrites the weights of `from` (any file `load_params` reads, e.g. diffusers'
 /// `diffusion_pytorch_model.safetensors`) under tdspec's names into `to`, checked against the
-/// model's names and shapes first; returns the parameter count written.
-pub fn convert_weights(m: &ModelIr, from: &Path, to: &Path) -> Result<usize, RuntimeError> {
+/// model's names and shapes first; returns the parameter count written. An existing `to` is
+/// replaced only with `force`.
+pub fn convert_weights(
+    m: &ModelIr,
+    from: &Path,
+    to: &Path,
+    force: bool,
+) -> Result<usize, RuntimeError> {
+    if to.exists() && !force {
+        return Err(RuntimeError::Io(format!(
+            "{} exists; pass --force to replace it",
+            to.display()
+        )));
+    }
     let dev = dfdx::tensor::Cpu::default();
     let mut params = Params::init(m, &dev, 0);
     load_params(&mut params, from)?;
