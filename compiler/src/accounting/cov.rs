@@ -173,11 +173,13 @@ impl Cov {
     }
 
     /// `a_c · P_c(y, x)` with `a` i.i.d. (unit variance) and `P_c(y, x) = u_c(y) + v_c(x)`:
-    /// the fixed positional patterns. `pattern(c)` returns `(u_c, v_c)`.
+    /// the fixed positional patterns, periodic in the channel: `P_c = P_{c mod period}`.
+    /// `pattern(c)` returns `(u_c, v_c)` and is called for `c < period` only.
     pub fn positional(
         c: usize,
         h: usize,
         w: usize,
+        period: usize,
         pattern: impl Fn(usize) -> (Vec<f64>, Vec<f64>),
     ) -> Cov {
         let ones_h = vec![1.0; h];
@@ -188,10 +190,25 @@ impl Cov {
             w,
             terms: Vec::new(),
         };
-        for ch in 0..c {
-            let (u, v) = pattern(ch);
+        // Channels sharing a pattern share its four spatial factors: group them first (in order
+        // of first appearance, the order `push` would merge them in), so each pattern and its
+        // outer products are formed once rather than once per channel.
+        let period = period.clamp(1, c.max(1));
+        // ((u, v), the channels carrying it)
+        type Pattern = (Vec<f64>, Vec<f64>);
+        let mut distinct: Vec<(Pattern, Vec<f64>)> = Vec::new();
+        for class in 0..period.min(c) {
+            let pat = pattern(class);
             let mut chan = vec![0.0; c];
-            chan[ch] = 1.0;
+            for ch in (class..c).step_by(period) {
+                chan[ch] = 1.0;
+            }
+            match distinct.iter_mut().find(|(p, _)| *p == pat) {
+                Some((_, seen)) => seen.iter_mut().zip(&chan).for_each(|(a, b)| *a += b),
+                None => distinct.push((pat, chan)),
+            }
+        }
+        for ((u, v), chan) in distinct {
             // (u ⊗ 1 + 1 ⊗ v)(u ⊗ 1 + 1 ⊗ v)ᵀ: four separable terms.
             for (rh, rw) in [
                 (Mat::outer(&u, &u), Mat::ones(w)),
@@ -474,7 +491,7 @@ mod tests {
                 .map(|i| (std::f64::consts::PI * (i as f64 + 0.5) / h as f64).cos())
                 .collect()
         };
-        let p = Cov::positional(6, 8, 8, |_| (pat(8), pat(8)));
+        let p = Cov::positional(6, 8, 8, 1, |_| (pat(8), pat(8)));
         assert_eq!(p.kept(Unit { m: 1 }), Some(1.0));
         let g = p.global_pool();
         assert!(g.energy().abs() < 1e-12 * p.energy());

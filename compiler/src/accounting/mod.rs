@@ -43,7 +43,7 @@ use crate::ir::*;
 use cov::Cov;
 use parts::*;
 use serde::Serialize;
-use state::Centered;
+use state::{Centered, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 
 /// How the time signal entered the feature path at an origin.
@@ -125,6 +125,10 @@ pub struct Accounting {
     /// The origins whose change reaches the model output (ODE functions' origins included
     /// through the ODE block), and how.
     pub output: Sig,
+    /// What each norm of `norms` received (same order), for [`Accounting::norm_as`].
+    norm_inputs: Vec<NormInput>,
+    batch: usize,
+    per_sample: bool,
 }
 
 impl Accounting {
@@ -162,7 +166,7 @@ pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
 
 /// Whether every channel's positional pattern sums to zero over the `h x w` plane.
 fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
-    (0..c.min(9)).all(|ch| {
+    (0..c.min(PATTERN_PERIOD)).all(|ch| {
         let (u, v) = pattern(ch, h, w);
         let su: f64 = u.iter().sum();
         let sv: f64 = v.iter().sum();
@@ -182,6 +186,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         per_sample: m.time.sharing == Sharing::PerSample,
         origins: Vec::new(),
         norms: Vec::new(),
+        norm_inputs: Vec::new(),
         graphs: Vec::new(),
     };
     let gi = a.graph(&m.graph, String::new());
@@ -199,6 +204,9 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         norms: a.norms,
         graphs: a.graphs,
         output,
+        norm_inputs: a.norm_inputs,
+        batch: a.batch,
+        per_sample: a.per_sample,
     }
 }
 
@@ -211,6 +219,7 @@ pub(super) struct Acc {
     pub(super) per_sample: bool,
     pub(super) origins: Vec<Origin>,
     pub(super) norms: Vec<NormAccount>,
+    pub(super) norm_inputs: Vec<NormInput>,
     pub(super) graphs: Vec<GraphAccount>,
 }
 
@@ -446,7 +455,7 @@ impl Acc {
                     let (kind, src, from_constant) = match time {
                         TimeChannel::Positional => (
                             OriginKind::ConcatPositional,
-                            Cov::positional(1, h, w, |c| pattern(c, h, w)),
+                            Cov::positional(1, h, w, PATTERN_PERIOD, |c| pattern(c, h, w)),
                             false,
                         ),
                         _ => (OriginKind::ConcatConstant, Cov::offset(1, h, w), true),
@@ -625,7 +634,9 @@ impl Acc {
                             ),
                             InjectMode::Positional => (
                                 OriginKind::InjectPositional,
-                                Cov::positional(c_out, h_out, w_out, |c| pattern(c, h_out, w_out)),
+                                Cov::positional(c_out, h_out, w_out, PATTERN_PERIOD, |c| {
+                                    pattern(c, h_out, w_out)
+                                }),
                                 false,
                             ),
                         };
@@ -719,7 +730,7 @@ impl Acc {
                     *channels,
                     shape,
                     (fs, fc, ca),
-                    input(0),
+                    (input(0), n.inputs.first().copied()),
                     false,
                 );
             }
@@ -750,7 +761,7 @@ impl Acc {
                     *channels,
                     shape,
                     (fs, fc, ca),
-                    input(0),
+                    (input(0), None),
                     true,
                 );
                 // The residual carries the input's change unchanged; the branch is alive for

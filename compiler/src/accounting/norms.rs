@@ -4,8 +4,8 @@
 
 use super::cov::Unit;
 use super::parts::{combine_predictions, total, vector_units_align};
-use super::state::{Centered, OriginVerdict, Part, Prediction, Sig};
-use super::{single_value_units, spatial, Acc, NormAccount};
+use super::state::{Centered, NormInput, OriginVerdict, Part, Prediction, Sig};
+use super::{single_value_units, spatial, Acc, Accounting, NormAccount};
 use crate::ast::Span;
 use crate::ir::{NodeId, NormKind, Shape};
 
@@ -15,6 +15,40 @@ pub(super) fn fits(c: Centered, kind: NormKind, m: usize) -> bool {
     match kind {
         NormKind::Batch => c.m <= 1,
         _ => c.m >= 1 && m.is_multiple_of(c.m),
+    }
+}
+
+impl Accounting {
+    /// The account norm `i` (an index into `norms`) would have with `kind` in its place and
+    /// everything before it unchanged, computed from what it received. This is the account a
+    /// full re-analysis gives when the norm is the only node an edit changes: nothing upstream
+    /// of a norm depends on it. `None` for attention's inner norm.
+    pub fn norm_as(&self, i: usize, kind: NormKind) -> Option<NormAccount> {
+        let v = self.norms.get(i)?;
+        let inp = self.norm_inputs.get(i)?;
+        let sig = self.graphs.get(v.graph_index)?.states.get(inp.node?)?;
+        let mut acc = Acc {
+            batch: self.batch,
+            per_sample: self.per_sample,
+            origins: Vec::new(),
+            norms: Vec::new(),
+            norm_inputs: Vec::new(),
+            graphs: Vec::new(),
+        };
+        acc.norm(
+            v.graph_index,
+            &v.graph,
+            v.node_id,
+            v.node.clone(),
+            v.span,
+            kind,
+            v.channels,
+            inp.shape,
+            inp.flags,
+            (sig, inp.node),
+            false,
+        );
+        acc.norms.pop()
     }
 }
 
@@ -32,9 +66,14 @@ impl Acc {
         channels: usize,
         shape: Shape,
         (flat_space, feat, const_in): (bool, Option<Centered>, bool),
-        input: &Sig,
+        (input, input_node): (&Sig, Option<NodeId>),
         in_attention: bool,
     ) -> Vec<Part> {
+        self.norm_inputs.push(NormInput {
+            node: input_node.filter(|_| !in_attention),
+            shape,
+            flags: (flat_space, feat, const_in),
+        });
         let vector = matches!(shape, Shape::Vector { .. });
         let m = kind.channels_per_unit(channels).max(1);
         // Units over which a change identical across samples is averaged per channel.

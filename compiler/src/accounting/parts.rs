@@ -19,6 +19,9 @@ pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
     }
 }
 
+/// Channels `c` and `c + PATTERN_PERIOD` carry the same positional pattern.
+pub(super) const PATTERN_PERIOD: usize = 9;
+
 /// The positional pattern `P_c(y, x) = u_c(y) + v_c(x)` as its two factors.
 pub(super) fn pattern(c: usize, h: usize, w: usize) -> (Vec<f64>, Vec<f64>) {
     let fy = 1.0 + (c % 3) as f64;

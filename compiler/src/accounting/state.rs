@@ -2,7 +2,7 @@
 //! of at a node ([`Part`]), and what the accounting says survives a norm ([`Prediction`]).
 
 use super::cov::Cov;
-use crate::ir::NodeId;
+use crate::ir::{NodeId, Shape};
 use serde::Serialize;
 
 /// What the accounting says about a surviving fraction.
@@ -115,4 +115,14 @@ impl Sig {
             _ => &[],
         }
     }
+}
+
+/// What a norm received, kept with the accounting so that its transfer can be re-run with
+/// another kind (the lint's group-count fix) without accounting the model again.
+#[derive(Debug, Clone)]
+pub(crate) struct NormInput {
+    /// The arriving node in the norm's graph (`None` for attention's inner norm).
+    pub(super) node: Option<NodeId>,
+    pub(super) shape: Shape,
+    pub(super) flags: (bool, Option<Centered>, bool),
 }

@@ -117,3 +117,47 @@ fn scale_shift_before_a_per_channel_norm_is_unknown() {
     let a = acc("return x | conv(16, k = 1, pad = 0) | instance | scale_shift(e)");
     assert!(a.output_sees_t());
 }
+
+#[test]
+fn positional_patterns_repeat_with_their_period() {
+    for (h, w) in [(1, 1), (1, 5), (3, 3), (8, 6), (32, 32)] {
+        for c in 0..40 {
+            assert_eq!(
+                pattern(c, h, w),
+                pattern(c % PATTERN_PERIOD, h, w),
+                "{c} {h}x{w}"
+            );
+        }
+        // Grouping channels by period gives the covariance built channel by channel.
+        for c in [1, 4, 9, 10, 23] {
+            let grouped = cov::Cov::positional(c, h, w, PATTERN_PERIOD, |k| pattern(k, h, w));
+            let each = cov::Cov::positional(c, h, w, c, |k| pattern(k, h, w));
+            assert_eq!(grouped, each, "{c} channels on {h}x{w}");
+        }
+    }
+}
+
+#[test]
+fn a_norm_rerun_from_its_input_gives_its_account() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs");
+    let mut rerun = 0;
+    for e in std::fs::read_dir(dir).expect("specs/") {
+        let p = e.expect("an entry").path();
+        let Ok(models) = check_source(&std::fs::read_to_string(&p).expect("readable")) else {
+            continue;
+        };
+        for m in &models {
+            let a = account(m);
+            for (i, v) in a.norms.iter().enumerate() {
+                match a.norm_as(i, v.kind) {
+                    Some(again) => {
+                        assert_eq!(&again, v, "{} {}", p.display(), v.node);
+                        rerun += 1;
+                    }
+                    None => assert!(v.in_attention, "{} {}", p.display(), v.node),
+                }
+            }
+        }
+    }
+    assert!(rerun > 100, "only {rerun} norms");
+}

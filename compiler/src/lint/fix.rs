@@ -4,35 +4,83 @@
 //! deduplicated, overlapping edits skipped) lives here too.
 
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
-use crate::accounting::{account, Accounting, OriginKind, Prediction};
+use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
 use crate::diagnostics::{Diagnostic, Edit, Fix, Severity};
-use crate::ir::ModelIr;
+use crate::ir::{ModelIr, NormKind};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// What the fix builder sees of one model.
 pub(crate) struct FixCx<'a> {
     pub src: &'a str,
     pub file: &'a ast::File,
     pub model: &'a ModelIr,
+    /// The model's accounting, before any edit.
+    pub acc: &'a Accounting,
+    /// Re-analyses made so far, by the rewritten model text: the group search and the fix it
+    /// picks, or two findings sharing one remedy, analyze the same text once.
+    pub seen: RefCell<Vec<(String, Reanalysis)>>,
 }
 
-/// A spec re-accounted after edits: every model with its accounting, or `None` when it no
-/// longer passes `check`.
+/// At most this many re-analyses per model (distinct rewritten texts). Each costs about one
+/// `check` of the model, so linting a model costs at most this many checks more, however many
+/// fixes it has; fixes past the budget keep their edits and say that they were not
+/// re-analyzed. The reference specs need at most 5.
+pub const MAX_REANALYSES: usize = 8;
+
+/// A model re-analyzed after edits: every model of its text with its accounting, or `None`
+/// when it no longer passes `check`.
+pub(crate) type Reanalysis = Rc<Option<Vec<(ModelIr, Accounting)>>>;
+
+impl<'a> FixCx<'a> {
+    pub fn new(
+        src: &'a str,
+        file: &'a ast::File,
+        model: &'a ModelIr,
+        acc: &'a Accounting,
+    ) -> FixCx<'a> {
+        FixCx {
+            src,
+            file,
+            model,
+            acc,
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+}
+
 /// The model of `cx` re-analyzed after its text became `text` (the spec with edits inside that
 /// model): only that model's text is parsed, its spans counted from the file's start, so the
 /// cost of a fix does not grow with the number of models in the file.
-pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Vec<(ModelIr, Accounting)>> {
-    let m = cx
-        .file
-        .models
-        .iter()
-        .find(|m| m.name.name == cx.model.name)?;
+/// `None` when the model's budget of [`MAX_REANALYSES`] is spent.
+pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Reanalysis> {
+    let Some(m) = cx.file.models.iter().find(|m| m.name.name == cx.model.name) else {
+        return Some(Rc::new(None));
+    };
     let grown = text.len() as isize - cx.src.len() as isize;
     let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
     let (start, end) = (m.span.start, end as usize);
-    let piece = text.get(start..end)?;
-    let file = crate::syntax::parse_at(piece, start).ok()?;
-    analyzed(&file)
+    let Some(piece) = text.get(start..end) else {
+        return Some(Rc::new(None));
+    };
+    if let Some((_, r)) = cx.seen.borrow().iter().find(|(p, _)| p == piece) {
+        return Some(r.clone());
+    }
+    #[cfg(test)]
+    let unlimited = ALWAYS_REANALYZE.with(|f| f.get());
+    #[cfg(not(test))]
+    let unlimited = false;
+    if cx.seen.borrow().len() >= MAX_REANALYSES && !unlimited {
+        return None;
+    }
+    let r = Rc::new(
+        crate::syntax::parse_at(piece, start)
+            .ok()
+            .and_then(|file| analyzed(&file)),
+    );
+    cx.seen.borrow_mut().push((piece.to_string(), r.clone()));
+    Some(r)
 }
 
 fn analyzed(file: &crate::ast::File) -> Option<Vec<(ModelIr, Accounting)>> {
@@ -320,8 +368,15 @@ fn group_call<'a>(cx: &FixCx<'a>, norm_span: Span) -> Option<&'a ast::Call> {
     }
 }
 
+/// A candidate group setting: a group count, or channels per group.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    Groups(usize),
+    PerGroup(usize),
+}
+
 /// Candidate rewrites of a `group(...)` call toward more channels per group, closest first.
-fn group_candidates(c: &ast::Call) -> Vec<(Edit, String)> {
+fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
     let num = |e: &Expr| match &e.kind {
         ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => Some(*v as usize),
         _ => None,
@@ -340,7 +395,7 @@ fn group_candidates(c: &ast::Call) -> Vec<(Edit, String)> {
                 span: a.value.span,
                 replacement: d.to_string(),
             };
-            out.push((e, format!("{d}")));
+            out.push((e, format!("{d}"), Setting::Groups(d)));
         }
     } else if let Some((_, a)) = arg("per_group", None) {
         let Some(p) = num(&a.value) else { return out };
@@ -352,11 +407,56 @@ fn group_candidates(c: &ast::Call) -> Vec<(Edit, String)> {
                     replacement: q.to_string(),
                 },
                 format!("per_group = {q}"),
+                Setting::PerGroup(q),
             ));
             q *= 2;
         }
     }
     out
+}
+
+/// The one norm node a `group(...)` call makes, when a new setting can be judged from what
+/// that norm received: the call is written at the stage (not the model's `norm` setting), has
+/// no `min_per_group`, makes a single norm node (not a block instantiated several times), and
+/// every pair is at that node. Changing the call then changes that node only, and nothing
+/// upstream of a norm depends on it, so [`Accounting::norm_as`] gives what a re-analysis would.
+fn lone_norm(
+    cx: &FixCx,
+    c: &ast::Call,
+    norm_spans: &[Span],
+    pairs: &[(String, String)],
+) -> Option<usize> {
+    let capped = c
+        .args
+        .iter()
+        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "min_per_group"));
+    if capped || norm_spans.iter().any(|s| *s != c.span) {
+        return None;
+    }
+    let mut at = cx
+        .acc
+        .norms
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.span == c.span);
+    let (i, v) = at.next()?;
+    let single = at.next().is_none() && !v.in_attention;
+    (single && pairs.iter().all(|(_, n)| *n == v.node)).then_some(i)
+}
+
+/// The norm `i` of `cx` under a candidate setting, or `None` when the setting does not divide
+/// its channels (sema would refuse the edit).
+fn judged(cx: &FixCx, i: usize, setting: Setting) -> Option<NormAccount> {
+    let c = cx.acc.norms.get(i)?.channels;
+    let groups = match setting {
+        Setting::Groups(g) => g,
+        Setting::PerGroup(q) if q > 0 && c.is_multiple_of(q) => c / q,
+        Setting::PerGroup(_) => return None,
+    };
+    if groups == 0 || !c.is_multiple_of(groups) {
+        return None;
+    }
+    cx.acc.norm_as(i, NormKind::Group { groups })
 }
 
 /// What survives at `norm` of the signal from `origin` in an accounting (`None` when the norm
@@ -375,7 +475,11 @@ fn still_reported(a: &Accounting, origin: &str, norm: &str) -> bool {
     let Some(oi) = a.origins.iter().position(|o| o.path == origin) else {
         return false;
     };
-    let Some(v) = a.norm(norm) else { return false };
+    a.norm(norm).is_some_and(|v| reported_at(v, oi))
+}
+
+/// Whether origin `oi` would still be reported at norm `v`.
+fn reported_at(v: &NormAccount, oi: usize) -> bool {
     v.origins.iter().any(|ov| {
         ov.origin == oi
             && match ov.prediction {
@@ -436,10 +540,27 @@ pub(crate) fn build_fix(
     plan: &FixPlan,
     pairs: &[(String, String)],
     now: Option<f64>,
-    groups_choice: Option<&(Vec<Edit>, String)>,
+    groups_choice: Option<&GroupChoice>,
 ) -> Option<Fix> {
+    if let (FixPlan::FewerGroups { .. }, Some(choice)) = (plan, groups_choice) {
+        if let Some(preds) = &choice.judged {
+            // Judged from the norm's input: the same words a re-analysis would give.
+            let mut description = choice.action.clone();
+            if let Some(after) = after_words(preds).filter(|_| !pairs.is_empty()) {
+                description = format!("{description}; {after}");
+                if let Some(now) = now {
+                    description = format!("{description} (now {})", fmt_frac(now));
+                }
+            }
+            return Some(Fix {
+                description,
+                edits: choice.edits.clone(),
+                unsafe_: true,
+            });
+        }
+    }
     let (edits, action) = match (plan, groups_choice) {
-        (FixPlan::FewerGroups { .. }, Some((e, a))) => (e.clone(), a.clone()),
+        (FixPlan::FewerGroups { .. }, Some(c)) => (c.edits.clone(), c.action.clone()),
         (
             FixPlan::FewerGroups {
                 origin: Some((span, kind)),
@@ -459,8 +580,17 @@ pub(crate) fn build_fix(
     if skipped > 0 {
         return None;
     }
-    let models = reanalyze_model(cx, &text)?;
-    let (m2, a2) = model_of(&models, &cx.model.name)?;
+    let Some(models) = reanalyze_model(cx, &text) else {
+        return Some(Fix {
+            description: format!(
+                "{action}; not re-analyzed (this model has more than {MAX_REANALYSES} fixes to \
+                 predict; `--select {code}` predicts fewer at once)"
+            ),
+            edits,
+            unsafe_: true,
+        });
+    };
+    let (m2, a2) = model_of(models.as_ref().as_ref()?, &cx.model.name)?;
     let mut description = action;
     if code == "TD104" {
         let fewer = cx.model.param_count().saturating_sub(m2.param_count());
@@ -513,13 +643,29 @@ pub(crate) fn build_fix(
     })
 }
 
+/// The group count picked for a `group(...)` call: its edit and action, and the predictions
+/// at the pairs' norm when they were judged without a re-analysis ([`lone_norm`]).
+#[derive(Debug, Clone)]
+pub(crate) struct GroupChoice {
+    pub edits: Vec<Edit>,
+    pub action: String,
+    pub judged: Option<Vec<Prediction>>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the judgement from a norm's input (and the budget) off, to compare it with
+    /// re-analysis.
+    pub(crate) static ALWAYS_REANALYZE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Picks the group count for every GroupNorm setting that TD102 findings point at: the
 /// closest candidate that passes `check` and clears all of those findings' (origin, norm)
 /// pairs. Keyed by the norm span of the plan.
 pub(crate) fn choose_groups(
     cx: &FixCx,
     plans: &[(Span, Vec<(String, String)>)],
-) -> Vec<(Span, (Vec<Edit>, String))> {
+) -> Vec<(Span, GroupChoice)> {
     // Group the plans by the setting call they would rewrite.
     // (setting call span, norm spans using it, (origin, norm) pairs to clear)
     type Target = (Span, Vec<Span>, Vec<(String, String)>);
@@ -541,21 +687,75 @@ pub(crate) fn choose_groups(
         let Some(c) = find_call(cx.file, call_span) else {
             continue;
         };
-        for (edit, label) in group_candidates(c).into_iter().take(12) {
-            let (text, _) = apply_edits(cx.src, std::slice::from_ref(&edit));
-            let Some(models) = reanalyze_model(cx, &text) else {
-                continue;
-            };
-            let Some((_, a2)) = model_of(&models, &cx.model.name) else {
-                continue;
-            };
-            if pairs.iter().all(|(o, n)| !still_reported(a2, o, n)) {
-                let action = format!("use fewer groups: `group({label})`");
-                for ns in &norm_spans {
-                    out.push((*ns, (vec![edit.clone()], action.clone())));
+        let lone = lone_norm(cx, c, &norm_spans, &pairs);
+        #[cfg(test)]
+        let lone = lone.filter(|_| !ALWAYS_REANALYZE.with(|f| f.get()));
+        for (edit, label, setting) in group_candidates(c).into_iter().take(12) {
+            let judged = match lone {
+                // One norm changes: judge it from what it received, no re-analysis.
+                Some(i) => {
+                    let Some(v) = judged(cx, i, setting) else {
+                        continue;
+                    };
+                    let index = |o: &str| cx.acc.origins.iter().position(|x| x.path == o);
+                    if pairs
+                        .iter()
+                        .any(|(o, _)| index(o).is_some_and(|oi| reported_at(&v, oi)))
+                    {
+                        continue;
+                    }
+                    let preds = pairs
+                        .iter()
+                        .filter_map(|(o, _)| {
+                            let oi = index(o)?;
+                            v.origins.iter().find(|ov| ov.origin == oi)
+                        })
+                        .map(|ov| ov.prediction)
+                        .collect();
+                    Some(preds)
                 }
-                break;
+                None => {
+                    // Channels per group must divide every norm the pairs are at, or sema
+                    // refuses the edit: no re-analysis needed to know.
+                    let fits = |n: &String| {
+                        cx.acc.norm(n).is_none_or(|v| match setting {
+                            Setting::PerGroup(q) => v.channels.is_multiple_of(q),
+                            Setting::Groups(_) => true,
+                        })
+                    };
+                    if !pairs.iter().all(|(_, n)| fits(n)) {
+                        continue;
+                    }
+                    let (text, _) = apply_edits(cx.src, std::slice::from_ref(&edit));
+                    // Over budget: no choice rather than an unchecked one.
+                    let Some(models) = reanalyze_model(cx, &text) else {
+                        break;
+                    };
+                    let Some((_, a2)) = models
+                        .as_ref()
+                        .as_ref()
+                        .and_then(|m| model_of(m, &cx.model.name))
+                    else {
+                        continue;
+                    };
+                    if pairs.iter().any(|(o, n)| still_reported(a2, o, n)) {
+                        continue;
+                    }
+                    None
+                }
+            };
+            let action = format!("use fewer groups: `group({label})`");
+            for ns in &norm_spans {
+                out.push((
+                    *ns,
+                    GroupChoice {
+                        edits: vec![edit.clone()],
+                        action: action.clone(),
+                        judged: judged.clone(),
+                    },
+                ));
             }
+            break;
         }
     }
     out
@@ -589,10 +789,12 @@ pub fn render_fix(src: &str, d: &Diagnostic) -> String {
         }
     }
     for (start, end) in lines {
-        let line_no = src
-            .get(..start)
-            .map(|s| s.matches('\n').count() + 1)
-            .unwrap_or(1);
+        // A byte count (vectorized) rather than `matches`: one per fix, over the text before it.
+        let line_no = src.as_bytes()[..start.min(src.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         let old = src.get(start..end).unwrap_or("");
         let local: Vec<Edit> = fix
             .edits

@@ -10,6 +10,8 @@ mod fix;
 pub mod rule;
 pub mod rules;
 pub mod sarif;
+#[cfg(test)]
+mod tests;
 
 pub use fix::{apply_edits, render_fix};
 pub use rule::{Rule, ATTENUATION_THRESHOLD};
@@ -241,7 +243,7 @@ fn diagnose(file: &ast::File, src: &str, cx: &Context, opts: &LintOptions) -> Ve
             }
         }
     }
-    let fcx = fix::FixCx { src, file, model };
+    let fcx = fix::FixCx::new(src, file, model, cx.acc);
     let group_choices = if opts.fixes {
         let plans: Vec<(Span, Vec<(String, String)>)> = groups
             .iter()
@@ -300,8 +302,8 @@ fn diagnose(file: &ast::File, src: &str, cx: &Context, opts: &LintOptions) -> Ve
                     .map(|(_, c)| c),
                 _ => None,
             };
-            if let Some((_, action)) = choice {
-                help = Some(action.clone());
+            if let Some(c) = choice {
+                help = Some(c.action.clone());
             }
             fix::build_fix(&fcx, f.code, &f.plan, &g.pairs, f.fraction, choice)
         } else {

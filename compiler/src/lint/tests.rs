@@ -1,0 +1,129 @@
+//! The lint's shortcuts give what the long way gives: a group count judged from a norm's input
+//! equals a re-analysis of the rewritten spec, and the re-analysis budget bounds the work of
+//! a model with many fixes.
+
+use super::fix::{ALWAYS_REANALYZE, MAX_REANALYSES};
+use super::{lint_source, LintOptions};
+use crate::diagnostics::Diagnostic;
+
+fn lint(src: &str, reanalyze: bool) -> Vec<Diagnostic> {
+    ALWAYS_REANALYZE.with(|f| f.set(reanalyze));
+    let opts = LintOptions {
+        fixes: true,
+        ..Default::default()
+    };
+    let out = lint_source(src, &opts);
+    ALWAYS_REANALYZE.with(|f| f.set(false));
+    out.unwrap_or_else(|e| panic!("does not check: {e:#?}\n{src}"))
+        .into_iter()
+        .flat_map(|r| r.diagnostics)
+        .collect()
+}
+
+/// `n` injection sites, each followed by its own `group(...)` call written at the stage.
+fn sites(n: usize, norm: &str, inject: &str, pad: usize) -> String {
+    let mut s = String::from(
+        "model sites {\n    input x: image[3, 12, 12]\n    time t: step(1000), per_sample\n    \
+         embed temb = sinusoidal(32) | linear(64) | silu | linear(64)\n    h = x | conv(32, k = 3)\n",
+    );
+    for _ in 0..n {
+        s += &format!(
+            "    h = h + {inject}\n    h = h | {norm} | silu | conv(32, k = 3, pad = {pad})\n"
+        );
+    }
+    s + "    return h | conv1(3)\n}\n"
+}
+
+#[test]
+fn a_group_count_judged_from_the_norm_input_equals_a_reanalysis() {
+    let mut judged = 0;
+    for norm in [
+        "group(8)",
+        "group(16)",
+        "group(per_group = 1)",
+        "group(per_group = 2)",
+    ] {
+        for inject in ["inject(temb)", "inject(temb | silu)"] {
+            for pad in [0, 1] {
+                let src = sites(3, norm, inject, pad);
+                let quick = lint(&src, false);
+                let long = lint(&src, true);
+                assert_eq!(quick, long, "{norm} {inject} pad {pad}\n{src}");
+                judged += quick
+                    .iter()
+                    .filter(|d| {
+                        d.fix
+                            .as_ref()
+                            .is_some_and(|f| f.description.contains("fewer groups"))
+                    })
+                    .count();
+            }
+        }
+    }
+    assert!(judged >= 24, "only {judged} group fixes were compared");
+    // The reference specs and the rule fixtures, whatever path their fixes take.
+    for dir in ["/../specs", "/tests/lint_fixtures"] {
+        let dir = format!("{}{dir}", env!("CARGO_MANIFEST_DIR"));
+        for e in std::fs::read_dir(&dir).expect("the directory exists") {
+            let p = e.expect("an entry").path();
+            if p.extension().is_some_and(|x| x == "tds") {
+                let src = std::fs::read_to_string(&p).expect("readable");
+                if crate::sema::check_source(&src).is_ok() {
+                    assert_eq!(lint(&src, false), lint(&src, true), "{}", p.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_model_with_many_fixes_is_reanalyzed_at_most_the_budget() {
+    // Each site's fix (a positional injection) is a distinct rewrite.
+    let src = sites(3 * MAX_REANALYSES, "instance", "inject(temb)", 1);
+    let before = crate::syntax::bytes_parsed();
+    let diags = lint(&src, false);
+    let parsed = crate::syntax::bytes_parsed() - before;
+    // The lint's own parse, then each re-analysis of a text a fix made a few bytes longer.
+    let bound = src.len() + MAX_REANALYSES * (src.len() + 64);
+    assert!(
+        parsed as usize <= bound,
+        "{parsed} bytes parsed, bound {bound}"
+    );
+    let fixes: Vec<&str> = diags
+        .iter()
+        .filter_map(|d| d.fix.as_ref())
+        .map(|f| f.description.as_str())
+        .collect();
+    let predicted = fixes
+        .iter()
+        .filter(|d| d.contains("predicted survival"))
+        .count();
+    let unchecked = fixes
+        .iter()
+        .filter(|d| d.contains("not re-analyzed"))
+        .count();
+    assert!(predicted > 0 && predicted <= MAX_REANALYSES, "{fixes:#?}");
+    assert_eq!(predicted + unchecked, fixes.len(), "{fixes:#?}");
+    assert!(unchecked > 0, "{fixes:#?}");
+}
+
+#[test]
+fn group_fixes_at_their_own_norms_need_no_reanalysis() {
+    // One parse for the lint itself, however many group fixes: linear in the sites.
+    for n in [10, 100] {
+        let src = sites(n, "group(8)", "inject(temb)", 1);
+        let before = crate::syntax::bytes_parsed();
+        let diags = lint(&src, false);
+        let parsed = crate::syntax::bytes_parsed() - before;
+        let groups = diags
+            .iter()
+            .filter(|d| {
+                d.fix
+                    .as_ref()
+                    .is_some_and(|f| f.description.contains("fewer groups"))
+            })
+            .count();
+        assert_eq!(groups, n, "{n} sites");
+        assert_eq!(parsed as usize, src.len(), "{n} sites");
+    }
+}
