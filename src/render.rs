@@ -2,31 +2,70 @@
 //! (graphical, colorless when not a terminal, so snapshots are stable); JSON is one object
 //! per diagnostic.
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use std::fmt;
 use tdspec_compiler::diagnostics::{Diagnostic, JsonDiagnostic, Severity, SourceFile};
 
-struct Adapter<'a> {
+struct Adapter<'a, S> {
     d: &'a Diagnostic,
-    src: NamedSource<String>,
+    src: S,
     len: usize,
 }
 
-impl fmt::Debug for Adapter<'_> {
+/// The lines around a diagnostic's labels, standing for the whole file. miette finds a span's
+/// lines by scanning its source from the first byte, so handing it the file made every
+/// diagnostic cost the file's length: linting a file of many models was quadratic in its size.
+struct Window<'a> {
+    name: &'a str,
+    text: &'a str,
+    /// Where `text` starts in the file, and the line breaks before it.
+    offset: usize,
+    line: usize,
+}
+
+impl SourceCode for Window<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let start = span
+            .offset()
+            .checked_sub(self.offset)
+            .ok_or(MietteError::OutOfBounds)?;
+        let local = SourceSpan::new(start.into(), span.len());
+        let c = self.text.read_span(&local, before, after)?;
+        let at = c.span().offset() + self.offset;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.to_string(),
+            c.data(),
+            SourceSpan::new(at.into(), c.span().len()),
+            c.line() + self.line,
+            c.column(),
+            c.line_count() + self.line,
+        )))
+    }
+}
+
+impl<S> fmt::Debug for Adapter<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.d.message)
     }
 }
 
-impl fmt::Display for Adapter<'_> {
+impl<S> fmt::Display for Adapter<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.d.message)
     }
 }
 
-impl std::error::Error for Adapter<'_> {}
+impl<S> std::error::Error for Adapter<'_, S> {}
 
-impl miette::Diagnostic for Adapter<'_> {
+impl<S: SourceCode> miette::Diagnostic for Adapter<'_, S> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(&self.d.code))
     }
@@ -69,6 +108,25 @@ pub fn use_color() -> bool {
 
 /// Renders one diagnostic as miette's graphical report, followed by its notes.
 pub fn render(src: &SourceFile, d: &Diagnostic, color: bool) -> String {
+    // Two lines of slack either side of the one line of context miette shows.
+    let (start, end, line) = src.window(&d.labels, 2, 3);
+    let text = src.text.get(start..end).unwrap_or("");
+    let (name, offset) = (&src.name, start);
+    render_from(
+        Window {
+            name,
+            text,
+            offset,
+            line,
+        },
+        src,
+        d,
+        color,
+    )
+}
+
+/// [`render`] reading the text from `code`.
+pub fn render_from(code: impl SourceCode, src: &SourceFile, d: &Diagnostic, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
@@ -79,7 +137,7 @@ pub fn render(src: &SourceFile, d: &Diagnostic, color: bool) -> String {
         .with_context_lines(1);
     let adapter = Adapter {
         d,
-        src: NamedSource::new(src.name.clone(), src.text.clone()),
+        src: code,
         len: src.text.len(),
     };
     let mut out = String::new();

@@ -142,6 +142,7 @@ pub struct SourceFile {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    has_cr: bool,
 }
 
 impl SourceFile {
@@ -153,10 +154,12 @@ impl SourceFile {
                 line_starts.push(i + 1);
             }
         }
+        let has_cr = text.as_bytes().contains(&b'\r');
         SourceFile {
             name: name.into(),
             text,
             line_starts,
+            has_cr,
         }
     }
 
@@ -175,6 +178,48 @@ impl SourceFile {
             .unwrap_or(0)
             + 1;
         (line + 1, col)
+    }
+
+    /// The lines a renderer needs for `labels`: from `before` lines above the first label's
+    /// line to the end of `after` lines below the last one (lines end in `\n`). Returns the
+    /// start and end offsets and the line breaks before the start, counting `\r\n`, `\n` and a
+    /// lone `\r` once each (how renderers number lines). The whole text when there are no
+    /// labels.
+    pub fn window(&self, labels: &[Label], before: usize, after: usize) -> (usize, usize, usize) {
+        let len = self.text.len();
+        let (Some(lo), Some(hi)) = (
+            labels.iter().map(|l| l.span.start.min(len)).min(),
+            labels
+                .iter()
+                .map(|l| l.span.end.max(l.span.start).min(len))
+                .max(),
+        ) else {
+            return (0, len, 0);
+        };
+        let line = |o: usize| match self.line_starts.binary_search(&o) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let first = line(lo).saturating_sub(before);
+        let end = self
+            .line_starts
+            .get(line(hi) + after + 1)
+            .copied()
+            .unwrap_or(len);
+        let start = self.line_starts[first];
+        if !self.has_cr {
+            return (start, end, first);
+        }
+        let b = &self.text.as_bytes()[..start];
+        let breaks = (0..b.len())
+            .filter(|&i| b[i] == b'\n' || b[i] == b'\r' && b.get(i + 1) != Some(&b'\n'))
+            .count();
+        (start, end, breaks)
+    }
+
+    /// Whether the text holds a carriage return (then lines are not only `\n`-ended).
+    pub fn has_cr(&self) -> bool {
+        self.has_cr
     }
 
     /// The text a span covers ("" when the span is out of range or splits a character).
