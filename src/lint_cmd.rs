@@ -61,8 +61,10 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let (mut results, mut messages) = (Vec::new(), Vec::new());
     // A file that cannot be read is reported and the others are still linted (exit 2).
     let mut unreadable = 0;
-    for path in spec::expand(&args.paths).or_exit()? {
-        match spec::lint_file(&path, &opts, args.fix, args.unsafe_fixes) {
+    let paths = spec::expand(&args.paths).or_exit()?;
+    let threads = spec::lint_threads();
+    for linted in spec::lint_files(&paths, &opts, args.fix, args.unsafe_fixes, threads) {
+        match linted {
             Ok(r) => {
                 messages.extend(r.fix_note());
                 results.push(r);
@@ -104,9 +106,11 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
                     .flat_map(|r| r.diagnostics.iter().map(|d| render::json(&r.src, d)))
                     .collect(),
             );
-            let survival: Vec<_> = results.iter().flat_map(|r| r.survival_json()).collect();
             match args.survival {
-                true => serde_json::json!({"diagnostics": diagnostics, "survival": survival}),
+                true => {
+                    let survival: Vec<_> = results.iter().flat_map(|r| r.survival_json()).collect();
+                    serde_json::json!({"diagnostics": diagnostics, "survival": survival})
+                }
                 false => diagnostics,
             }
         }

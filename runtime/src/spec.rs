@@ -431,6 +431,59 @@ fn findings(r: Result<Vec<lint::ModelReport>, Vec<Diagnostic>>) -> (Vec<Diagnost
     }
 }
 
+/// [`lint_file`] for each path, in order, on up to `threads` threads (each file is linted
+/// by one thread, the results come back in the order of `paths`). Files are independent, so
+/// the results are those of linting them one after the other.
+pub fn lint_files(
+    paths: &[PathBuf],
+    opts: &LintOptions,
+    fix: bool,
+    unsafe_fixes: bool,
+    threads: usize,
+) -> Vec<Result<Linted, String>> {
+    let threads = threads.clamp(1, paths.len().max(1));
+    if threads == 1 {
+        return paths
+            .iter()
+            .map(|p| lint_file(p, opts, fix, unsafe_fixes))
+            .collect();
+    }
+    // Files are handed out one at a time: one large file does not hold up a fixed share.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<Result<Linted, String>>> = (0..paths.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = paths.get(i) else { break };
+                        done.push((i, lint_file(p, opts, fix, unsafe_fixes)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            match w.join() {
+                Ok(done) => done.into_iter().for_each(|(i, r)| slots[i] = Some(r)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(paths)
+        .map(|(r, p)| r.unwrap_or_else(|| Err(format!("{}: not linted", p.display()))))
+        .collect()
+}
+
+/// The threads `lint` uses: what the machine offers.
+pub fn lint_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Lints the spec at `path`, or the diffusers config (findings and fixes then point into the
 /// JSON). With `fix`, applies the available fixes when `unsafe_fixes` allows it (every fix
 /// changes the model), rewrites the file atomically and lints it again.
