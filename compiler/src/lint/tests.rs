@@ -20,6 +20,16 @@ fn lint(src: &str, reanalyze: bool) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// How many of the diagnostics carry a fewer-groups fix.
+fn group_fixes(diags: &[Diagnostic]) -> usize {
+    let fewer = |d: &&Diagnostic| {
+        d.fix
+            .as_ref()
+            .is_some_and(|f| f.description.contains("fewer groups"))
+    };
+    diags.iter().filter(fewer).count()
+}
+
 /// `n` injection sites, each followed by its own `group(...)` call written at the stage.
 fn sites(n: usize, norm: &str, inject: &str, pad: usize) -> String {
     let mut s = String::from(
@@ -49,14 +59,7 @@ fn a_group_count_judged_from_the_norm_input_equals_a_reanalysis() {
                 let quick = lint(&src, false);
                 let long = lint(&src, true);
                 assert_eq!(quick, long, "{norm} {inject} pad {pad}\n{src}");
-                judged += quick
-                    .iter()
-                    .filter(|d| {
-                        d.fix
-                            .as_ref()
-                            .is_some_and(|f| f.description.contains("fewer groups"))
-                    })
-                    .count();
+                judged += group_fixes(&quick);
             }
         }
     }
@@ -115,15 +118,7 @@ fn group_fixes_at_their_own_norms_need_no_reanalysis() {
         let before = crate::syntax::bytes_parsed();
         let diags = lint(&src, false);
         let parsed = crate::syntax::bytes_parsed() - before;
-        let groups = diags
-            .iter()
-            .filter(|d| {
-                d.fix
-                    .as_ref()
-                    .is_some_and(|f| f.description.contains("fewer groups"))
-            })
-            .count();
-        assert_eq!(groups, n, "{n} sites");
+        assert_eq!(group_fixes(&diags), n, "{n} sites");
         assert_eq!(parsed as usize, src.len(), "{n} sites");
     }
 }
