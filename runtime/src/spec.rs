@@ -390,13 +390,27 @@ pub fn lint_summary(files: &[Linted], fix: bool) -> String {
         all().filter(|d| d.fix.is_some()).count(),
     );
     let s = |k: usize| if k == 1 { "" } else { "s" };
+    // Specs and diffusers configs, each called what it is.
+    let configs = files
+        .iter()
+        .filter(|f| is_config(Path::new(&f.src.name)))
+        .count();
+    let specs = n - configs;
+    let what = match (specs, configs) {
+        (_, 0) => format!("{specs} spec{}", s(specs)),
+        (0, _) => format!("{configs} config{}", s(configs)),
+        _ => format!(
+            "{specs} spec{} and {configs} config{}",
+            s(specs),
+            s(configs)
+        ),
+    };
     if total == 0 {
-        return format!("no findings in {n} spec{}", s(n));
+        return format!("no findings in {what}");
     }
     let mut line = format!(
-        "{total} finding{} in {n} spec{}: {errors} error{}, {warnings} warning{}, {infos} info",
+        "{total} finding{} in {what}: {errors} error{}, {warnings} warning{}, {infos} info",
         s(total),
-        s(n),
         s(errors),
         s(warnings),
     );
