@@ -142,6 +142,7 @@ pub struct SourceFile {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// Whether the text holds a carriage return (then lines are not only `\n`-ended).
     has_cr: bool,
 }
 
@@ -149,12 +150,14 @@ impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
         let text = text.into();
         let mut line_starts = vec![0];
+        let mut has_cr = false;
         for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(i + 1);
+            match b {
+                b'\n' => line_starts.push(i + 1),
+                b'\r' => has_cr = true,
+                _ => {}
             }
         }
-        let has_cr = text.as_bytes().contains(&b'\r');
         SourceFile {
             name: name.into(),
             text,
@@ -215,11 +218,6 @@ impl SourceFile {
             .filter(|&i| b[i] == b'\n' || b[i] == b'\r' && b.get(i + 1) != Some(&b'\n'))
             .count();
         (start, end, breaks)
-    }
-
-    /// Whether the text holds a carriage return (then lines are not only `\n`-ended).
-    pub fn has_cr(&self) -> bool {
-        self.has_cr
     }
 
     /// The text a span covers ("" when the span is out of range or splits a character).

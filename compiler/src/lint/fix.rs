@@ -545,15 +545,9 @@ pub(crate) fn build_fix(
     if let (FixPlan::FewerGroups { .. }, Some(choice)) = (plan, groups_choice) {
         if let Some(preds) = &choice.judged {
             // Judged from the norm's input: the same words a re-analysis would give.
-            let mut description = choice.action.clone();
-            if let Some(after) = after_words(preds).filter(|_| !pairs.is_empty()) {
-                description = format!("{description}; {after}");
-                if let Some(now) = now {
-                    description = format!("{description} (now {})", fmt_frac(now));
-                }
-            }
+            let after = after_words(preds).filter(|_| !pairs.is_empty());
             return Some(Fix {
-                description,
+                description: with_after(choice.action.clone(), after, now),
                 edits: choice.edits.clone(),
                 unsafe_: true,
             });
@@ -629,18 +623,25 @@ pub(crate) fn build_fix(
                 after_words(&preds)
             }
         };
-        if let Some(after) = after {
-            description = format!("{description}; {after}");
-            if let Some(now) = now.filter(|_| !matches!(plan, FixPlan::AfterNorm { .. })) {
-                description = format!("{description} (now {})", fmt_frac(now));
-            }
-        }
+        let now = now.filter(|_| !matches!(plan, FixPlan::AfterNorm { .. }));
+        description = with_after(description, after, now);
     }
     Some(Fix {
         description,
         edits,
         unsafe_: true,
     })
+}
+
+/// A fix's action followed by what survives after it and, when there is an after, the
+/// fraction now: "use fewer groups: `group(2)`; predicted survival after the fix: 0.938 (now
+/// 0.75)".
+fn with_after(action: String, after: Option<String>, now: Option<f64>) -> String {
+    match (after, now) {
+        (Some(after), Some(now)) => format!("{action}; {after} (now {})", fmt_frac(now)),
+        (Some(after), None) => format!("{action}; {after}"),
+        (None, _) => action,
+    }
 }
 
 /// The group count picked for a `group(...)` call: its edit and action, and the predictions
