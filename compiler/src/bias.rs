@@ -86,7 +86,7 @@ fn removing_norms(
                     let m = kind.channels_per_unit(*channels);
                     let removes = match kind {
                         NormKind::Instance | NormKind::Batch => true,
-                        NormKind::Group { .. } | NormKind::Layer => m == 1,
+                        NormKind::Group { .. } | NormKind::Layer | NormKind::PerPosition => m == 1,
                     };
                     if !removes {
                         return None;

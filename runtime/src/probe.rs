@@ -216,7 +216,7 @@ fn num(x: Option<f64>) -> String {
 /// upstream), not a time signal.
 const ROUNDING_RMS: f64 = 1e-3;
 
-fn row(out: &mut String, norm: &str, kind: &str, o: &OriginMeasure) {
+fn row(out: &mut String, norm: &str, (kind, kw): (&str, usize), o: &OriginMeasure) {
     let stated = matches!(
         o.prediction,
         Some(Prediction::Exact { .. } | Prediction::Between { .. })
@@ -235,7 +235,7 @@ fn row(out: &mut String, norm: &str, kind: &str, o: &OriginMeasure) {
         _ => num(o.measured),
     };
     out.push_str(&format!(
-        "{norm:<28} {kind:<12} {:<28} {predicted:>9} {measured:>9} {tol:>8}  {}\n",
+        "{norm:<28} {kind:<kw$} {:<28} {predicted:>9} {measured:>9} {tol:>8}  {}\n",
         o.site,
         if o.agree { "yes" } else { "NO" }
     ));
@@ -254,18 +254,23 @@ pub fn prediction_word(p: Prediction) -> &'static str {
 
 /// The probe's table: per norm the total, then each origin that reaches it.
 pub fn table(rows: &[NormMeasure]) -> String {
+    // The kind column fits the longest kind (`layer(over = channels)`).
+    let kw = rows
+        .iter()
+        .map(|n| n.kind.chars().count())
+        .fold(12, usize::max);
     let mut out = format!(
-        "{:<28} {:<12} {:<28} {:>9} {:>9} {:>8}  agree\n",
+        "{:<28} {:<kw$} {:<28} {:>9} {:>9} {:>8}  agree\n",
         "norm", "kind", "origin", "predicted", "measured", "tol"
     );
     for n in rows {
-        row(&mut out, &n.node, &n.kind, &n.total);
+        row(&mut out, &n.node, (&n.kind, kw), &n.total);
         for o in n
             .origins
             .iter()
             .filter(|o| o.prediction.is_some() || o.measured.is_some())
         {
-            row(&mut out, "", "", o);
+            row(&mut out, "", ("", kw), o);
         }
     }
     out

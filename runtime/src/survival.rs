@@ -206,12 +206,51 @@ fn channels_per_unit(kind: NormKind, c: usize) -> usize {
     match kind {
         NormKind::Batch | NormKind::Instance => 1,
         NormKind::Group { groups } => (c / groups.max(1)).max(1),
-        NormKind::Layer => c,
+        NormKind::Layer | NormKind::PerPosition => c,
+    }
+}
+
+/// [`accumulate`] for a layer norm over each position's `C` channels: one unit per sample and
+/// position.
+fn accumulate_per_position(stat: &mut Stat, seed: u64, a: &Rec, b: &Rec) {
+    let [bs, c, h, w] = a.shape;
+    let hw = h * w;
+    let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
+    let d = |i: usize| (b.input[i] - a.input[i]) as f64;
+    stat.base += a.input.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+    let (mut num, mut den) = (0.0, 0.0);
+    for bi in 0..bs {
+        for p in 0..hw {
+            let mean = (0..c).map(|ci| d(idx(bi, ci, p))).sum::<f64>() / c.max(1) as f64;
+            for ci in 0..c {
+                let v = d(idx(bi, ci, p));
+                num += (v - mean).powi(2);
+                den += v * v;
+            }
+        }
+    }
+    stat.add(seed, num, den);
+    if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
+        for bi in 0..bs {
+            for p in 0..hw {
+                let x = |ci: usize| a.input[idx(bi, ci, p)] as f64;
+                let mean = (0..c).map(x).sum::<f64>() / c.max(1) as f64;
+                let var = (0..c).map(|ci| (x(ci) - mean).powi(2)).sum::<f64>() / c.max(1) as f64;
+                let sigma = var.sqrt();
+                for ci in 0..c {
+                    let i = idx(bi, ci, p);
+                    stat.out_num += ((ob[i] - oa[i]) as f64 * sigma).powi(2);
+                }
+            }
+        }
     }
 }
 
 /// Adds one run's replicates: `a` the reference input, `b` the changed one.
 fn accumulate(stat: &mut Stat, seed: u64, kind: NormKind, a: &Rec, b: &Rec) {
+    if matches!(kind, NormKind::PerPosition) {
+        return accumulate_per_position(stat, seed, a, b);
+    }
     let [bs, c, h, w] = a.shape;
     let hw = h * w;
     let m = channels_per_unit(kind, c);

@@ -41,7 +41,8 @@ impl Gen {
     /// A norm valid for the current channel count.
     fn norm(&mut self) -> String {
         let c = self.c;
-        match self.rng.gen_range(0..6) {
+        match self.rng.gen_range(0..7) {
+            6 => "layer(over = channels)".into(),
             0 => "instance".into(),
             1 => "batch".into(),
             2 => "layer".into(),

@@ -149,6 +149,41 @@ impl Accounting {
     }
 }
 
+/// Whether `n` keeps a feature-shaped change that is mean-free over H, W per sample and channel
+/// so (a scale-shift scales each channel; the others move or mix values within a channel's
+/// map without breaking its zero sum); every other op ends what [`Part::scaled_mean_free`]
+/// claims.
+fn keeps_scaled_mean_free(n: &Node, g: &Graph) -> bool {
+    match &n.op {
+        Op::ScaleShift { .. } | Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } => true,
+        Op::Conv { k, stride, pad, .. } => *k == 1 && *stride == 1 && *pad == 0,
+        Op::AvgPool { k, stride } => {
+            let (_, h, w) = n
+                .inputs
+                .first()
+                .map(|&i| spatial(&g.nodes[i].shape))
+                .unwrap_or((0, 0, 0));
+            stride == k && h % k == 0 && w % k == 0
+        }
+        _ => false,
+    }
+}
+
+/// The part an average over whole maps leaves of `p`: a feature-shaped change mean-free per
+/// channel averages to zero, leaving the exact linear part (the same for every sample).
+fn pooled_whole(p: &Part) -> Option<Part> {
+    if !(p.scaled_mean_free && p.inexact.is_some() && !p.alive) {
+        return Some(p.clone());
+    }
+    p.lin.as_ref().map(|_| Part {
+        inexact: None,
+        input_free: true,
+        flat: true,
+        scaled_mean_free: false,
+        ..p.clone()
+    })
+}
+
 /// Whether some output position of a convolution along one axis has a tap inside the input.
 fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
     (0..n_out).any(|q| (0..k).any(|d| (q * s + d) >= p && q * s + d - p < n_in))
@@ -159,7 +194,7 @@ fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
 pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
     match kind {
         NormKind::Instance => true,
-        NormKind::Group { .. } | NormKind::Layer => m == 1,
+        NormKind::Group { .. } | NormKind::Layer | NormKind::PerPosition => m == 1,
         NormKind::Batch => false,
     }
 }
@@ -252,6 +287,10 @@ impl Acc {
         // Whether the value is exactly 0 at initialization (a norm's β over single-valued
         // units, the whole-map average of a per-channel mean-free value, what keeps zeros).
         let mut zero: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        // Whether the value does not depend on the input batch (a function of t and the
+        // weights alone, or a constant): every change of it is then the same for every sample
+        // that shares t, whatever nonlinearity or norm it went through.
+        let mut x_free: Vec<bool> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
@@ -311,7 +350,9 @@ impl Acc {
                 | Op::Ode { .. } => false,
                 Op::Norm { kind, channels, .. } => {
                     let m = kind.channels_per_unit(*channels).max(1);
-                    call(0) || single_value_units(*kind, m) && inp(0)
+                    call(0)
+                        || single_value_units(*kind, m)
+                            && (inp(0) || matches!(kind, NormKind::PerPosition))
                 }
                 Op::Conv { pad, time, .. } => {
                     blind || *pad == 0 && call(0) && *time == TimeChannel::None
@@ -345,7 +386,13 @@ impl Acc {
             let conv_of_zero =
                 matches!(n.op, Op::Conv { time, .. } if time == TimeChannel::None) && zin(0);
             let (fs, ca) = (fs || z || conv_of_zero, ca || z || conv_of_zero);
-            let s = self.node(
+            let xf = ca
+                || match &n.op {
+                    Op::Input => false,
+                    Op::Time | Op::Sinusoidal { .. } | Op::LearnedTime { .. } => true,
+                    _ => !n.inputs.is_empty() && n.inputs.iter().all(|&i| x_free[i]),
+                };
+            let mut s = self.node(
                 gi,
                 &path,
                 id,
@@ -354,7 +401,16 @@ impl Acc {
                 &states,
                 (&flat_space, &feat, &const_all, &zero),
             );
+            if let Sig::Depends(parts) = &mut s {
+                if xf {
+                    parts.iter_mut().for_each(|p| p.input_free = true);
+                }
+                if !keeps_scaled_mean_free(n, g) {
+                    parts.iter_mut().for_each(|p| p.scaled_mean_free = false);
+                }
+            }
             states.push(s);
+            x_free.push(xf);
             flat_space.push(fs);
             feat.push(fc);
             const_all.push(ca);
@@ -517,6 +573,14 @@ impl Acc {
                     if whole && p.centered.is_some_and(|c| c.m == 1) {
                         continue;
                     }
+                    let Some(p) = (if whole {
+                        pooled_whole(p)
+                    } else {
+                        Some(p.clone())
+                    }) else {
+                        continue;
+                    };
+                    let p = &p;
                     out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
                         cov: l.cov.pool(*k, *stride, (h_out, w_out)),
                         ..l.clone()
@@ -524,7 +588,8 @@ impl Acc {
                 }
             }
             Op::GlobalAvgPool => {
-                for p in input(0).parts() {
+                for p in input(0).parts().iter().filter_map(pooled_whole) {
+                    let p = &p;
                     match p.centered {
                         // Mean-free over H, W per sample and channel: the average is exactly 0.
                         Some(c) if c.m == 1 => {}
@@ -574,6 +639,7 @@ impl Acc {
                                     unsure: false,
                                     flat: false,
                                     input_free: false,
+                                    scaled_mean_free: false,
                                 }
                             });
                         }
@@ -602,6 +668,7 @@ impl Acc {
                                 unsure: false,
                                 flat: false,
                                 input_free: false,
+                                scaled_mean_free: false,
                             }]
                         }
                         s => s.parts().to_vec(),
@@ -700,6 +767,10 @@ impl Acc {
                             p.inexact = Some(true);
                             p.flat = false;
                             p.input_free = false;
+                            p.scaled_mean_free = n
+                                .inputs
+                                .first()
+                                .is_some_and(|&i| feat[i] == Some(Centered { m: 1 }));
                         }
                         out.push(p);
                     }

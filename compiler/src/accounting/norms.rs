@@ -14,6 +14,8 @@ use crate::ir::{NodeId, NormKind, Shape};
 pub(super) fn fits(c: Centered, kind: NormKind, m: usize) -> bool {
     match kind {
         NormKind::Batch => c.m <= 1,
+        // Mean-free over whole maps says nothing of each position's mean over the channels.
+        NormKind::PerPosition => false,
         _ => c.m >= 1 && m.is_multiple_of(c.m),
     }
 }
@@ -81,17 +83,20 @@ impl Acc {
             NormKind::Instance => true,
             NormKind::Group { .. } | NormKind::Layer => m == 1,
             NormKind::Batch => !self.per_sample,
+            NormKind::PerPosition => false,
         };
         // A unit of two values normalizes to ±1: what leaves it changes only if their order does.
         let (_, h, w) = spatial(&shape);
         let space = if flat_space { 1 } else { h * w };
+        let per_position = matches!(kind, NormKind::PerPosition);
         let n_eff = match kind {
             NormKind::Batch => self.batch * space,
+            NormKind::PerPosition => m,
             _ => m * space,
         };
         let degenerate = n_eff == 2;
         // Every unit holds one value: the output is β whatever arrives (exactly, at init).
-        let constant = const_in || single_value_units(kind, m) && flat_space;
+        let constant = const_in || single_value_units(kind, m) && (flat_space || per_position);
         let mut verdicts = Vec::new();
         let mut out = Vec::new();
         let mut lin_only = true;
@@ -139,6 +144,7 @@ impl Acc {
                     unsure: p.unsure || pred == Prediction::Unknown || degenerate,
                     flat: false,
                     input_free: false,
+                    scaled_mean_free: false,
                 });
             }
         }
@@ -208,7 +214,7 @@ impl Acc {
         }
         // A vector has no space: a change identical across samples is constant on BatchNorm's
         // units whatever else it is made of.
-        if (p.flat || vector) && p.input_free && batch {
+        if (p.flat || flat_space || vector) && p.input_free && batch {
             return if self.per_sample {
                 (
                     Prediction::Between {
@@ -243,7 +249,24 @@ impl Acc {
         let mut words = Vec::new();
         let (mut constant_part, mut border_part) = (None, None);
         if let Some(l) = &p.lin {
-            if batch && self.per_sample {
+            if matches!(kind, NormKind::PerPosition) {
+                // The mean over one position's m channels: the change is uncorrelated across
+                // channels at initialization, each position keeps 1 - 1/m of its energy
+                // whatever its spatial shape (offset, pattern or border).
+                let f = 1.0 - 1.0 / m as f64;
+                preds.push(if f > 0.0 {
+                    Prediction::Exact { fraction: f }
+                } else {
+                    Prediction::Zero
+                });
+                if l.from_constant {
+                    constant_part = Some(f);
+                    border_part = Some(0.0);
+                    words.push("a per-channel offset".to_string());
+                } else {
+                    words.push("a spatial pattern".to_string());
+                }
+            } else if batch && self.per_sample {
                 // The batch mean depends on how the embedding changes differ across samples:
                 // anywhere from the per-sample spatial survival to everything.
                 let inst = l.cov.kept(Unit { m: 1 }).unwrap_or(0.0);

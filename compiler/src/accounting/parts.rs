@@ -10,7 +10,7 @@ use crate::ir::{NodeId, NormKind};
 pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
     let hw = l.cov.h * l.cov.w;
     match kind {
-        NormKind::Layer | NormKind::Batch => true,
+        NormKind::Layer | NormKind::Batch | NormKind::PerPosition => true,
         NormKind::Group { groups } => {
             let per = (l.cov.c * hw) / groups.max(1);
             per.is_multiple_of(hw.max(1)) && m > 0
@@ -56,6 +56,7 @@ pub(super) fn fresh_lin(
         unsure: false,
         flat: from_constant,
         input_free: true,
+        scaled_mean_free: false,
     }
 }
 
@@ -97,6 +98,7 @@ pub(super) fn alive_part(origin: usize, unsure: bool) -> Part {
         unsure,
         flat: false,
         input_free: false,
+        scaled_mean_free: false,
     }
 }
 
@@ -140,6 +142,7 @@ pub(super) fn combine_sum(a: Part, b: Part) -> Part {
         unsure: a.unsure && b.unsure,
         flat: a.flat && b.flat,
         input_free: a.input_free && b.input_free,
+        scaled_mean_free: false,
     })
 }
 
@@ -214,6 +217,7 @@ pub(super) fn concat_parts(
         unsure,
         flat,
         input_free,
+        scaled_mean_free: false,
     })
 }
 

@@ -88,6 +88,10 @@ pub struct Part {
     /// The change does not depend on the input batch (so it is the same for every sample when
     /// t is shared).
     pub(super) input_free: bool,
+    /// Its feature-shaped component (`inexact`) is mean-free over H, W per sample and channel:
+    /// a scale-shift's `h·Δs` on features that a per-channel norm centered, kept so by the ops
+    /// in between. An average over the whole map then leaves only the exact linear part.
+    pub(super) scaled_mean_free: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

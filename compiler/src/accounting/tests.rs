@@ -161,3 +161,43 @@ fn a_norm_rerun_from_its_input_gives_its_account() {
     }
     assert!(rerun > 100, "only {rerun} norms");
 }
+
+#[test]
+fn per_position_layer_norm_keeps_one_minus_one_over_c_of_any_change() {
+    // The mean over one position's C channels, uncorrelated at initialization: 1 - 1/C,
+    // whether the change is an offset, a positional map or a border-shaped conv output.
+    for (body, c) in [
+        ("h = x | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n return h | layer(over = channels) as n", 8.0),
+        ("h = x | conv(8, k = 1, pad = 0)\n h = h + inject(e, positional)\n return h | layer(over = channels) as n", 8.0),
+        ("h = x | conv3(4)\n h = h + inject(e)\n return h | conv3(5) | layer(over = channels) as n", 5.0),
+        ("return x | conv3(16, time = concat) | layer(over = channels) as n", 16.0),
+    ] {
+        let a = acc(body);
+        let f = frac(pred(&a, "n"));
+        assert!((f - (1.0 - 1.0 / c)).abs() < 1e-12, "{body}: {f}");
+        assert!(a.output_sees_t(), "{body}");
+    }
+    // One channel per position: the output is β.
+    let a = acc("h = x | conv(1, k = 1, pad = 0)\n h = h + inject(e)\n return h | layer(over = channels) as n");
+    assert!(a.norm("n").unwrap().constant);
+    // A per-position norm's output is mean-free over each sample's whole map: a layer norm
+    // after it has nothing more to remove; a group norm does.
+    let a = acc("h = x | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n return h | layer(over = channels) | layer as n");
+    assert_eq!(pred(&a, "n"), Prediction::Exact { fraction: 1.0 });
+}
+
+#[test]
+fn a_change_of_a_value_free_of_the_input_is_shared_by_the_batch() {
+    // group(4) on four channels of 1 x 1 maps outputs β: what the embedding adds after it is
+    // the same for every sample, through the per-position norm and the conv, so a BatchNorm
+    // over a batch sharing t removes all of it.
+    let a = acc("h = x | avgpool(k = 8, stride = 8) | group(4)\n h = h + inject(e)\n h = h | layer(over = channels) | conv(4, k = 1, pad = 0)\n return h | batch as n");
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    // A scale-shift of a per-channel norm's output, averaged over the whole map: the scaled
+    // features average to 0 and only the shift, the same for every sample, is left.
+    let a = acc("h = x | conv(8, k = 1, pad = 0) | instance | scale_shift(e) | avgpool | flatten | linear(8)\n return h | batch as n");
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    // Features that are not centered per channel keep the scaled part alive.
+    let a = acc("h = x | conv(8, k = 1, pad = 0) | scale_shift(e) | avgpool | flatten | linear(8)\n return h | batch as n");
+    assert_eq!(pred(&a, "n"), Prediction::Nonzero);
+}

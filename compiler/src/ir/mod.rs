@@ -88,6 +88,9 @@ pub enum NormKind {
     Instance,
     /// LayerNorm over (C, H, W) (or over D for vectors).
     Layer,
+    /// LayerNorm over the C channels at each position, per sample (transformer style):
+    /// `layer(over = channels)`.
+    PerPosition,
 }
 
 impl NormKind {
@@ -96,7 +99,7 @@ impl NormKind {
         match *self {
             NormKind::Batch | NormKind::Instance => 1,
             NormKind::Group { groups } => c / groups.max(1),
-            NormKind::Layer => c,
+            NormKind::Layer | NormKind::PerPosition => c,
         }
     }
 }
@@ -108,6 +111,7 @@ impl fmt::Display for NormKind {
             NormKind::Group { groups } => write!(f, "group({groups})"),
             NormKind::Instance => write!(f, "instance"),
             NormKind::Layer => write!(f, "layer"),
+            NormKind::PerPosition => write!(f, "layer(over = channels)"),
         }
     }
 }

@@ -118,6 +118,7 @@ pub fn per_unit(v: &NormAccount) -> String {
     let m = v.channels_per_unit;
     let unit = match v.kind {
         NormKind::Group { .. } => "group",
+        NormKind::PerPosition => "position",
         _ => "unit",
     };
     format!("{m} channel{} per {unit}", if m == 1 { "" } else { "s" })

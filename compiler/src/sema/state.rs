@@ -26,6 +26,8 @@ pub(super) enum NormSpec {
     Batch(NormOpts),
     Instance(NormOpts),
     Layer(NormOpts),
+    /// `layer(over = channels)`: over the C channels at each position.
+    PerPosition(NormOpts),
     Group {
         groups: Option<usize>,
         per_group: Option<usize>,
@@ -46,7 +48,10 @@ pub(super) struct NormOpts {
 impl NormSpec {
     fn opts(self) -> NormOpts {
         match self {
-            NormSpec::Batch(o) | NormSpec::Instance(o) | NormSpec::Layer(o) => o,
+            NormSpec::Batch(o)
+            | NormSpec::Instance(o)
+            | NormSpec::Layer(o)
+            | NormSpec::PerPosition(o) => o,
             NormSpec::Group { opts, .. } => opts,
         }
     }

@@ -647,6 +647,9 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     self.apply_act(out, act)
                 }
             }
+            NormKind::PerPosition => {
+                ops::channel_layer_norm(x, gamma, beta, eps, act).map_err(op_err)
+            }
             _ => {
                 let groups = match kind {
                     NormKind::Group { groups } => groups,

@@ -39,8 +39,9 @@ mod pool;
 mod tape;
 mod types;
 
-use dfdx::shapes::Shape;
+use dfdx::shapes::{Axes4, HasShape, Shape};
 use dfdx::tensor::{Merge, Tape, Tensor};
+use dfdx::tensor_ops::{PermuteTo, ReshapeTo};
 
 pub use dispatch::Kernels;
 pub use linear::{concat_channels, linear, table_rows};
@@ -90,6 +91,46 @@ where
     T: Tape<f32, D> + Merge<Tx>,
 {
     D::group_norm(x, gamma, beta, cfg)
+}
+
+/// Layer normalization over the `C` channels at each position (transformer style), with a
+/// per-channel affine transform and an optional activation: [`group_norm`] with one group over
+/// the `[B·H·W, C, 1, 1]` rows of the channels-last map.
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]`
+/// - `gamma`, `beta`: `[C]`
+/// - output: `[B, C, H, W]` (contiguous)
+pub fn channel_layer_norm<D, Tx, T>(
+    x: Tensor4<D, Tx>,
+    gamma: Tensor1<D, T>,
+    beta: Tensor1<D, T>,
+    eps: f32,
+    act: Activation,
+) -> Result<Tensor4<D, T>, OpsError>
+where
+    D: Kernels,
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    let (b, c, h, w) = *x.shape();
+    let rows = x
+        .try_permute::<_, Axes4<0, 2, 3, 1>>()
+        .map_err(types::dev_err)?
+        .try_reshape_like(&(b * h * w, c, 1usize, 1usize))
+        .map_err(types::dev_err)?;
+    let cfg = GroupNormCfg {
+        groups: 1,
+        eps,
+        act,
+    };
+    D::group_norm(rows, gamma, beta, cfg)?
+        .try_reshape_like(&(b, h, w, c))
+        .map_err(types::dev_err)?
+        .try_permute::<_, Axes4<0, 3, 1, 2>>()
+        .map_err(types::dev_err)?
+        .try_reshape_like(&(b, c, h, w))
+        .map_err(types::dev_err)
 }
 
 /// Batch normalization in training mode: normalizes with the batch statistics over `(B, H, W)`

@@ -91,6 +91,22 @@ class BatchNorm(nn.Module):
                             self.training, self.momentum, self.eps)
 
 
+# ---- section: channel_layer_norm ----
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the C channels at each position of a [B, C, H, W] map (transformer
+    style; nn.LayerNorm(C) on channels-last), with tdspec's tensors: weight and bias of C."""
+
+    def __init__(self, channels, eps=1e-5, affine=True):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
+
+    def forward(self, x):
+        y = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
 # ---- section: attention ----
 class Attention(nn.Module):
     """DDPM self-attention: norm -> 1x1 conv to q, k, v -> softmax(q^T k / sqrt(C / heads)) v

@@ -77,7 +77,8 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
             match norm {
                 Some(NormKind::Group { groups }) => v.push(("groups", n(*groups))),
                 Some(NormKind::Instance) => v.push(("groups", n(*channels))),
-                Some(NormKind::Layer) => v.push(("groups", "1".into())),
+                // Sema gives an attention no per-position norm (E105).
+                Some(NormKind::Layer | NormKind::PerPosition) => v.push(("groups", "1".into())),
                 Some(NormKind::Batch) | None => {}
             }
             if *eps != 1e-5 {
@@ -186,6 +187,7 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
                 NormKind::Instance => format!("nn.GroupNorm({0}, {0}{1})", get(0), e(1)),
                 NormKind::Layer => format!("nn.GroupNorm(1, {}{})", get(0), e(1)),
                 NormKind::Batch => format!("BatchNorm({}{})", get(0), e(1)),
+                NormKind::PerPosition => format!("ChannelLayerNorm({}{})", get(0), e(1)),
             }
         }
         Op::Attention { norm, eps, .. } => {
@@ -344,6 +346,7 @@ pub(super) struct Uses {
     pub(super) positional: bool,
     pub(super) concat: bool,
     pub(super) batch: bool,
+    pub(super) channel_layer_norm: bool,
     pub(super) attention: bool,
     pub(super) scale_shift: bool,
     pub(super) ode: bool,
@@ -365,6 +368,10 @@ pub(super) fn note_uses(uses: &mut Uses, op: &Op) {
             kind: NormKind::Batch,
             ..
         } => uses.batch = true,
+        Op::Norm {
+            kind: NormKind::PerPosition,
+            ..
+        } => uses.channel_layer_norm = true,
         Op::Attention { norm, .. } => {
             uses.attention = true;
             if matches!(norm, Some(NormKind::Batch)) {

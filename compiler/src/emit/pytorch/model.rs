@@ -150,6 +150,9 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
     if u.batch {
         helpers.push("batch_norm");
     }
+    if u.channel_layer_norm {
+        helpers.push("channel_layer_norm");
+    }
     if u.attention {
         helpers.push("attention");
     }

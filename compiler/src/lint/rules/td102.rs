@@ -29,7 +29,9 @@ GroupNorm with m channels per group keeps (m - 1)/m of a per-channel constant (D
 GroupNorm(32) on 128 channels: 0.75; on 256: 0.875); LayerNorm keeps (C - 1)/C. When a
 zero-padded conv stands between, the offset has a border structure and its share is added: the
 ODE-Net's ConcatConv into GroupNorm(32) on 64 channels keeps 0.5 + 0.099 = 0.599 on 7 x 7 maps.
-Fractions below 0.9 are reported; `tdspec probe` measures the same quantity.
+A LayerNorm over each position's C channels (`layer(over = channels)`) keeps (C - 1)/C of any
+time change, a positional map included. Fractions below 0.9 are reported; `tdspec probe`
+measures the same quantity.
 
 ## Why is this bad
 The norm subtracts each group's mean: the part of the time offset shared by the channels of a
@@ -65,7 +67,8 @@ Fewer groups (more channels per group) keep more of the offset; a positional emb
 ## Fix safety
 The fix lowers the group count of the normalization (the model's `norm = group(G)` setting or
 the `group(...)` layer) to the largest count that keeps at least 0.9 at every reported site, or,
-when no group count does, makes the injection positional. It is unsafe: it changes the model.
+when no group count does, makes the injection positional (none is offered at a per-position
+LayerNorm, where a positional injection keeps no more). It is unsafe: it changes the model.
 The message shows the predicted surviving fraction after the fix, computed by re-analyzing the
 rewritten spec.
 
@@ -113,6 +116,14 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                 ));
             }
             f.help = origin_help(o.kind);
+            if v.kind == NormKind::PerPosition {
+                // Each position's mean over its channels takes 1/C of any change, positional
+                // or not: only the width or the place of the modulation helps.
+                f.help = Some(format!(
+                    "a layer norm over each position's {} channels keeps 1 - 1/{} of any time change: widen it, or modulate after it with `scale_shift`",
+                    v.channels, v.channels
+                ));
+            }
             f.fraction = Some(fraction);
             at_norm(cx, &mut f, ov.origin, v);
             f.plan = match v.kind {
@@ -120,6 +131,7 @@ pub fn check(cx: &Context) -> Vec<Finding> {
                     norm_span: v.span,
                     origin: Some((o.span, o.kind)),
                 },
+                NormKind::PerPosition => FixPlan::None,
                 _ => positional_plan(cx, ov.origin),
             };
             out.push(f);

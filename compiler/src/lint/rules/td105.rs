@@ -4,7 +4,7 @@
 
 use crate::accounting::{OriginKind, Prediction};
 use crate::diagnostics::Severity;
-use crate::ir::Op;
+use crate::ir::{NormKind, Op};
 use crate::lint::rule::{node_of, Context, Finding, FixPlan, Rule};
 
 pub const RULE: Rule = Rule {
@@ -73,7 +73,12 @@ pub fn check(cx: &Context) -> Vec<Finding> {
             let Some(o) = cx.acc.origins.get(ov.origin) else {
                 continue;
             };
-            if !removes || o.kind != OriginKind::ConcatConstant || done.contains(&ov.origin) {
+            // A per-position layer norm treats a positional channel no differently (TD102).
+            if !removes
+                || o.kind != OriginKind::ConcatConstant
+                || v.kind == NormKind::PerPosition
+                || done.contains(&ov.origin)
+            {
                 continue;
             }
             done.push(ov.origin);

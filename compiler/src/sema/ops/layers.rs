@@ -5,7 +5,7 @@ use super::builder::{conv_out, Layer};
 use crate::ast::Span;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{Act, NodeId, Op, Shape, TimeKind};
-use crate::sema::state::Sema;
+use crate::sema::state::{NormSpec, Sema};
 
 /// `linear(out, bias)`: [B, D] -> [B, out].
 pub(super) fn linear(s: &mut Sema, l: Layer) -> Option<NodeId> {
@@ -199,6 +199,10 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
             s.err(non_affine_attention(e.span, None));
             return None;
         }
+        if matches!(spec, NormSpec::PerPosition(_)) {
+            s.err(per_position_attention(e.span, None));
+            return None;
+        }
         let kind = s.resolve_norm_kind(spec, ch, e.span, None)?;
         let op = Op::Attention {
             channels: ch,
@@ -223,6 +227,10 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
         s.err(non_affine_attention(c.span, Some(decl)));
         return None;
     }
+    if matches!(spec, NormSpec::PerPosition(_)) {
+        s.err(per_position_attention(c.span, Some(decl)));
+        return None;
+    }
     let kind = s.resolve_norm_kind(spec, ch, c.span, Some(decl))?;
     let op = Op::Attention {
         channels: ch,
@@ -240,6 +248,24 @@ fn non_affine_attention(span: Span, decl: Option<Span>) -> Diagnostic {
         .with_help("give the attention a norm of its own, e.g. `attention(norm = group(8))`");
     match decl {
         Some(s) => d.with_secondary(s, "the model's default norm is not affine"),
+        None => d,
+    }
+}
+
+/// An attention's inner norm reduces over whole feature maps; a per-position layer norm goes
+/// before an attention without one.
+fn per_position_attention(span: Span, decl: Option<Span>) -> Diagnostic {
+    let d = Diagnostic::error(
+        "E105",
+        "an attention's norm cannot be `layer(over = channels)`",
+    )
+    .with_primary(span, "a per-position layer norm here")
+    .with_help(
+        "normalize first and give the attention none: \
+         `layer(over = channels) | attention(norm = none)`",
+    );
+    match decl {
+        Some(s) => d.with_secondary(s, "the model's default norm"),
         None => d,
     }
 }

@@ -1,6 +1,6 @@
 //! Normalizations: `group(G)` / `group(per_group = m)` / `group(G, min_per_group = m)` (each
 //! with an optional `eps`),
-//! `batch`, `instance`, `layer`, and the model's default `norm = ...` (same parser); the group
+//! `batch`, `instance`, `layer` / `layer(over = channels)`, and the model's default `norm = ...` (same parser); the group
 //! count resolved for the channels that arrive, with a divisibility error that proposes one.
 
 use super::builder::Layer;
@@ -12,8 +12,12 @@ use crate::sema::state::{src_word, NormOpts, NormSpec, Sema};
 /// The arguments of `group(...)`, as a layer and as the default normalization.
 pub(super) const GROUP_ARGS: &[&str] = &["groups", "per_group", "min_per_group", "eps", "affine"];
 
-/// The arguments of `batch`, `instance` and `layer`.
+/// The arguments of `batch` and `instance`.
 pub(super) const NORM_ARGS: &[&str] = &["eps", "affine"];
+
+/// The arguments of `layer`: `over = all` (C, H, W; the default) or `over = channels` (the C
+/// channels at each position).
+pub(super) const LAYER_ARGS: &[&str] = &["eps", "affine", "over"];
 
 /// `group(...)`, `batch`, `instance`, `layer` as a pipeline stage.
 pub(super) fn norm(s: &mut Sema, l: Layer) -> Option<NodeId> {
@@ -48,26 +52,46 @@ impl<'a> Sema<'a> {
                 let opts = match call {
                     Some(c) => {
                         if let Some(a) = c.args.iter().find(|a| a.name.is_none()) {
+                            let takes = if word == "layer" {
+                                "`eps = e`, `affine = false` and `over = channels`"
+                            } else {
+                                "`eps = e` and `affine = false`"
+                            };
                             self.err(
-                                Diagnostic::error(
-                                    "E105",
-                                    format!("`{word}` takes only `eps = e` and `affine = false`"),
-                                )
-                                .with_primary(a.span, "name the argument"),
+                                Diagnostic::error("E105", format!("`{word}` takes only {takes}"))
+                                    .with_primary(a.span, "name the argument"),
                             );
                             return None;
                         }
-                        let a = self.bind_args(c, NORM_ARGS, 0)?;
-                        self.norm_opts(a[0], a[1])?
+                        let names = if word == "layer" {
+                            LAYER_ARGS
+                        } else {
+                            NORM_ARGS
+                        };
+                        let a = self.bind_args(c, names, 0)?;
+                        let opts = self.norm_opts(a[0], a[1])?;
+                        let per_position = match a.get(2).copied().flatten() {
+                            Some(e) => {
+                                self.choice(e, "layer norm extent", &["all", "channels"])?
+                                    == "channels"
+                            }
+                            None => false,
+                        };
+                        (opts, per_position)
                     }
-                    None => NormOpts {
-                        eps: None,
-                        affine: true,
-                    },
+                    None => (
+                        NormOpts {
+                            eps: None,
+                            affine: true,
+                        },
+                        false,
+                    ),
                 };
+                let (opts, per_position) = opts;
                 Some(match word {
                     "batch" => NormSpec::Batch(opts),
                     "instance" => NormSpec::Instance(opts),
+                    _ if per_position => NormSpec::PerPosition(opts),
                     _ => NormSpec::Layer(opts),
                 })
             }
@@ -171,11 +195,23 @@ impl<'a> Sema<'a> {
             return None;
         };
         let kind = self.resolve_norm_kind(spec, c, span, decl)?;
-        if matches!(kind, NormKind::Instance) && !matches!(shape, Shape::Image { .. }) {
-            self.err(
-                Diagnostic::error("E207", "instance normalization needs a feature map")
-                    .with_primary(span, format!("the input is {shape}")),
-            );
+        if matches!(kind, NormKind::Instance | NormKind::PerPosition)
+            && !matches!(shape, Shape::Image { .. })
+        {
+            let (what, help) = if matches!(kind, NormKind::Instance) {
+                ("instance normalization", None)
+            } else {
+                (
+                    "a layer norm over the channels at each position",
+                    Some("a vector has one position: write `layer`"),
+                )
+            };
+            let mut d = Diagnostic::error("E207", format!("{what} needs a feature map"))
+                .with_primary(span, format!("the input is {shape}"));
+            if let Some(h) = help {
+                d = d.with_help(h);
+            }
+            self.err(d);
             return None;
         }
         let op = Op::Norm {
@@ -217,6 +253,7 @@ impl<'a> Sema<'a> {
             NormSpec::Batch(_) => NormKind::Batch,
             NormSpec::Instance(_) => NormKind::Instance,
             NormSpec::Layer(_) => NormKind::Layer,
+            NormSpec::PerPosition(_) => NormKind::PerPosition,
             NormSpec::Group {
                 groups,
                 per_group,
