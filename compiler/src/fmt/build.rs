@@ -162,8 +162,15 @@ impl<'a> Builder<'a> {
     /// Whether the token starting at `offset` opens a new paragraph (comments or a blank line
     /// before it).
     fn starts_paragraph(&self, offset: usize) -> bool {
+        let breaks = |t: &Token| t.blank_before || !t.leading.is_empty();
         match self.toks.binary_search_by_key(&offset, |t| t.start) {
-            Ok(i) => self.toks[i].blank_before || !self.toks[i].leading.is_empty(),
+            // A `;` ending the previous statement is dropped, and what stood before it (a
+            // comment, a blank line) is written before this statement: a paragraph break once
+            // formatted, so one now.
+            Ok(i) => {
+                breaks(&self.toks[i])
+                    || i > 0 && self.toks[i - 1].text == ";" && breaks(&self.toks[i - 1])
+            }
             Err(_) => true,
         }
     }

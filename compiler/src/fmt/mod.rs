@@ -136,6 +136,24 @@ model m {
         assert_eq!(fmt(src), want);
     }
 
+    /// A comment before a `;` that ends a statement lands before the next statement: the run of
+    /// aligned `=` ends there on the first pass already (the property test found the second
+    /// pass unaligning it).
+    #[test]
+    fn a_comment_before_a_semicolon_ends_the_aligned_run() {
+        let src = "model m {\n    stem = x | relu\n// why\n; features = stem | relu\n    head = features\n}\n";
+        let want = "\
+model m {
+    stem = x | relu
+    // why
+    features = stem | relu
+    head     = features
+}
+";
+        assert_eq!(fmt(src), want);
+        assert_eq!(fmt(want), want);
+    }
+
     #[test]
     fn breaks_long_pipelines_and_argument_lists() {
         let long = "model m {\n    a = a | norm as norm2 | scale_shift(temb | silu) as emb_layers | silu | dropout(drop) | conv3(out) as conv2\n    train(optimizer = sgd(lr = 0.1, momentum = 0.9), batch = 128, epochs = 160, schedule = step([60, 100, 140], gamma = 0.1))\n}\n";
