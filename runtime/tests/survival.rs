@@ -77,7 +77,8 @@ fn issue_examples_agree() {
 
 /// A layer norm over each position's channels keeps 1 - 1/C of any time change; the
 /// degenerate cases next to it (a value free of the input, a scale-shift of centered features
-/// averaged over the map) are removed by a BatchNorm over a batch sharing t. Measured.
+/// averaged over the map) are removed by a BatchNorm over a batch sharing t, and a map whose
+/// pooling windows all average the same positions is constant for a per-channel norm. Measured.
 #[test]
 fn per_position_layer_norm_and_batch_shared_changes_agree() {
     for (body, expect) in [
@@ -86,6 +87,8 @@ fn per_position_layer_norm_and_batch_shared_changes_agree() {
         ("h = x | conv3(4)\n h = h + inject(e)\n return h | conv3(5) | layer(over = channels) as n", Some(0.8)),
         ("h = x | avgpool(k = 8, stride = 8) | group(4)\n h = h + inject(e)\n h = h | layer(over = channels) | conv(4, k = 1, pad = 0)\n return h | batch as n", Some(0.0)),
         ("h = x | conv(8, k = 1, pad = 0) | instance | scale_shift(e) | avgpool | flatten | linear(8)\n return h | batch as n", Some(0.0)),
+        ("h = x | conv(8, k = 1, pad = 0) | instance | scale_shift(e)\n h = h + inject(e)\n return h | avgpool | flatten | linear(8) | batch as n", Some(0.0)),
+        ("h = x | avgpool(k = 8, stride = 8) | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n h = h | layer | conv(8, k = 2, pad = 2) | avgpool(k = 3, stride = 1)\n return h | instance as n", Some(0.0)),
         ("h = x | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n return h | layer(over = channels) | silu | group(2) as n", None),
     ] {
         // A mean over 8 channels per position varies more from seed to seed than a group's:
@@ -239,4 +242,18 @@ fn reference_table() {
         }
     }
     assert!(v.iter().all(|n| n.agree));
+}
+
+/// An accounting that stopped at its limit states nothing past that node: the probe refuses
+/// rather than compare against what was never analyzed.
+#[test]
+fn a_truncated_accounting_is_not_probed() {
+    let src =
+        spec("h = x | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n return h | group(2) as n");
+    let m = check_source(&src).unwrap().remove(0);
+    let mut acc = account(&m);
+    assert!(acc.truncated.is_none());
+    acc.truncated = Some((m.graph.nodes[m.output].span, "n".into()));
+    let err = measure_at_init(&m, &acc, &Cpu::default(), &ProbeSettings::default()).unwrap_err();
+    assert!(err.to_string().contains("stops at `n`"), "{err}");
 }

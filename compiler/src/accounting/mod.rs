@@ -36,6 +36,7 @@ pub mod embedding;
 mod norms;
 mod parts;
 pub mod report;
+mod space;
 mod state;
 
 use crate::ast::Span;
@@ -43,6 +44,7 @@ use crate::ir::*;
 use cov::Cov;
 use parts::*;
 use serde::Serialize;
+use state::spatial;
 use state::{Centered, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 
@@ -129,6 +131,29 @@ pub struct Accounting {
     norm_inputs: Vec<NormInput>,
     batch: usize,
     per_sample: bool,
+    /// Where the accounting stopped because it tracked more than [`MAX_TRACKED_PARTS`] parts
+    /// (the node's span and name): nothing after it is accounted, so nothing may be claimed.
+    pub truncated: Option<(Span, String)>,
+}
+
+/// The most (origin, node) parts one accounting keeps: each takes about 200 bytes, so this
+/// bounds it near 1 GB. A model whose every injection stays alive into every later norm needs
+/// sites x nodes of them (1,582 sites of `group | scale_shift | silu | conv` reach it, in 1 s);
+/// the reference models need under 10,000.
+pub const MAX_TRACKED_PARTS: usize = 5_000_000;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests lower the limit to reach it with a small model.
+    pub(crate) static TRACK_LIMIT: std::cell::Cell<usize> =
+        const { std::cell::Cell::new(MAX_TRACKED_PARTS) };
+}
+
+fn track_limit() -> usize {
+    #[cfg(test)]
+    return TRACK_LIMIT.with(|c| c.get());
+    #[cfg(not(test))]
+    MAX_TRACKED_PARTS
 }
 
 impl Accounting {
@@ -147,41 +172,6 @@ impl Accounting {
     pub fn norm(&self, path: &str) -> Option<&NormAccount> {
         self.norms.iter().find(|n| n.node == path)
     }
-}
-
-/// Whether `n` keeps a feature-shaped change that is mean-free over H, W per sample and channel
-/// so (a scale-shift scales each channel; the others move or mix values within a channel's
-/// map without breaking its zero sum); every other op ends what [`Part::scaled_mean_free`]
-/// claims.
-fn keeps_scaled_mean_free(n: &Node, g: &Graph) -> bool {
-    match &n.op {
-        Op::ScaleShift { .. } | Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } => true,
-        Op::Conv { k, stride, pad, .. } => *k == 1 && *stride == 1 && *pad == 0,
-        Op::AvgPool { k, stride } => {
-            let (_, h, w) = n
-                .inputs
-                .first()
-                .map(|&i| spatial(&g.nodes[i].shape))
-                .unwrap_or((0, 0, 0));
-            stride == k && h % k == 0 && w % k == 0
-        }
-        _ => false,
-    }
-}
-
-/// The part an average over whole maps leaves of `p`: a feature-shaped change mean-free per
-/// channel averages to zero, leaving the exact linear part (the same for every sample).
-fn pooled_whole(p: &Part) -> Option<Part> {
-    if !(p.scaled_mean_free && p.inexact.is_some() && !p.alive) {
-        return Some(p.clone());
-    }
-    p.lin.as_ref().map(|_| Part {
-        inexact: None,
-        input_free: true,
-        flat: true,
-        scaled_mean_free: false,
-        ..p.clone()
-    })
 }
 
 /// Whether some output position of a convolution along one axis has a tap inside the input.
@@ -223,6 +213,8 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         norms: Vec::new(),
         norm_inputs: Vec::new(),
         graphs: Vec::new(),
+        tracked: 0,
+        truncated: None,
     };
     let gi = a.graph(&m.graph, String::new());
     let output = a.graphs[gi]
@@ -242,6 +234,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         norm_inputs: a.norm_inputs,
         batch: a.batch,
         per_sample: a.per_sample,
+        truncated: a.truncated,
     }
 }
 
@@ -256,14 +249,9 @@ pub(super) struct Acc {
     pub(super) norms: Vec<NormAccount>,
     pub(super) norm_inputs: Vec<NormInput>,
     pub(super) graphs: Vec<GraphAccount>,
-}
-
-pub(super) fn spatial(s: &Shape) -> (usize, usize, usize) {
-    match *s {
-        Shape::Image { c, h, w } => (c, h, w),
-        Shape::Vector { d } => (d, 1, 1),
-        Shape::Time => (1, 1, 1),
-    }
+    /// Parts kept so far, against [`MAX_TRACKED_PARTS`].
+    pub(super) tracked: usize,
+    pub(super) truncated: Option<(Span, String)>,
 }
 
 fn weight_var(fan_in: usize) -> f64 {
@@ -291,7 +279,13 @@ impl Acc {
         // weights alone, or a constant): every change of it is then the same for every sample
         // that shares t, whatever nonlinearity or norm it went through.
         let mut x_free: Vec<bool> = Vec::with_capacity(g.nodes.len());
+        // Which rows and columns hold equal values (a map whose windows all average the same
+        // positions is constant over H, W though no single op makes it so).
+        let mut classes: Vec<space::Classes> = Vec::with_capacity(g.nodes.len());
         for (id, n) in g.nodes.iter().enumerate() {
+            if self.truncated.is_some() {
+                break;
+            }
             let (_, h, w) = spatial(&n.shape);
             let inp = |k: usize| n.inputs.get(k).map(|&i| flat_space[i]).unwrap_or(false);
             let fin = n.inputs.first().and_then(|&i| feat[i]);
@@ -385,7 +379,14 @@ impl Acc {
             // A conv of zeros outputs its bias everywhere, padding or not.
             let conv_of_zero =
                 matches!(n.op, Op::Conv { time, .. } if time == TimeChannel::None) && zin(0);
-            let (fs, ca) = (fs || z || conv_of_zero, ca || z || conv_of_zero);
+            let cls = space::Classes::of(n, |k| {
+                let i = *n.inputs.get(k)?;
+                matches!(g.nodes[i].shape, Shape::Image { .. }).then(|| &classes[i])
+            });
+            let (fs, ca) = (
+                fs || z || conv_of_zero || cls.flat(),
+                ca || z || conv_of_zero,
+            );
             let xf = ca
                 || match &n.op {
                     Op::Input => false,
@@ -409,8 +410,13 @@ impl Acc {
                     parts.iter_mut().for_each(|p| p.scaled_mean_free = false);
                 }
             }
+            self.tracked += s.parts().len();
+            if self.tracked > track_limit() {
+                self.truncated = Some((n.span, n.name.clone()));
+            }
             states.push(s);
             x_free.push(xf);
+            classes.push(cls);
             flat_space.push(fs);
             feat.push(fc);
             const_all.push(ca);

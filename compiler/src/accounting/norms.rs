@@ -36,6 +36,8 @@ impl Accounting {
             norms: Vec::new(),
             norm_inputs: Vec::new(),
             graphs: Vec::new(),
+            tracked: 0,
+            truncated: None,
         };
         acc.norm(
             v.graph_index,

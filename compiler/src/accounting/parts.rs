@@ -4,8 +4,9 @@
 //! and predictions.
 
 use super::cov::Cov;
+use super::state::spatial;
 use super::state::{Centered, Lin, OriginVerdict, Part, Prediction, Sig};
-use crate::ir::{NodeId, NormKind};
+use crate::ir::{Graph, Node, NodeId, NormKind, Op};
 
 pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
     let hw = l.cov.h * l.cov.w;
@@ -305,4 +306,46 @@ pub(super) fn total(v: &[OriginVerdict], lin_only: bool) -> Prediction {
     } else {
         Prediction::Between { low: lo, high: hi }
     }
+}
+
+/// Whether `n` keeps a feature-shaped change that is mean-free over H, W per sample and channel
+/// so (a scale-shift scales each channel; the others move or mix values within a channel's
+/// map without breaking its zero sum); every other op ends what [`Part::scaled_mean_free`]
+/// claims.
+pub(super) fn keeps_scaled_mean_free(n: &Node, g: &Graph) -> bool {
+    match &n.op {
+        Op::ScaleShift { .. }
+        | Op::Dropout { .. }
+        | Op::Upsample { .. }
+        | Op::Pad { .. }
+        // Other origins' parts pass a sum or an injection unchanged (parts of one origin
+        // arriving on two inputs combine as not mean-free).
+        | Op::Add
+        | Op::Inject { .. } => true,
+        Op::Conv { k, stride, pad, .. } => *k == 1 && *stride == 1 && *pad == 0,
+        Op::AvgPool { k, stride } => {
+            let (_, h, w) = n
+                .inputs
+                .first()
+                .map(|&i| spatial(&g.nodes[i].shape))
+                .unwrap_or((0, 0, 0));
+            stride == k && h % k == 0 && w % k == 0
+        }
+        _ => false,
+    }
+}
+
+/// The part an average over whole maps leaves of `p`: a feature-shaped change mean-free per
+/// channel averages to zero, leaving the exact linear part (the same for every sample).
+pub(super) fn pooled_whole(p: &Part) -> Option<Part> {
+    if !(p.scaled_mean_free && p.inexact.is_some() && !p.alive) {
+        return Some(p.clone());
+    }
+    p.lin.as_ref().map(|_| Part {
+        inexact: None,
+        input_free: true,
+        flat: true,
+        scaled_mean_free: false,
+        ..p.clone()
+    })
 }

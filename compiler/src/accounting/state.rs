@@ -130,3 +130,12 @@ pub(crate) struct NormInput {
     pub(super) shape: Shape,
     pub(super) flags: (bool, Option<Centered>, bool),
 }
+
+/// A shape's (channels, height, width); a vector is `d` channels of one position.
+pub(super) fn spatial(s: &Shape) -> (usize, usize, usize) {
+    match *s {
+        Shape::Image { c, h, w } => (c, h, w),
+        Shape::Vector { d } => (d, 1, 1),
+        Shape::Time => (1, 1, 1),
+    }
+}

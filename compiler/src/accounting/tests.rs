@@ -197,7 +197,23 @@ fn a_change_of_a_value_free_of_the_input_is_shared_by_the_batch() {
     // features average to 0 and only the shift, the same for every sample, is left.
     let a = acc("h = x | conv(8, k = 1, pad = 0) | instance | scale_shift(e) | avgpool | flatten | linear(8)\n return h | batch as n");
     assert_eq!(pred(&a, "n"), Prediction::Zero);
+    // ... also with another injection on the way (it adds a part of its own origin).
+    let a = acc("h = x | conv(8, k = 1, pad = 0) | instance | scale_shift(e)\n h = h + inject(e)\n return h | avgpool | flatten | linear(8) | batch as n");
+    assert_eq!(a.norm("n").unwrap().origins[0].prediction, Prediction::Zero);
     // Features that are not centered per channel keep the scaled part alive.
     let a = acc("h = x | conv(8, k = 1, pad = 0) | scale_shift(e) | avgpool | flatten | linear(8)\n return h | batch as n");
     assert_eq!(pred(&a, "n"), Prediction::Nonzero);
+}
+
+#[test]
+fn windows_that_average_the_same_positions_give_a_constant_map() {
+    // A 1 x 1 map padded by 2 into a 2 x 2 conv: the centre 2 x 2 of the 4 x 4 output holds
+    // four taps of the input, the ring the bias. Every 3 x 3 window of it (stride 1) averages
+    // the same nine values, so the 2 x 2 result is constant over H, W and a per-channel norm
+    // removes what any origin changes there.
+    let a = acc("h = x | avgpool(k = 8, stride = 8) | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n h = h | layer | conv(8, k = 2, pad = 2) | avgpool(k = 3, stride = 1)\n return h | instance as n");
+    assert_eq!(pred(&a, "n"), Prediction::Zero);
+    // With stride 1 on a 4 x 4 map of distinct rows the windows differ: nothing is claimed.
+    let a = acc("h = x | avgpool(k = 2, stride = 2) | conv(8, k = 1, pad = 0)\n h = h + inject(e)\n h = h | layer | conv(8, k = 1, pad = 0) | avgpool(k = 3, stride = 1)\n return h | instance as n");
+    assert_ne!(pred(&a, "n"), Prediction::Zero);
 }

@@ -173,7 +173,22 @@ pub fn lint_model(file: &ast::File, src: &str, model: ModelIr, opts: &LintOption
         acc: &accounting,
         biases: &biases,
     };
-    let diagnostics = diagnose(file, src, &cx, opts);
+    let diagnostics = match &accounting.truncated {
+        // A partial accounting would let rules claim that t never reaches what lies past it.
+        Some((span, node)) => vec![Diagnostic::error(
+            "E303",
+            format!(
+                "the time accounting of model `{}` stops at `{node}`: more than {} (injection site, node) pairs to track",
+                model.name,
+                crate::diagnostics::thousands(crate::accounting::MAX_TRACKED_PARTS)
+            ),
+        )
+        .with_primary(*span, "the limit is reached here")
+        .with_help(
+            "every injection before it stays alive into the norms after it; lint a model with fewer injection sites",
+        )],
+        None => diagnose(file, src, &cx, opts),
+    };
     ModelReport {
         model,
         accounting,

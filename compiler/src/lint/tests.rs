@@ -122,3 +122,32 @@ fn group_fixes_at_their_own_norms_need_no_reanalysis() {
         assert_eq!(parsed as usize, src.len(), "{n} sites");
     }
 }
+
+/// A model whose injections all stay alive into every later norm makes the accounting track
+/// sites x nodes parts; past the limit the lint says where it stopped (E303) and claims
+/// nothing, rather than growing without bound.
+#[test]
+fn the_accounting_limit_is_an_error_at_the_node_not_a_claim() {
+    let model = |n: usize| {
+        let mut s = String::from(
+            "model alive {\n    input x: image[3, 8, 8]\n    time t: step(1000), per_sample\n    \
+             embed temb = sinusoidal(16) | linear(16)\n    h = x | conv(8, k = 3)\n",
+        );
+        for _ in 0..n {
+            s += "    h = h | group(4) | scale_shift(temb) | silu | conv(8, k = 3)\n";
+        }
+        s + "    return h | conv1(3)\n}\n"
+    };
+    crate::accounting::TRACK_LIMIT.with(|c| c.set(2_000));
+    let long = lint(&model(40), false);
+    let short = lint(&model(5), false);
+    crate::accounting::TRACK_LIMIT.with(|c| c.set(crate::accounting::MAX_TRACKED_PARTS));
+    assert_eq!(long.len(), 1, "{long:#?}");
+    assert_eq!(long[0].code, "E303");
+    assert!(long[0].message.contains("stops at"), "{}", long[0].message);
+    // Parts grow as sites^2 / 2 per node: 2,000 parts are reached within the first 40 sites.
+    let line = model(40)[..long[0].labels[0].span.start].lines().count();
+    assert!((10..45).contains(&line), "stopped on line {line}");
+    // Five sites stay under it: a scale-shift after each norm keeps t, nothing to report.
+    assert!(short.is_empty(), "{short:#?}");
+}

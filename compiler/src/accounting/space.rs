@@ -1,0 +1,174 @@
+//! Which positions of a feature map hold equal values, for any input, weights and t: per axis,
+//! a class per row and per column, such that the value at `(y, x)` (in every channel and
+//! sample) is a function of the row's class and the column's class. A map whose rows share one
+//! class and whose columns share one class is constant over H, W, and so is every change of it.
+//! In: a node and its inputs' classes; out: the node's classes.
+//!
+//! The classes are separable because every op acts on the two axes independently: a
+//! convolution's output at `(y, x)` depends on the sequences of classes its taps read along each
+//! axis (zero padding is a class of its own, holding 0), an average pool's on the multisets it
+//! averages, an up-sampling's on the source row and column; per-position and per-channel ops
+//! (activations, norms, scale-shifts, offsets, attention, whose context is the same for every
+//! position) keep them; a sum or concatenation is equal where all its inputs are.
+
+use super::state::spatial;
+use crate::ir::{InjectMode, Node, Op, TimeChannel};
+use std::collections::HashMap;
+
+/// Zero padding: a class of its own (the value 0).
+const PAD: u32 = u32::MAX;
+
+/// The classes of a node's rows and columns.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Classes {
+    rows: Vec<u32>,
+    cols: Vec<u32>,
+}
+
+/// Numbers keys by first appearance: equal keys, equal classes.
+fn canon<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> Vec<u32> {
+    let mut ids: HashMap<K, u32> = HashMap::new();
+    keys.map(|k| {
+        let next = ids.len() as u32;
+        *ids.entry(k).or_insert(next)
+    })
+    .collect()
+}
+
+fn at(cls: &[u32], i: isize) -> u32 {
+    if i < 0 || i as usize >= cls.len() {
+        PAD
+    } else {
+        cls[i as usize]
+    }
+}
+
+/// A convolution along one axis: the ordered classes its `k` taps read.
+fn conv_axis(cls: &[u32], k: usize, s: usize, p: usize, n_out: usize) -> Vec<u32> {
+    canon((0..n_out).map(|q| {
+        (0..k)
+            .map(|d| at(cls, (q * s + d) as isize - p as isize))
+            .collect::<Vec<u32>>()
+    }))
+}
+
+/// An average pool along one axis: the multiset of classes in its window.
+fn pool_axis(cls: &[u32], k: usize, s: usize, n_out: usize) -> Vec<u32> {
+    canon((0..n_out).map(|q| {
+        let mut w: Vec<u32> = (0..k).map(|d| at(cls, (q * s + d) as isize)).collect();
+        w.sort_unstable();
+        w
+    }))
+}
+
+impl Classes {
+    /// Every position its own class (nothing is known).
+    fn distinct(h: usize, w: usize) -> Self {
+        Classes {
+            rows: (0..h as u32).collect(),
+            cols: (0..w as u32).collect(),
+        }
+    }
+
+    /// One class (a value constant over the map).
+    fn same(h: usize, w: usize) -> Self {
+        Classes {
+            rows: vec![0; h],
+            cols: vec![0; w],
+        }
+    }
+
+    /// Whether the value is constant over H, W.
+    pub(super) fn flat(&self) -> bool {
+        let one = |v: &[u32]| v.iter().all(|&c| c == v[0]);
+        one(&self.rows) && one(&self.cols)
+    }
+
+    /// The classes of node `n`, from its inputs' (`input(k)`: `None` for a non-image input).
+    pub(super) fn of<'a>(n: &Node, input: impl Fn(usize) -> Option<&'a Classes>) -> Classes {
+        let (_, h, w) = spatial(&n.shape);
+        let fits = |c: &Classes| c.rows.len() == h && c.cols.len() == w;
+        // What an op that keeps positions apart leaves (its first input's classes).
+        let keep = || match input(0) {
+            Some(c) if fits(c) => c.clone(),
+            _ => Classes::distinct(h, w),
+        };
+        match &n.op {
+            Op::Input | Op::Ode { .. } => Classes::distinct(h, w),
+            Op::Conv {
+                k,
+                stride,
+                pad,
+                time,
+                ..
+            } => match input(0) {
+                Some(c) if *time != TimeChannel::Positional => Classes {
+                    rows: conv_axis(&c.rows, *k, *stride, *pad, h),
+                    cols: conv_axis(&c.cols, *k, *stride, *pad, w),
+                },
+                _ => Classes::distinct(h, w),
+            },
+            Op::AvgPool { k, stride } => match input(0) {
+                Some(c) => Classes {
+                    rows: pool_axis(&c.rows, *k, *stride, h),
+                    cols: pool_axis(&c.cols, *k, *stride, w),
+                },
+                None => Classes::distinct(h, w),
+            },
+            Op::Upsample { factor } => match input(0) {
+                Some(c) => {
+                    let up = |v: &[u32], n: usize| -> Vec<u32> {
+                        (0..n)
+                            .map(|q| at(v, (q / (*factor).max(1)) as isize))
+                            .collect()
+                    };
+                    Classes {
+                        rows: canon(up(&c.rows, h).into_iter()),
+                        cols: canon(up(&c.cols, w).into_iter()),
+                    }
+                }
+                None => Classes::distinct(h, w),
+            },
+            Op::Pad { before, .. } => match input(0) {
+                Some(c) => {
+                    let pad = |v: &[u32], n: usize| -> Vec<u32> {
+                        canon((0..n).map(|q| at(v, q as isize - *before as isize)))
+                    };
+                    Classes {
+                        rows: pad(&c.rows, h),
+                        cols: pad(&c.cols, w),
+                    }
+                }
+                None => Classes::distinct(h, w),
+            },
+            Op::Inject {
+                mode: InjectMode::Positional,
+                ..
+            } => Classes::distinct(h, w),
+            Op::Act { .. }
+            | Op::Dropout { .. }
+            | Op::Norm { .. }
+            | Op::ScaleShift { .. }
+            | Op::Inject { .. }
+            | Op::Attention { .. } => keep(),
+            Op::Add | Op::Concat => {
+                // Equal where every image input is; a vector input is the same everywhere.
+                let ins: Vec<&Classes> = (0..n.inputs.len())
+                    .filter_map(&input)
+                    .filter(|c| fits(c))
+                    .collect();
+                Classes {
+                    rows: canon((0..h).map(|y| ins.iter().map(|c| c.rows[y]).collect::<Vec<_>>())),
+                    cols: canon((0..w).map(|x| ins.iter().map(|c| c.cols[x]).collect::<Vec<_>>())),
+                }
+            }
+            // Vectors and 1 x 1 maps.
+            Op::Time
+            | Op::Sinusoidal { .. }
+            | Op::LearnedTime { .. }
+            | Op::Linear { .. }
+            | Op::Flatten
+            | Op::GlobalAvgPool => Classes::same(h, w),
+        }
+    }
+}
