@@ -111,6 +111,21 @@ fn convs_norms_concat_time_and_heads() {
     );
 }
 
+/// Per-position layer norms (the permute to rows of C and back is on the tape). The last one
+/// normalizes 3 channels: over 2 it outputs ±1 up to eps, a step no finite difference follows.
+#[test]
+fn layer_norm_over_each_positions_channels() {
+    check(
+        "model p { input x: image[2, 5, 3]  time t: step(100), per_sample
+            embed e = sinusoidal(8) | linear(6)
+            h = x | conv3(4) | layer(over = channels) | silu
+            h = h + inject(e) | layer(over = channels, affine = false, eps = 1e-3) | tanh
+            return h | conv1(3) | layer(over = channels) }",
+        2,
+        vec![10.0, 70.0],
+    );
+}
+
 #[test]
 fn injections_scale_shift_and_attention() {
     check(
