@@ -14,6 +14,7 @@
 use super::state::spatial;
 use crate::ir::{InjectMode, Node, Op, TimeChannel};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Zero padding: a class of its own (the value 0).
 const PAD: u32 = u32::MAX;
@@ -21,8 +22,9 @@ const PAD: u32 = u32::MAX;
 /// The classes of a node's rows and columns.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Classes {
-    rows: Vec<u32>,
-    cols: Vec<u32>,
+    // Shared: most ops pass their input's classes on unchanged.
+    rows: Rc<Vec<u32>>,
+    cols: Rc<Vec<u32>>,
 }
 
 /// Numbers keys by first appearance: equal keys, equal classes.
@@ -43,8 +45,32 @@ fn at(cls: &[u32], i: isize) -> u32 {
     }
 }
 
+/// Whether every position is its own class (numbered in order, as [`canon`] numbers them).
+fn distinct(cls: &[u32]) -> bool {
+    cls.iter().enumerate().all(|(i, &c)| c as usize == i)
+}
+
 /// A convolution along one axis: the ordered classes its `k` taps read.
 fn conv_axis(cls: &[u32], k: usize, s: usize, p: usize, n_out: usize) -> Vec<u32> {
+    if distinct(cls) {
+        // Windows of distinct positions differ unless both read only padding.
+        let n = cls.len();
+        let (mut next, mut blind) = (0u32, None);
+        return (0..n_out)
+            .map(|q| {
+                let lo = q * s;
+                if lo + k <= p || lo >= p + n {
+                    *blind.get_or_insert_with(|| {
+                        next += 1;
+                        next - 1
+                    })
+                } else {
+                    next += 1;
+                    next - 1
+                }
+            })
+            .collect();
+    }
     canon((0..n_out).map(|q| {
         (0..k)
             .map(|d| at(cls, (q * s + d) as isize - p as isize))
@@ -54,6 +80,10 @@ fn conv_axis(cls: &[u32], k: usize, s: usize, p: usize, n_out: usize) -> Vec<u32
 
 /// An average pool along one axis: the multiset of classes in its window.
 fn pool_axis(cls: &[u32], k: usize, s: usize, n_out: usize) -> Vec<u32> {
+    if distinct(cls) && (n_out.saturating_sub(1)) * s + k <= cls.len() {
+        // Windows inside the map, of distinct positions: different windows, different sets.
+        return (0..n_out as u32).collect();
+    }
     canon((0..n_out).map(|q| {
         let mut w: Vec<u32> = (0..k).map(|d| at(cls, (q * s + d) as isize)).collect();
         w.sort_unstable();
@@ -65,16 +95,16 @@ impl Classes {
     /// Every position its own class (nothing is known).
     fn distinct(h: usize, w: usize) -> Self {
         Classes {
-            rows: (0..h as u32).collect(),
-            cols: (0..w as u32).collect(),
+            rows: Rc::new((0..h as u32).collect()),
+            cols: Rc::new((0..w as u32).collect()),
         }
     }
 
     /// One class (a value constant over the map).
     fn same(h: usize, w: usize) -> Self {
         Classes {
-            rows: vec![0; h],
-            cols: vec![0; w],
+            rows: Rc::new(vec![0; h]),
+            cols: Rc::new(vec![0; w]),
         }
     }
 
@@ -103,15 +133,15 @@ impl Classes {
                 ..
             } => match input(0) {
                 Some(c) if *time != TimeChannel::Positional => Classes {
-                    rows: conv_axis(&c.rows, *k, *stride, *pad, h),
-                    cols: conv_axis(&c.cols, *k, *stride, *pad, w),
+                    rows: Rc::new(conv_axis(&c.rows, *k, *stride, *pad, h)),
+                    cols: Rc::new(conv_axis(&c.cols, *k, *stride, *pad, w)),
                 },
                 _ => Classes::distinct(h, w),
             },
             Op::AvgPool { k, stride } => match input(0) {
                 Some(c) => Classes {
-                    rows: pool_axis(&c.rows, *k, *stride, h),
-                    cols: pool_axis(&c.cols, *k, *stride, w),
+                    rows: Rc::new(pool_axis(&c.rows, *k, *stride, h)),
+                    cols: Rc::new(pool_axis(&c.cols, *k, *stride, w)),
                 },
                 None => Classes::distinct(h, w),
             },
@@ -123,8 +153,8 @@ impl Classes {
                             .collect()
                     };
                     Classes {
-                        rows: canon(up(&c.rows, h).into_iter()),
-                        cols: canon(up(&c.cols, w).into_iter()),
+                        rows: Rc::new(canon(up(&c.rows, h).into_iter())),
+                        cols: Rc::new(canon(up(&c.cols, w).into_iter())),
                     }
                 }
                 None => Classes::distinct(h, w),
@@ -135,8 +165,8 @@ impl Classes {
                         canon((0..n).map(|q| at(v, q as isize - *before as isize)))
                     };
                     Classes {
-                        rows: pad(&c.rows, h),
-                        cols: pad(&c.cols, w),
+                        rows: Rc::new(pad(&c.rows, h)),
+                        cols: Rc::new(pad(&c.cols, w)),
                     }
                 }
                 None => Classes::distinct(h, w),
@@ -157,9 +187,21 @@ impl Classes {
                     .filter_map(&input)
                     .filter(|c| fits(c))
                     .collect();
+                // Most sums add maps of the same classes (a residual): those pass on.
+                let axis = |get: fn(&Classes) -> &Rc<Vec<u32>>, n: usize| -> Rc<Vec<u32>> {
+                    match ins.first() {
+                        None => Rc::new(vec![0; n]),
+                        Some(first) if ins.iter().all(|c| get(c) == get(first)) => {
+                            get(first).clone()
+                        }
+                        Some(_) => Rc::new(canon(
+                            (0..n).map(|i| ins.iter().map(|c| get(c)[i]).collect::<Vec<_>>()),
+                        )),
+                    }
+                };
                 Classes {
-                    rows: canon((0..h).map(|y| ins.iter().map(|c| c.rows[y]).collect::<Vec<_>>())),
-                    cols: canon((0..w).map(|x| ins.iter().map(|c| c.cols[x]).collect::<Vec<_>>())),
+                    rows: axis(|c| &c.rows, h),
+                    cols: axis(|c| &c.cols, w),
                 }
             }
             // Vectors and 1 x 1 maps.
@@ -169,6 +211,45 @@ impl Classes {
             | Op::Linear { .. }
             | Op::Flatten
             | Op::GlobalAvgPool => Classes::same(h, w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts for maps of distinct positions number classes as the general rule does.
+    #[test]
+    fn shortcuts_agree_with_the_tap_sequences() {
+        for n in 1..9usize {
+            let cls: Vec<u32> = (0..n as u32).collect();
+            for k in 1..6 {
+                for s in 1..4 {
+                    for p in 0..4 {
+                        let n_out = (n + 2 * p).saturating_sub(k) / s + 1;
+                        if n + 2 * p < k {
+                            continue;
+                        }
+                        let slow = canon((0..n_out).map(|q| {
+                            (0..k)
+                                .map(|d| at(&cls, (q * s + d) as isize - p as isize))
+                                .collect::<Vec<u32>>()
+                        }));
+                        assert_eq!(conv_axis(&cls, k, s, p, n_out), slow, "{n} {k} {s} {p}");
+                    }
+                    if k <= n {
+                        let n_out = (n - k) / s + 1;
+                        let slow = canon((0..n_out).map(|q| {
+                            let mut w: Vec<u32> =
+                                (0..k).map(|d| at(&cls, (q * s + d) as isize)).collect();
+                            w.sort_unstable();
+                            w
+                        }));
+                        assert_eq!(pool_axis(&cls, k, s, n_out), slow, "{n} {k} {s}");
+                    }
+                }
+            }
         }
     }
 }
