@@ -44,8 +44,7 @@ use crate::ir::*;
 use cov::Cov;
 use parts::*;
 use serde::Serialize;
-use state::spatial;
-use state::{Centered, NormInput};
+use state::{pool_tiles, spatial, Centered, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 
 /// How the time signal entered the feature path at an origin.
@@ -299,14 +298,7 @@ impl Acc {
                 }),
                 // Zeros keep a mean-free map mean-free.
                 Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } => fin,
-                Op::AvgPool { k, stride } => {
-                    let (_, hi, wi) = n
-                        .inputs
-                        .first()
-                        .map(|&i| spatial(&g.nodes[i].shape))
-                        .unwrap_or((0, 0, 0));
-                    fin.filter(|_| stride == k && hi % k == 0 && wi % k == 0)
-                }
+                Op::AvgPool { k, stride } => fin.filter(|_| pool_tiles(n, g, *k, *stride)),
                 _ => None,
             };
             // A conv that sees only padding outputs its bias: constant everywhere.
@@ -572,7 +564,7 @@ impl Acc {
             Op::AvgPool { k, stride } => {
                 // Windows that tile the map exactly keep every channel's spatial mean.
                 let (_, h, w) = spatial(&in_shape(0));
-                let tiles = stride == k && h % k == 0 && w % k == 0;
+                let tiles = pool_tiles(n, g, *k, *stride);
                 // One window over the whole map: a change mean-free per channel averages to 0.
                 let whole = *k == h && *k == w;
                 for p in input(0).parts() {

@@ -4,8 +4,7 @@
 //! and predictions.
 
 use super::cov::Cov;
-use super::state::spatial;
-use super::state::{Centered, Lin, OriginVerdict, Part, Prediction, Sig};
+use super::state::{pool_tiles, Centered, Lin, OriginVerdict, Part, Prediction, Sig};
 use crate::ir::{Graph, Node, NodeId, NormKind, Op};
 
 pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
@@ -323,14 +322,7 @@ pub(super) fn keeps_scaled_mean_free(n: &Node, g: &Graph) -> bool {
         | Op::Add
         | Op::Inject { .. } => true,
         Op::Conv { k, stride, pad, .. } => *k == 1 && *stride == 1 && *pad == 0,
-        Op::AvgPool { k, stride } => {
-            let (_, h, w) = n
-                .inputs
-                .first()
-                .map(|&i| spatial(&g.nodes[i].shape))
-                .unwrap_or((0, 0, 0));
-            stride == k && h % k == 0 && w % k == 0
-        }
+        Op::AvgPool { k, stride } => pool_tiles(n, g, *k, *stride),
         _ => false,
     }
 }

@@ -2,7 +2,7 @@
 //! of at a node ([`Part`]), and what the accounting says survives a norm ([`Prediction`]).
 
 use super::cov::Cov;
-use crate::ir::{NodeId, Shape};
+use crate::ir::{Graph, Node, NodeId, Shape};
 use serde::Serialize;
 
 /// What the accounting says about a surviving fraction.
@@ -138,4 +138,15 @@ pub(super) fn spatial(s: &Shape) -> (usize, usize, usize) {
         Shape::Vector { d } => (d, 1, 1),
         Shape::Time => (1, 1, 1),
     }
+}
+
+/// Whether average-pool node `n` (window `k`, stride `stride`) tiles its input map exactly:
+/// then every channel's spatial mean is kept, and whatever is mean-free stays so.
+pub(super) fn pool_tiles(n: &Node, g: &Graph, k: usize, stride: usize) -> bool {
+    let (_, h, w) = n
+        .inputs
+        .first()
+        .map(|&i| spatial(&g.nodes[i].shape))
+        .unwrap_or((0, 0, 0));
+    stride == k && h % k == 0 && w % k == 0
 }
