@@ -204,146 +204,66 @@ fn t_quantile(dof: usize) -> f64 {
     4.89 + x * (5.16 - 4.89)
 }
 
-/// Units and replicate blocks of a norm over `[B, C, H, W]`.
-fn channels_per_unit(kind: NormKind, c: usize) -> usize {
+/// The reduction units of a norm over `[B, C, H, W]`, each as the flat indices of its values:
+/// BatchNorm one per channel over (B, H, W); the per-position layer norm one per sample and
+/// position over C; the others one per sample and group of channels over (group, H, W).
+fn units(kind: NormKind, [bs, c, h, w]: [usize; 4]) -> Vec<Vec<usize>> {
+    let hw = h * w;
+    let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
     match kind {
-        NormKind::Batch | NormKind::Instance => 1,
-        NormKind::Group { groups } => (c / groups.max(1)).max(1),
-        NormKind::Layer | NormKind::PerPosition => c,
+        NormKind::Batch => (0..c)
+            .map(|ci| {
+                (0..bs)
+                    .flat_map(|bi| (0..hw).map(move |p| idx(bi, ci, p)))
+                    .collect()
+            })
+            .collect(),
+        NormKind::PerPosition => (0..bs)
+            .flat_map(|bi| (0..hw).map(move |p| (bi, p)))
+            .map(|(bi, p)| (0..c).map(|ci| idx(bi, ci, p)).collect())
+            .collect(),
+        _ => {
+            let m = match kind {
+                NormKind::Group { groups } => (c / groups.max(1)).max(1),
+                NormKind::Instance => 1,
+                _ => c.max(1),
+            };
+            (0..bs)
+                .flat_map(|bi| (0..c / m).map(move |g| (bi, g)))
+                .map(|(bi, g)| {
+                    (g * m..g * m + m)
+                        .flat_map(|ci| (0..hw).map(move |p| idx(bi, ci, p)))
+                        .collect()
+                })
+                .collect()
+        }
     }
 }
 
-/// [`accumulate`] for a layer norm over each position's `C` channels: one unit per sample and
-/// position.
-fn accumulate_per_position(stat: &mut Stat, seed: u64, a: &Rec, b: &Rec) {
-    let [bs, c, h, w] = a.shape;
-    let hw = h * w;
-    let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
-    let d = |i: usize| (b.input[i] - a.input[i]) as f64;
-    stat.base += a.input.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
-    let (mut num, mut den) = (0.0, 0.0);
-    for bi in 0..bs {
-        for p in 0..hw {
-            let mean = (0..c).map(|ci| d(idx(bi, ci, p))).sum::<f64>() / c.max(1) as f64;
-            for ci in 0..c {
-                let v = d(idx(bi, ci, p));
-                num += (v - mean).powi(2);
-                den += v * v;
-            }
-        }
-    }
-    stat.add(seed, num, den);
-    if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
-        for bi in 0..bs {
-            for p in 0..hw {
-                let x = |ci: usize| a.input[idx(bi, ci, p)] as f64;
-                let mean = (0..c).map(x).sum::<f64>() / c.max(1) as f64;
-                let var = (0..c).map(|ci| (x(ci) - mean).powi(2)).sum::<f64>() / c.max(1) as f64;
-                let sigma = var.sqrt();
-                for ci in 0..c {
-                    let i = idx(bi, ci, p);
-                    stat.out_num += ((ob[i] - oa[i]) as f64 * sigma).powi(2);
-                }
-            }
-        }
-    }
+/// The mean of `v` over a unit and the sum of squares about it.
+fn mean_and_spread(unit: &[usize], v: impl Fn(usize) -> f64) -> (f64, f64) {
+    let n = unit.len().max(1) as f64;
+    let mean = unit.iter().map(|&i| v(i)).sum::<f64>() / n;
+    (mean, unit.iter().map(|&i| (v(i) - mean).powi(2)).sum())
 }
 
 /// Adds one run's replicates: `a` the reference input, `b` the changed one.
 fn accumulate(stat: &mut Stat, seed: u64, kind: NormKind, a: &Rec, b: &Rec) {
-    if matches!(kind, NormKind::PerPosition) {
-        return accumulate_per_position(stat, seed, a, b);
-    }
-    let [bs, c, h, w] = a.shape;
-    let hw = h * w;
-    let m = channels_per_unit(kind, c);
-    let idx = |bi: usize, ci: usize, p: usize| (bi * c + ci) * hw + p;
     let d = |i: usize| (b.input[i] - a.input[i]) as f64;
     stat.base += a.input.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
-    let blocks = if matches!(kind, NormKind::Batch) {
-        c
-    } else {
-        c / m
-    };
-    for blk in 0..blocks {
-        let (c0, c1) = if matches!(kind, NormKind::Batch) {
-            (blk, blk + 1)
-        } else {
-            (blk * m, blk * m + m)
-        };
-        let (mut num, mut den) = (0.0, 0.0);
-        if matches!(kind, NormKind::Batch) {
-            let n = (bs * hw) as f64;
-            let mean: f64 = (0..bs)
-                .flat_map(|bi| (0..hw).map(move |p| (bi, p)))
-                .map(|(bi, p)| d(idx(bi, c0, p)))
-                .sum::<f64>()
-                / n;
-            for bi in 0..bs {
-                for p in 0..hw {
-                    let v = d(idx(bi, c0, p));
-                    num += (v - mean).powi(2);
-                    den += v * v;
-                }
-            }
-        } else {
-            let n = ((c1 - c0) * hw) as f64;
-            for bi in 0..bs {
-                let mean: f64 = (c0..c1)
-                    .flat_map(|ci| (0..hw).map(move |p| (ci, p)))
-                    .map(|(ci, p)| d(idx(bi, ci, p)))
-                    .sum::<f64>()
-                    / n;
-                for ci in c0..c1 {
-                    for p in 0..hw {
-                        let v = d(idx(bi, ci, p));
-                        num += (v - mean).powi(2);
-                        den += v * v;
-                    }
-                }
-            }
-        }
+    for unit in units(kind, a.shape) {
+        let (_, num) = mean_and_spread(&unit, d);
+        let den: f64 = unit.iter().map(|&i| d(i).powi(2)).sum();
         stat.add(seed, num, den);
-    }
-    // The norm's actual output change, scaled back by each unit's σ (γ = 1 at init).
-    if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
-        for bi in 0..bs {
-            for ci in 0..c {
-                let sigma = unit_sigma(kind, a, bi, ci, m);
-                for p in 0..hw {
-                    let i = idx(bi, ci, p);
-                    stat.out_num += ((ob[i] - oa[i]) as f64 * sigma).powi(2);
-                }
+        // The norm's actual output change, scaled back by the unit's σ (γ = 1 at init).
+        if let (Some(oa), Some(ob)) = (&a.output, &b.output) {
+            let (_, ss) = mean_and_spread(&unit, |i| a.input[i] as f64);
+            let sigma = (ss / unit.len().max(1) as f64).sqrt();
+            for &i in &unit {
+                stat.out_num += ((ob[i] - oa[i]) as f64 * sigma).powi(2);
             }
         }
     }
-}
-
-fn unit_sigma(kind: NormKind, a: &Rec, bi: usize, ci: usize, m: usize) -> f64 {
-    let [bs, c, h, w] = a.shape;
-    let hw = h * w;
-    let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
-    let mut add = |v: f64| {
-        s += v;
-        s2 += v * v;
-        n += 1.0;
-    };
-    if matches!(kind, NormKind::Batch) {
-        for b in 0..bs {
-            for p in 0..hw {
-                add(a.input[(b * c + ci) * hw + p] as f64);
-            }
-        }
-    } else {
-        let g0 = ci / m * m;
-        for cc in g0..(g0 + m).min(c) {
-            for p in 0..hw {
-                add(a.input[(bi * c + cc) * hw + p] as f64);
-            }
-        }
-    }
-    let mean = s / n.max(1.0);
-    (s2 / n.max(1.0) - mean * mean).max(0.0).sqrt()
 }
 
 /// Judges one comparison.
