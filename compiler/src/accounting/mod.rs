@@ -46,6 +46,7 @@ use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, spatial, Centered, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
+use std::borrow::Cow;
 
 /// How the time signal entered the feature path at an origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -313,18 +314,8 @@ impl Acc {
                 }
                 _ => false,
             };
-            let fs = h * w == 1
-                || blind
-                || match &n.op {
-                    Op::Input | Op::Time | Op::Sinusoidal { .. } | Op::LearnedTime { .. } => false,
-                    Op::Conv { pad, time, .. } => {
-                        *pad == 0 && inp(0) && *time != TimeChannel::Positional
-                    }
-                    Op::Inject { mode, .. } => *mode == InjectMode::Offset && inp(0),
-                    Op::Add | Op::Concat => (0..n.inputs.len()).all(inp),
-                    Op::Ode { .. } | Op::Pad { .. } => false,
-                    _ => inp(0),
-                };
+            // Constant over H, W whatever the positions' classes say (below, they say the rest).
+            let fs = h * w == 1 || blind;
             // Whether the value is constant over samples and space too (a norm's output β when
             // every unit it normalized was constant): later norms then see f32 rounding only.
             let call = |k: usize| n.inputs.get(k).map(|&i| const_all[i]).unwrap_or(false);
@@ -371,14 +362,14 @@ impl Acc {
             // A conv of zeros outputs its bias everywhere, padding or not.
             let conv_of_zero =
                 matches!(n.op, Op::Conv { time, .. } if time == TimeChannel::None) && zin(0);
-            let cls = space::Classes::of(n, |k| {
+            let mut cls = space::Classes::of(n, |k| {
                 let i = *n.inputs.get(k)?;
                 matches!(g.nodes[i].shape, Shape::Image { .. }).then(|| &classes[i])
             });
-            let (fs, ca) = (
-                fs || z || conv_of_zero || cls.flat(),
-                ca || z || conv_of_zero,
-            );
+            if fs || z || conv_of_zero {
+                cls = space::Classes::same(h, w);
+            }
+            let (fs, ca) = (cls.flat(), ca || z || conv_of_zero);
             let xf = ca
                 || match &n.op {
                     Op::Input => false,
@@ -574,11 +565,11 @@ impl Acc {
                     let Some(p) = (if whole {
                         pooled_whole(p)
                     } else {
-                        Some(p.clone())
+                        Some(Cow::Borrowed(p))
                     }) else {
                         continue;
                     };
-                    let p = &p;
+                    let p = &*p;
                     out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
                         cov: l.cov.pool(*k, *stride, (h_out, w_out)),
                         ..l.clone()
@@ -587,7 +578,7 @@ impl Acc {
             }
             Op::GlobalAvgPool => {
                 for p in input(0).parts().iter().filter_map(pooled_whole) {
-                    let p = &p;
+                    let p = &*p;
                     match p.centered {
                         // Mean-free over H, W per sample and channel: the average is exactly 0.
                         Some(c) if c.m == 1 => {}

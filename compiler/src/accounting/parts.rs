@@ -6,6 +6,7 @@
 use super::cov::Cov;
 use super::state::{pool_tiles, Centered, Lin, OriginVerdict, Part, Prediction, Sig};
 use crate::ir::{Graph, Node, NodeId, NormKind, Op};
+use std::borrow::Cow;
 
 pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
     let hw = l.cov.h * l.cov.w;
@@ -329,15 +330,18 @@ pub(super) fn keeps_scaled_mean_free(n: &Node, g: &Graph) -> bool {
 
 /// The part an average over whole maps leaves of `p`: a feature-shaped change mean-free per
 /// channel averages to zero, leaving the exact linear part (the same for every sample).
-pub(super) fn pooled_whole(p: &Part) -> Option<Part> {
+/// Most parts pass as they are (borrowed: the pool's own transfer copies them).
+pub(super) fn pooled_whole(p: &Part) -> Option<Cow<'_, Part>> {
     if !(p.scaled_mean_free && p.inexact.is_some() && !p.alive) {
-        return Some(p.clone());
+        return Some(Cow::Borrowed(p));
     }
-    p.lin.as_ref().map(|_| Part {
-        inexact: None,
-        input_free: true,
-        flat: true,
-        scaled_mean_free: false,
-        ..p.clone()
+    p.lin.as_ref().map(|_| {
+        Cow::Owned(Part {
+            inexact: None,
+            input_free: true,
+            flat: true,
+            scaled_mean_free: false,
+            ..p.clone()
+        })
     })
 }

@@ -2,7 +2,9 @@
 //! a class per row and per column, such that the value at `(y, x)` (in every channel and
 //! sample) is a function of the row's class and the column's class. A map whose rows share one
 //! class and whose columns share one class is constant over H, W, and so is every change of it.
-//! In: a node and its inputs' classes; out: the node's classes.
+//! In: a node and its inputs' classes; out: the node's classes. The accounting's "constant
+//! over H, W" (`flat_space`) is [`Classes::flat`], with what the values alone show (zeros, a
+//! convolution that sees only padding) made one class.
 //!
 //! The classes are separable because every op acts on the two axes independently: a
 //! convolution's output at `(y, x)` depends on the sequences of classes its taps read along each
@@ -101,7 +103,7 @@ impl Classes {
     }
 
     /// One class (a value constant over the map).
-    fn same(h: usize, w: usize) -> Self {
+    pub(super) fn same(h: usize, w: usize) -> Self {
         Classes {
             rows: Rc::new(vec![0; h]),
             cols: Rc::new(vec![0; w]),
