@@ -1,7 +1,7 @@
 //! Normalizations: `group(G)` / `group(per_group = m)` / `group(G, min_per_group = m)` (each
-//! with an optional `eps`),
-//! `batch`, `instance`, `layer` / `layer(over = channels)`, and the model's default `norm = ...` (same parser); the group
-//! count resolved for the channels that arrive, with a divisibility error that proposes one.
+//! with an optional `eps`), `batch`, `instance`, `layer` / `layer(over = channels)`, and the
+//! model's default `norm = ...` (same parser); the group count resolved for the channels that
+//! arrive, with a divisibility error that proposes one.
 
 use super::builder::Layer;
 use crate::ast::{Expr, ExprKind, Span};
@@ -49,7 +49,7 @@ impl<'a> Sema<'a> {
         };
         match word {
             "batch" | "instance" | "layer" => {
-                let opts = match call {
+                let (opts, per_position) = match call {
                     Some(c) => {
                         if let Some(a) = c.args.iter().find(|a| a.name.is_none()) {
                             let takes = if word == "layer" {
@@ -87,7 +87,6 @@ impl<'a> Sema<'a> {
                         false,
                     ),
                 };
-                let (opts, per_position) = opts;
                 Some(match word {
                     "batch" => NormSpec::Batch(opts),
                     "instance" => NormSpec::Instance(opts),
