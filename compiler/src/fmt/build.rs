@@ -266,6 +266,7 @@ impl<'a> Builder<'a> {
 
     fn stmt(&mut self, p: P, pad: Option<usize>) -> Doc {
         let end = p.as_span().end();
+        let first = self.pos;
         let mut v = Vec::new();
         for inner in p.into_inner() {
             if inner.as_rule() == Rule::attr {
@@ -279,8 +280,9 @@ impl<'a> Builder<'a> {
             && self.toks[self.pos].text == ";"
             && self.toks[self.pos].start < end;
         if semicolon {
-            // Without it, a next statement starting with `(` would continue this one.
-            let keep = self.peek(1) == Some("(");
+            // Without it, a next statement starting with `(` would continue this one, and so
+            // would any after a lone word (`task; classify(...)` is not `task classify(...)`).
+            let keep = self.peek(1) == Some("(") || self.pos == first + 1;
             v.push(self.take_as(";", if keep { ";" } else { "" }));
         }
         Doc::Seq(v)

@@ -154,6 +154,16 @@ model m {
         assert_eq!(fmt(want), want);
     }
 
+    /// A `;` after a lone word stays: without it the next statement would continue it (the
+    /// property test found `task; classify(...)` formatted into `task classify(...)`).
+    #[test]
+    fn a_semicolon_after_a_lone_word_is_kept() {
+        let src = "model m {\n    input x: image[1, 4, 4]\n    task; classify(classes = 10)\n}\n";
+        let once = fmt(src);
+        assert!(once.contains("task;"), "{once}");
+        assert_eq!(fmt(&once), once);
+    }
+
     #[test]
     fn breaks_long_pipelines_and_argument_lists() {
         let long = "model m {\n    a = a | norm as norm2 | scale_shift(temb | silu) as emb_layers | silu | dropout(drop) | conv3(out) as conv2\n    train(optimizer = sgd(lr = 0.1, momentum = 0.9), batch = 128, epochs = 160, schedule = step([60, 100, 140], gamma = 0.1))\n}\n";
