@@ -8,6 +8,7 @@ OUTDIR/reference.safetensors (y); prints the parameter count.
 """
 
 import json
+import math
 import sys
 
 import torch
@@ -32,6 +33,9 @@ def main():
     x = torch.randn(batch, c, s, s)
     steps = config.get("num_train_timesteps") or 1000
     t = torch.randint(0, steps, (batch,)).float()
+    if model.config.time_embedding_type == "fourier":
+        # Noise levels, log-uniform in [0.01, 50] (the Fourier features are of log t).
+        t = torch.empty(batch).uniform_(math.log(0.01), math.log(50.0)).exp()
     with torch.no_grad():
         # A learned time table (nn.Embedding) takes integer steps.
         steps_in = t.long() if model.config.time_embedding_type == "learned" else t

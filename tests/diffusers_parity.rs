@@ -35,6 +35,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("tests/diffusers/relu-grey-16.config.json", None),
     ("tests/diffusers/no-mid-attention-16.config.json", None),
     ("tests/diffusers/learned-16.config.json", None),
+    ("tests/diffusers/fourier-16.config.json", None),
 ];
 
 /// Evaluates the package `tdspec emit` wrote on tdspec-named weights: argv pkg, weights,

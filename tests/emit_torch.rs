@@ -128,7 +128,21 @@ fn parity(py: &str, spec_name: &str, text: &str, dir: &Path, batch: usize) -> Pa
         tdspec_compiler::ir::TimeKind::Steps(n) => {
             (0..batch).map(|i| ((i * 389 + 17) % n) as f32).collect()
         }
-        _ => vec![0.0; batch],
+        // Over the declared range (the lowest value for one t shared by the batch).
+        _ => {
+            let (lo, hi) = model.time.range();
+            let shared = model.time.sharing == tdspec_compiler::ir::Sharing::Shared;
+            (0..batch)
+                .map(|i| {
+                    let f = if shared {
+                        0.0
+                    } else {
+                        (i + 1) as f64 / (batch + 1) as f64
+                    };
+                    (lo + (hi - lo) * f) as f32
+                })
+                .collect()
+        }
     };
     let (y, _) = tdspec_runtime::train::forward(&model, &params, x.clone(), batch, &t)
         .expect("runtime forward");
@@ -188,6 +202,7 @@ fn emitted_pytorch_matches_tdspec() {
         ("adm_cifar10", 2, None),
         ("edm_cifar10", 1, None),
         ("../tests/emit_specs/constructs", 3, None),
+        ("../tests/emit_specs/noise_levels", 3, None),
     ];
     let mut failures = Vec::new();
     for (name, batch, fixed) in specs {

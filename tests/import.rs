@@ -19,6 +19,7 @@ const COUNTS: &[(&str, u64)] = &[
     ("tests/diffusers/relu-grey-16.config.json", 229_906),
     ("tests/diffusers/no-mid-attention-16.config.json", 287_651),
     ("tests/diffusers/learned-16.config.json", 178_449),
+    ("tests/diffusers/fourier-16.config.json", 178_467),
 ];
 
 fn scratch(tag: &str) -> PathBuf {
@@ -87,6 +88,23 @@ fn imported_specs_have_diffusers_counts_and_the_house_layout() {
         "{text}"
     );
     assert!(text.contains("mid_attention = attention(norm = none)"));
+    // Fourier time: noise levels, frozen frequencies of diffusers' scale, the output over t.
+    let (_, text, _) = tdspec(&[
+        "import",
+        "diffusers",
+        "tests/diffusers/fourier-16.config.json",
+    ]);
+    for want in [
+        "time  t: continuous(0.01, 1348), per_sample",
+        "fourier(32, scale = 16)",
+        "divide_by_time = true",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    assert!(
+        !text.contains("task  denoise"),
+        "no step task for noise levels:\n{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -198,9 +216,9 @@ fn unsupported_configs_are_refused_whole_with_the_key() {
             "a \"UNet2DConditionModel\" config: tdspec imports diffusers' UNet2DModel configs",
         ),
         (
-            r#"{"sample_size": 32, "time_embedding_type": "fourier"}"#,
+            r#"{"sample_size": 32, "time_embedding_type": "gaussian"}"#,
             "E401",
-            "`time_embedding_type` = \"fourier\" is not supported",
+            "`time_embedding_type` = \"gaussian\" is not supported",
         ),
         (
             r#"{"sample_size": 32, "layers_per_blok": 2}"#,

@@ -172,7 +172,10 @@ impl Document {
             Some(Def::Time) => {
                 let r = report?;
                 let kind = match r.model.time.kind {
-                    TimeKind::Continuous => "continuous".to_string(),
+                    TimeKind::Continuous => match r.model.time.range {
+                        Some((lo, hi)) => format!("continuous({lo}, {hi})"),
+                        None => "continuous".to_string(),
+                    },
                     TimeKind::Steps(n) => format!("step({n})"),
                 };
                 let sharing = match r.model.time.sharing {

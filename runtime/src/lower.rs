@@ -143,7 +143,12 @@ pub fn run_once<D: Kernels>(m: &ModelIr, dev: &D) -> Result<(Vec<ParamInfo>, usi
     let params = Params::init(m, dev, 0);
     let x = dev.zeros_like(&(1usize, m.input.channels, m.input.height, m.input.width));
     let mut ex = Exec::new(&params, false);
-    ex.run(&m.graph, Value::Image(x), &[0.0], NoneTape)?;
+    ex.run(
+        &m.graph,
+        Value::Image(x),
+        &[m.time.range().0 as f32],
+        NoneTape,
+    )?;
     let nfe = ex.nfe;
     drop(ex);
     Ok((params.list.into_iter().map(|p| p.info).collect(), nfe))

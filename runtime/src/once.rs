@@ -62,12 +62,18 @@ pub fn run_once(
     for &v in t {
         let ok = match m.time.kind {
             TimeKind::Steps(n) => v.fract() == 0.0 && v >= 0.0 && (v as usize) < n,
-            TimeKind::Continuous => v.is_finite(),
+            TimeKind::Continuous => match m.time.range {
+                Some((lo, hi)) => (lo as f32..=hi as f32).contains(&v),
+                None => v.is_finite(),
+            },
         };
         if !ok {
             let range = match m.time.kind {
                 TimeKind::Steps(n) => format!("integer steps 0..{n}"),
-                TimeKind::Continuous => "finite values".into(),
+                TimeKind::Continuous => match m.time.range {
+                    Some((lo, hi)) => format!("values in its declared range [{lo}, {hi}]"),
+                    None => "finite values".into(),
+                },
             };
             return Err(bad(format!(
                 "{name}: `t` holds {v}; the model takes {range}"

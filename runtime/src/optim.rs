@@ -6,7 +6,7 @@
 
 use crate::params::Params;
 use dfdx::tensor_ops::Device;
-use tdspec_compiler::ir::{LrSchedule, Optimizer};
+use tdspec_compiler::ir::{LrSchedule, Optimizer, ParamRole};
 
 /// Optimizer state: the settings and one or two moment vectors per parameter.
 #[derive(Clone, Debug)]
@@ -50,6 +50,10 @@ impl Optim {
         self.t += 1;
         let dev = params.dev.clone();
         for (i, p) in params.list.iter_mut().enumerate() {
+            // Fixed random features are part of the model, not of what it learns.
+            if p.info.role == ParamRole::Frozen {
+                continue;
+            }
             let mut w = p.tensor.as_vec();
             let g = &grads[i];
             match self.kind {
@@ -193,6 +197,48 @@ mod tests {
         assert!((lr_at(1.0, 0, &s, 50, 2, 100) - 0.1).abs() < 1e-12);
         assert!((lr_at(1.0, 0, &s, 50, 5, 100) - 0.01).abs() < 1e-12);
         assert!(lr_at(1.0, 0, &LrSchedule::Cosine, 100, 0, 100).abs() < 1e-12);
+    }
+
+    /// Fourier frequencies are drawn once: neither gradients nor weight decay move them,
+    /// while the layers around them learn.
+    #[test]
+    fn frozen_frequencies_stay_put() {
+        let src = "model f { input x: image[1, 4, 4]  time t: continuous(0.1, 1)
+            embed e = fourier(8) | linear(4)
+            h = x | conv3(4)
+            return h + inject(e) }";
+        let m = tdspec_compiler::sema::check_source(src)
+            .expect("checks")
+            .remove(0);
+        let dev = dfdx::tensor::Cpu::default();
+        let mut params = Params::init(&m, &dev, 0);
+        let before: Vec<Vec<f32>> = params.list.iter().map(|p| p.tensor.as_vec()).collect();
+        let grads: Vec<Vec<f32>> = params
+            .list
+            .iter()
+            .map(|p| vec![0.5; p.info.numel()])
+            .collect();
+        for kind in [
+            Optimizer::Adam {
+                lr: 1e-2,
+                beta1: 0.9,
+                beta2: 0.999,
+                weight_decay: 0.1,
+            },
+            Optimizer::Sgd {
+                lr: 1e-2,
+                momentum: 0.9,
+                weight_decay: 0.1,
+            },
+        ] {
+            let mut opt = Optim::new(kind, &params);
+            opt.step(&mut params, &grads, 1e-2);
+        }
+        for (p, b) in params.list.iter().zip(&before) {
+            let same = p.tensor.as_vec() == *b;
+            assert_eq!(same, p.info.role == ParamRole::Frozen, "{}", p.info.name);
+        }
+        assert!(params.list.iter().any(|p| p.info.role == ParamRole::Frozen));
     }
 
     #[test]

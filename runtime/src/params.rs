@@ -65,6 +65,15 @@ impl<D: Device<f32>> Params<D> {
                             .collect()
                     }
                     ParamRole::Table => (0..numel).map(|_| normal(&mut rng) as f32).collect(),
+                    ParamRole::Frozen => {
+                        let scale = match n.op {
+                            Op::Fourier { scale, .. } => scale,
+                            _ => 1.0,
+                        };
+                        (0..numel)
+                            .map(|_| (normal(&mut rng) * scale) as f32)
+                            .collect()
+                    }
                     ParamRole::NormScale => vec![1.0; numel],
                     ParamRole::NormShift => vec![0.0; numel],
                     ParamRole::OperandBias | ParamRole::TimeBias => {

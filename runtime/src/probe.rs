@@ -10,7 +10,7 @@ use crate::survival::{measure, NormMeasure, OriginMeasure, ProbeSettings};
 use crate::RuntimeError;
 use std::path::Path;
 use tdspec_compiler::accounting::{account_with, Prediction};
-use tdspec_compiler::ir::{ModelIr, Op, TimeKind};
+use tdspec_compiler::ir::{ModelIr, Op};
 
 /// Refuses a probe batch that cannot estimate anything (BatchNorm needs two samples).
 pub fn check_batch(batch: usize) -> Result<(), String> {
@@ -50,10 +50,7 @@ pub fn time_range(m: &ModelIr) -> (f64, f64) {
         Op::Ode { t0, t1, .. } => Some((*t0, *t1)),
         _ => None,
     });
-    ode.unwrap_or(match m.time.kind {
-        TimeKind::Steps(n) => (0.0, n.saturating_sub(1) as f64),
-        TimeKind::Continuous => (0.0, 1.0),
-    })
+    ode.unwrap_or(m.time.range())
 }
 
 impl ProbeOptions {

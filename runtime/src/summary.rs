@@ -180,7 +180,10 @@ impl fmt::Display for ModelSummary {
             Sharing::PerSample => "per sample",
         };
         let kind = match self.time.kind {
-            TimeKind::Continuous => "continuous".to_string(),
+            TimeKind::Continuous => match self.time.range {
+                Some((lo, hi)) => format!("continuous in [{lo}, {hi}]"),
+                None => "continuous".to_string(),
+            },
             TimeKind::Steps(n) => format!("{n} integer steps"),
         };
         writeln!(f, "  time input: {} ({kind}, {sharing})", self.time.name)?;

@@ -373,10 +373,7 @@ fn graphs_in_order(g: &Graph, out: &mut Vec<*const Graph>) {
 
 /// The time range of the model's t.
 fn model_range(m: &ModelIr) -> (f64, f64) {
-    match m.time.kind {
-        TimeKind::Steps(n) => (0.0, n.saturating_sub(1) as f64),
-        TimeKind::Continuous => (0.0, 1.0),
-    }
+    m.time.range()
 }
 
 /// Every norm's record of one run, and every node's value.

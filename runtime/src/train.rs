@@ -269,7 +269,8 @@ impl<'a, D: Kernels> Trainer<'a, D> {
                 let (vals, tape) = ex.run(
                     &m.graph,
                     Value::Image(xt),
-                    &vec![0.0; b],
+                    // A classifier's model-level t: the lowest it takes (0 unless declared).
+                    &vec![m.time.range().0 as f32; b],
                     OwnedTape::<f32, D>::default(),
                 )?;
                 let logits = vals[m.output]
@@ -442,7 +443,8 @@ pub fn evaluate<D: Kernels>(
                 let idx: Vec<usize> = (start..(start + bs).min(n)).collect();
                 let (mut x, labels) = crate::data::batch(&data.test, &idx);
                 to_signed(&mut x);
-                let (out, e) = forward(m, params, x, idx.len(), &vec![0.0; idx.len()])?;
+                let t0 = m.time.range().0 as f32;
+                let (out, e) = forward(m, params, x, idx.len(), &vec![t0; idx.len()])?;
                 nfe += e;
                 batches += 1;
                 for (i, &l) in labels.iter().enumerate() {

@@ -6,7 +6,7 @@
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tdspec_compiler::ir::ModelIr;
+use tdspec_compiler::ir::{ModelIr, ParamRole};
 use tdspec_compiler::sema::check_source;
 use tdspec_runtime::exec::{Exec, Value};
 use tdspec_runtime::params::Params;
@@ -71,6 +71,11 @@ fn check(src: &str, b: usize, t: Vec<f32>) {
     for p in &params.list {
         grads.get_or_alloc_mut(&p.tensor).expect("alloc");
         let g = grads.get(&p.tensor).as_vec();
+        // Fixed random features take no gradient (the optimizer leaves them too).
+        if p.info.role == ParamRole::Frozen {
+            assert!(g.iter().all(|v| *v == 0.0), "{}: a gradient", p.info.name);
+            continue;
+        }
         let n = p.info.numel();
         for k in [0, n / 2, n - 1] {
             let mut plus = params.clone();
@@ -123,6 +128,20 @@ fn layer_norm_over_each_positions_channels() {
             return h | conv1(3) | layer(over = channels) }",
         2,
         vec![10.0, 70.0],
+    );
+}
+
+/// Fourier features of log t feed the injections; the output is divided by each sample's t.
+#[test]
+fn fourier_time_and_division_by_t() {
+    check(
+        "model f { input x: image[2, 4, 4]  time t: continuous(0.1, 10), per_sample  norm = group(2)
+            embed e = fourier(8, scale = 2) | linear(6) | silu
+            h = x | conv3(4) | norm | silu
+            h = h + inject(e) | norm | conv1(3)
+            return h | divide_by_time }",
+        3,
+        vec![0.2, 1.5, 7.0],
     );
 }
 

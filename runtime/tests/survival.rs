@@ -109,6 +109,48 @@ fn per_position_layer_norm_and_batch_shared_changes_agree() {
     }
 }
 
+/// Fourier features of log t over declared noise levels drive the injections as a sinusoidal
+/// embedding does (the probe changes t within the declared range); a division by t is alive
+/// into a BatchNorm over samples of different t. Measured.
+#[test]
+fn fourier_time_and_division_by_t_agree() {
+    let spec = |body: &str| {
+        format!(
+            "model m {{ input x: image[4, 8, 8]\n time t: continuous(0.05, 20), per_sample\n embed e = fourier(16) | linear(16)\n {body} }}"
+        )
+    };
+    for (body, expect) in [
+        (
+            "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | group(16) as n",
+            Some(0.75),
+        ),
+        (
+            "h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | instance as n",
+            Some(0.0),
+        ),
+        (
+            "h = x | conv(8, k = 1, pad = 0) | divide_by_time\n return h | batch as n",
+            None,
+        ),
+    ] {
+        let v = probe_to(&spec(body), 32, 0.06);
+        assert!(v.iter().all(|n| n.agree), "{body}\n{}", show(&v));
+        let n = v
+            .iter()
+            .find(|n| n.node == "n")
+            .expect("the norm n is probed");
+        assert_eq!(n.predicted, expect, "{body}");
+        match (n.predicted, n.measured, n.total.tolerance) {
+            (Some(p), Some(f), Some(t)) if p > 0.0 => {
+                assert!((f - p).abs() <= t && t <= 0.08, "{body}: {f} vs {p} ±{t}")
+            }
+            (Some(_), Some(f), _) => assert!(f < 1e-6, "{body}: {f}"),
+            (None, Some(f), _) => assert!(f > 0.1, "{body}: alive, measured {f}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+}
+
 /// The embedding's varying fraction the accounting states, against the runtime's own
 /// `sinusoidal` sampled over the range (the midpoint rule on 20,000 points: its error is far
 /// below the 1e-3 tolerance for these frequencies).

@@ -204,10 +204,18 @@ fn generate(seed: u64) -> String {
     } else {
         "step(1000), per_sample"
     };
-    let embed = if g.chance(0.5) {
+    let mut embed = if g.chance(0.5) {
         "sinusoidal(16) | linear(16)"
     } else {
         "sinusoidal(16) | linear(16) | silu | linear(16)"
+    };
+    // Noise levels with Fourier features of log t, sometimes.
+    let fourier = g.chance(0.25);
+    let time = if fourier {
+        embed = "fourier(16) | linear(16) | silu | linear(16)";
+        "continuous(0.05, 20), per_sample"
+    } else {
+        time
     };
     // Start with a channel-mixing conv so every later op has at least 4 channels.
     let first = g.pick(&[4usize, 8, 16]);
@@ -217,6 +225,9 @@ fn generate(seed: u64) -> String {
     let depth = g.rng.gen_range(8..=14);
     for i in 0..depth {
         g.statement(i);
+    }
+    if fourier && g.chance(0.3) {
+        g.lines.push("h = h | divide_by_time".into());
     }
     let tail = if g.chance(0.15) {
         format!(

@@ -148,15 +148,15 @@ fn walk(g: &Graph, range: TimeRange, out: &mut Vec<EmbeddingVariation>) {
 }
 
 /// Every sinusoidal embedding of `m` with its variation. Model-level continuous time is taken
-/// over [0, 1] (the language has no declared range for it yet); ODE functions see their
+/// over its declared range (`continuous(low, high)`, else [0, 1]); ODE functions see their
 /// integration interval; step time sees its steps.
 pub fn embedding_variation(m: &ModelIr) -> Vec<EmbeddingVariation> {
     let range = match m.time.kind {
         TimeKind::Steps(n) => TimeRange::Steps { n },
-        TimeKind::Continuous => TimeRange::Continuous {
-            low: 0.0,
-            high: 1.0,
-        },
+        TimeKind::Continuous => {
+            let (low, high) = m.time.range();
+            TimeRange::Continuous { low, high }
+        }
     };
     let mut out = Vec::new();
     walk(&m.graph, range, &mut out);

@@ -66,6 +66,8 @@ pub enum OriginKind {
     Add,
     /// An injection whose embedding also depends on the features.
     Feature,
+    /// `divide_by_time`: each sample divided by its t.
+    DivTime,
 }
 
 /// A place where t enters the feature path.
@@ -324,6 +326,7 @@ impl Acc {
                 | Op::Time
                 | Op::Sinusoidal { .. }
                 | Op::LearnedTime { .. }
+                | Op::Fourier { .. }
                 | Op::Ode { .. } => false,
                 Op::Norm { kind, channels, .. } => {
                     let m = kind.channels_per_unit(*channels).max(1);
@@ -334,7 +337,8 @@ impl Acc {
                 Op::Conv { pad, time, .. } => {
                     blind || *pad == 0 && call(0) && *time == TimeChannel::None
                 }
-                Op::Inject { .. } | Op::ScaleShift { .. } | Op::Pad { .. } => false,
+                // Divided by each sample's own t: no longer the same for every sample.
+                Op::Inject { .. } | Op::ScaleShift { .. } | Op::Pad { .. } | Op::DivTime => false,
                 Op::Add | Op::Concat => (0..n.inputs.len()).all(call),
                 // The average over a whole map of a value mean-free per channel (a norm's
                 // output with one channel per unit) is 0: constant up to rounding.
@@ -354,7 +358,11 @@ impl Acc {
                 Op::Norm { .. } => ca,
                 Op::GlobalAvgPool => zin(0) || fin.is_some_and(|c| c.m == 1),
                 Op::AvgPool { .. } => zin(0) || ca && !call(0),
-                Op::Dropout { .. } | Op::Upsample { .. } | Op::Pad { .. } | Op::Flatten => zin(0),
+                Op::Dropout { .. }
+                | Op::Upsample { .. }
+                | Op::Pad { .. }
+                | Op::Flatten
+                | Op::DivTime => zin(0),
                 Op::Act { act } => zin(0) && *act != Act::Softplus,
                 Op::Add | Op::Concat => (0..n.inputs.len()).all(zin),
                 _ => false,
@@ -373,7 +381,10 @@ impl Acc {
             let xf = ca
                 || match &n.op {
                     Op::Input => false,
-                    Op::Time | Op::Sinusoidal { .. } | Op::LearnedTime { .. } => true,
+                    Op::Time
+                    | Op::Sinusoidal { .. }
+                    | Op::LearnedTime { .. }
+                    | Op::Fourier { .. } => true,
                     _ => !n.inputs.is_empty() && n.inputs.iter().all(|&i| x_free[i]),
                 };
             let mut s = self.node(
@@ -774,7 +785,32 @@ impl Acc {
                 out = merge(out, combine_sum);
                 return finish(out);
             }
-            Op::Sinusoidal { .. } | Op::LearnedTime { .. } => {}
+            Op::Sinusoidal { .. } | Op::LearnedTime { .. } | Op::Fourier { .. } => {}
+            Op::DivTime => {
+                // h / t: a change of the features is scaled by each sample's 1/t (the same over
+                // its channels and positions: mean-free per sample stays so, per batch not).
+                for p in input(0).parts() {
+                    let lin = p.lin.as_ref().map(|l| Lin {
+                        scale_known: false,
+                        ..l.clone()
+                    });
+                    out.push(Part {
+                        lin,
+                        centered: p.centered.filter(|c| c.m != 0),
+                        ..p.clone()
+                    });
+                }
+                // The change of t itself gives h·Δ(1/t): along the features, no number stated
+                // (a later per-sample norm's variance normalization would remove it).
+                if matches!(input(1), Sig::TimeOnly { .. })
+                    && !n.inputs.first().is_some_and(|&i| zero[i])
+                {
+                    let o = self.origin(gi, gpath, id, n, OriginKind::DivTime);
+                    out.push(alive_part(o, false));
+                }
+                out = merge(out, combine_sum);
+                return finish(out);
+            }
             Op::Norm { kind, channels, .. } => {
                 let shape = in_shape(0);
                 let fs = n.inputs.first().map(|&i| flat_space[i]).unwrap_or(false);

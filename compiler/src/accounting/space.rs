@@ -181,6 +181,7 @@ impl Classes {
             | Op::Dropout { .. }
             | Op::Norm { .. }
             | Op::ScaleShift { .. }
+            | Op::DivTime
             | Op::Inject { .. }
             | Op::Attention { .. } => keep(),
             Op::Add | Op::Concat => {
@@ -210,6 +211,7 @@ impl Classes {
             Op::Time
             | Op::Sinusoidal { .. }
             | Op::LearnedTime { .. }
+            | Op::Fourier { .. }
             | Op::Linear { .. }
             | Op::Flatten
             | Op::GlobalAvgPool => Classes::same(h, w),

@@ -169,6 +169,8 @@ pub enum InjectionMode {
     PositionalMap,
     /// `scale_shift(e)`.
     ScaleShift,
+    /// `divide_by_time`: each sample divided by its t.
+    DivideByTime,
 }
 
 impl InjectionMode {
@@ -180,6 +182,7 @@ impl InjectionMode {
             InjectionMode::Offset => "additive per-channel offset",
             InjectionMode::PositionalMap => "additive positional map",
             InjectionMode::ScaleShift => "scale-shift after the norm",
+            InjectionMode::DivideByTime => "divided by t",
         }
     }
 }
@@ -352,6 +355,19 @@ pub enum Op {
         steps: usize,
         dim: usize,
     },
+    /// `[B] -> [B, dim]`: Gaussian random Fourier features of `u = log t` (or of `t` when not
+    /// `log`): `sin(2π·w_i·u)` then `cos(2π·w_i·u)` (cosines first if `flip`) for `dim / 2`
+    /// frozen frequencies `w_i ~ N(0, scale²)` (diffusers' `GaussianFourierProjection`, its
+    /// `time_embedding_type = "fourier"`; NCSN++).
+    Fourier {
+        dim: usize,
+        scale: f64,
+        log: bool,
+        flip: bool,
+    },
+    /// inputs `[h, t]`: each sample's value divided by its t (diffusers' Fourier-time UNet
+    /// divides its output by t, the noise level).
+    DivTime,
     /// inputs `[h, e]`: `h + Linear(e)` as a per-channel offset (or positional map).
     Inject {
         mode: InjectMode,
@@ -385,6 +401,8 @@ pub enum ParamRole {
     NormShift,
     /// An embedding table (N(0, 1), as `nn.Embedding`).
     Table,
+    /// Fixed random frequencies (N(0, scale²)): counted, saved and loaded, never trained.
+    Frozen,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -603,6 +621,19 @@ pub struct TimeInfo {
     pub kind: TimeKind,
     pub sharing: Sharing,
     pub span: Span,
+    /// The declared range of continuous time (`continuous(low, high)`); `None`: [0, 1].
+    pub range: Option<(f64, f64)>,
+}
+
+impl TimeInfo {
+    /// The values t takes: `0 ..= n - 1` for step time, the declared range (or [0, 1]) for
+    /// continuous time.
+    pub fn range(&self) -> (f64, f64) {
+        match self.kind {
+            TimeKind::Steps(n) => (0.0, n.saturating_sub(1) as f64),
+            TimeKind::Continuous => self.range.unwrap_or((0.0, 1.0)),
+        }
+    }
 }
 
 /// Where and how the time signal enters the network.

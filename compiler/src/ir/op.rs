@@ -31,6 +31,7 @@ impl Op {
                 InjectMode::Positional => InjectionMode::PositionalMap,
             }),
             Op::ScaleShift { .. } => Some(InjectionMode::ScaleShift),
+            Op::DivTime => Some(InjectionMode::DivideByTime),
             _ => None,
         }
     }
@@ -105,6 +106,7 @@ impl Op {
                     .collect()
             }
             Op::LearnedTime { steps, dim } => vec![p("weight", vec![steps, dim], ParamRole::Table)],
+            Op::Fourier { dim, .. } => vec![p("weight", vec![dim / 2], ParamRole::Frozen)],
             Op::Inject { din, channels, .. } => vec![
                 p("weight", vec![channels, din], ParamRole::Weight),
                 p("bias", vec![channels], ParamRole::TimeBias),
@@ -198,6 +200,17 @@ impl Op {
             }
             Op::ScaleShift { din, channels } => format!("scale_shift {din}->2x{channels}"),
             Op::LearnedTime { steps, dim } => format!("learned {steps}x{dim}"),
+            Op::Fourier {
+                dim,
+                scale,
+                log,
+                flip,
+            } => format!(
+                "fourier {dim}, scale {scale}{}{}",
+                if *log { ", of log t" } else { "" },
+                if *flip { ", cos first" } else { "" }
+            ),
+            Op::DivTime => "divide by t".into(),
             Op::Ode { solver, t0, t1, .. } => format!("ode [{t0}, {t1}] {solver}"),
         }
     }

@@ -143,6 +143,7 @@ pub fn origin_label(kind: OriginKind) -> &'static str {
         OriginKind::InjectPositional | OriginKind::ConcatPositional => "adds a positional time map",
         OriginKind::ScaleShift => "scales and shifts each channel by t",
         OriginKind::Feature => "injects an embedding that also depends on the features",
+        OriginKind::DivTime => "divides each sample by its t",
     }
 }
 

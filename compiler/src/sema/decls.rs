@@ -125,6 +125,7 @@ impl<'a> Sema<'a> {
         }
         let mut kind = None;
         let mut sharing = None;
+        let mut range = None;
         for p in props {
             let word = match &p.kind {
                 ExprKind::Ident(s) => s.as_str(),
@@ -132,7 +133,12 @@ impl<'a> Sema<'a> {
                 _ => "",
             };
             match word {
-                "continuous" => kind = Some(TimeKind::Continuous),
+                "continuous" => {
+                    kind = Some(TimeKind::Continuous);
+                    if let ExprKind::Call(c) = &p.kind {
+                        range = self.time_range(c);
+                    }
+                }
                 "step" | "steps" => {
                     let ExprKind::Call(c) = &p.kind else {
                         self.err(
@@ -175,7 +181,27 @@ impl<'a> Sema<'a> {
             kind,
             sharing,
             span: name.span,
+            range: range.filter(|_| kind == TimeKind::Continuous),
         });
+    }
+
+    /// `continuous(low, high)`: the values continuous time takes (finite, `low < high`).
+    fn time_range(&mut self, c: &ast::Call) -> Option<(f64, f64)> {
+        let a = self.bind_args(c, &["low", "high"], 2)?;
+        let (lo, hi) = (self.float(a[0]?)?, self.float(a[1]?)?);
+        let ok = |v: f64| v.is_finite() && v.abs() <= 1e12;
+        if !ok(lo) || !ok(hi) || lo >= hi {
+            self.err(
+                Diagnostic::error(
+                    "E202",
+                    format!("a time range needs finite low < high, found [{lo}, {hi}]"),
+                )
+                .with_primary(c.span, "not a range of time values")
+                .with_help("e.g. `time t: continuous(0.01, 50)` for noise levels"),
+            );
+            return None;
+        }
+        Some((lo, hi))
     }
 
     pub(super) fn bias_policy(&mut self, e: &Expr) {

@@ -4,6 +4,7 @@
 
 use super::state::{join, GraphCtx, Sema, Val};
 use crate::ast::{Expr, ExprKind, Span};
+use crate::diagnostics::Diagnostic;
 use crate::ir::{InjectionSite, Instance, Node, NodeId, Op, Shape};
 
 impl<'a> Sema<'a> {
@@ -49,6 +50,29 @@ impl<'a> Sema<'a> {
 
     fn gctx(&mut self) -> &mut GraphCtx {
         self.graphs.last_mut().expect("a graph")
+    }
+
+    /// The values t takes in the current graph: an ODE function's interval, else the model's.
+    pub(super) fn time_values(&self) -> Option<(f64, f64)> {
+        let inner = self.graphs.last().and_then(|g| g.time_range);
+        inner.or_else(|| self.time.as_ref().map(|t| t.range()))
+    }
+
+    /// Reports `what` at `span` unless t stays above 0 wherever the current graph sees it.
+    pub(super) fn needs_positive_time(&mut self, span: Span, what: &str) -> Option<()> {
+        let (lo, _) = self.time_values()?;
+        if lo > 0.0 {
+            return Some(());
+        }
+        let mut d = Diagnostic::error("E207", format!("{what} needs t > 0, but t reaches {lo}"))
+            .with_primary(span, "undefined at t = 0");
+        if let Some(t) = &self.time {
+            d = d.with_secondary(t.span, "time declared here");
+        }
+        self.err(d.with_help(
+            "declare a positive range, e.g. `time t: continuous(0.01, 50)` for noise levels",
+        ));
+        None
     }
 
     pub(super) fn gctx_floor(&self) -> usize {

@@ -102,6 +102,9 @@ pub(super) struct GraphCtx {
     pub(super) scope_floor: usize,
     /// The block instances being expanded, innermost last (indexes into `graph.instances`).
     pub(super) open: Vec<usize>,
+    /// The values t takes in this graph when they are not the model's (an ODE function sees
+    /// its integration interval).
+    pub(super) time_range: Option<(f64, f64)>,
 }
 
 impl GraphCtx {
@@ -116,6 +119,7 @@ impl GraphCtx {
             names: HashMap::new(),
             scope_floor,
             open: Vec::new(),
+            time_range: None,
         }
     }
 }

@@ -28,6 +28,7 @@ impl<'a> Sema<'a> {
                 "down_attention",
                 "up_attention",
                 "mid_attention",
+                "divide_by_time",
             ],
             4,
         )?;
@@ -76,6 +77,10 @@ impl<'a> Sema<'a> {
         let attention = match a[4] {
             Some(e) => self.int_list(e, "the attention resolutions")?,
             None => Vec::new(),
+        };
+        let divide = match a[12] {
+            Some(e) => self.choice(e, "divide_by_time setting", &["true", "false"])? == "true",
+            None => false,
         };
         let down_attention = match a[9] {
             Some(e) => self.int_list(e, "the attention resolutions on the way down")?,
@@ -313,7 +318,21 @@ impl<'a> Sema<'a> {
         };
         h = self.apply(h, &norm, "tail.0".into())?;
         h = self.builtin(h, &call("silu", vec![]), "tail.1".into())?;
-        self.builtin(h, &call("conv3", vec![num(out_ch, sp)]), "tail.2".into())
+        h = self.builtin(h, &call("conv3", vec![num(out_ch, sp)]), "tail.2".into())?;
+        // diffusers' Fourier-time UNet divides its output by t (the noise level).
+        if divide {
+            let e = a[12]?;
+            let c = ast::Call {
+                name: ast::Ident {
+                    name: "divide_by_time".into(),
+                    span: e.span,
+                },
+                args: vec![],
+                span: e.span,
+            };
+            h = self.builtin(h, &c, "tail.3".into())?;
+        }
+        Some(h)
     }
 
     fn join_skip(

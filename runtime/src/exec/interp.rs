@@ -8,6 +8,7 @@
 //! the solvers of [`ode`](super::ode) as the right-hand side, run by this interpreter once per
 //! evaluation.
 
+use super::embed::{fourier_of, pattern, sinusoidal_of};
 use super::ode::{Ode, OdeRhs};
 use crate::ops::{
     self, Activation, Conv2dCfg, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2, Tensor4,
@@ -504,6 +505,55 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .split_tape();
                 (Value::Vector(o), t)
             }
+            Op::Fourier { dim, log, flip, .. } => {
+                let Value::Time(tv) = input(0)? else {
+                    return Err(RuntimeError::Internal("fourier of a tensor".into()));
+                };
+                // Frozen frequencies: no gradient reaches them (nor t).
+                let w: Tensor<(usize,), f32, D> =
+                    self.param(&format!("{name}.weight"), (dim / 2,))?;
+                let data = fourier_of(tv, &w.as_vec(), *log, *flip);
+                (
+                    Value::Vector(self.dev.tensor_from_vec(data, (tv.len(), *dim))),
+                    tape,
+                )
+            }
+            Op::DivTime => {
+                let Value::Time(tv) = input(1)? else {
+                    return Err(RuntimeError::Internal("divide_by_time without t".into()));
+                };
+                let inv: Vec<f32> = tv.iter().map(|t| 1.0 / t).collect();
+                let b = inv.len();
+                let per = |n: usize| -> Vec<f32> {
+                    inv.iter()
+                        .flat_map(|v| std::iter::repeat_n(*v, n))
+                        .collect()
+                };
+                match input(0)?.clone() {
+                    Value::Image(x) => {
+                        let (_, c, h, w) = *x.shape();
+                        let s: Tensor2<D> = self.dev.tensor_from_vec(per(c), (b, c));
+                        let s4 = s.broadcast_like_4(b, c, h, w)?;
+                        let (o, t) = x
+                            .put_tape(tape)
+                            .try_mul(s4)
+                            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
+                            .split_tape();
+                        (Value::Image(o), t)
+                    }
+                    Value::Vector(x) => {
+                        let d = x.shape().1;
+                        let s: Tensor2<D> = self.dev.tensor_from_vec(per(d), (b, d));
+                        let (o, t) = x
+                            .put_tape(tape)
+                            .try_mul(s)
+                            .map_err(|e| RuntimeError::Op(format!("{e:?}")))?
+                            .split_tape();
+                        (Value::Vector(o), t)
+                    }
+                    Value::Time(_) => return Err(RuntimeError::Internal("t divided by t".into())),
+                }
+            }
             Op::Inject {
                 mode,
                 din,
@@ -835,41 +885,4 @@ where
         .reshape_like(&(b * heads, hd, n));
     let (v, tv) = v.split_tape();
     Ok((q, k, v, tape.merge(tq).merge(tk).merge(tv)))
-}
-
-/// DDPM's sinusoidal embedding: `[sin(t·f_i), cos(t·f_i)]`, `f_i = exp(-ln(10000) i / (d/2 - 1))`.
-pub fn sinusoidal(t: &[f32], dim: usize, scale: f64) -> Vec<f32> {
-    let freqs = tdspec_compiler::accounting::embedding::frequencies(dim);
-    sinusoidal_of(t, &freqs, scale, false)
-}
-
-/// `[sin(s·t·f_i), cos(s·t·f_i)]` per sample, cosines first when `flip`, in f64.
-pub fn sinusoidal_of(t: &[f32], freqs: &[f64], scale: f64, flip: bool) -> Vec<f32> {
-    let mut out = Vec::with_capacity(t.len() * 2 * freqs.len());
-    for &tv in t {
-        let args: Vec<f64> = freqs.iter().map(|f| scale * tv as f64 * f).collect();
-        let sin = args.iter().map(|a| a.sin() as f32);
-        let cos = args.iter().map(|a| a.cos() as f32);
-        if flip {
-            out.extend(cos);
-            out.extend(sin);
-        } else {
-            out.extend(sin);
-            out.extend(cos);
-        }
-    }
-    out
-}
-
-/// The positional injection pattern `[C, H, W]`.
-pub fn pattern(c: usize, h: usize, w: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(c * h * w);
-    for ci in 0..c {
-        for i in 0..h {
-            for j in 0..w {
-                out.push(positional_pattern(ci, i, j, h, w) as f32);
-            }
-        }
-    }
-    out
 }

@@ -6,7 +6,9 @@
 //! backpropagation through the accepted steps). The solvers take the right-hand side through a
 //! trait of their own, so they do not depend on the interpreter.
 
+mod embed;
 mod interp;
 mod ode;
 
-pub use interp::{pattern, sinusoidal, sinusoidal_of, Exec, Observer, Swap, Value};
+pub use embed::{fourier_of, pattern, sinusoidal, sinusoidal_of};
+pub use interp::{Exec, Observer, Swap, Value};

@@ -37,6 +37,23 @@ class TimeTable(nn.Embedding):
         return super().forward(rows.to(self.weight.device))
 
 
+# ---- section: fourier_time ----
+class FourierTime(nn.Module):
+    """`fourier(dim)`: Gaussian random Fourier features of log t (or of t); `dim // 2` frozen
+    frequencies `weight` ~ N(0, scale^2); sines then cosines (cosines first with flip)."""
+
+    def __init__(self, dim, scale=16.0, log=True, flip=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(dim // 2) * scale, requires_grad=False)
+        self.log, self.flip = log, flip
+
+    def forward(self, t):
+        u = torch.log(t) if self.log else t
+        arg = u[:, None] * self.weight[None, :] * 2 * math.pi
+        parts = [torch.cos(arg), torch.sin(arg)] if self.flip else [torch.sin(arg), torch.cos(arg)]
+        return torch.cat(parts, dim=-1)
+
+
 # ---- section: positional_pattern ----
 def positional_pattern(like):
     """tdspec's fixed zero-mean pattern P_c(h, w) = cos(pi f_y (h + 1/2) / H) + cos(pi f_x (w + 1/2) / W),

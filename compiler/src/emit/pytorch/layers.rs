@@ -23,6 +23,7 @@ pub(super) fn seqable(op: &Op) -> bool {
             | Op::Pad { .. }
             | Op::Sinusoidal { .. }
             | Op::LearnedTime { .. }
+            | Op::Fourier { .. }
             | Op::Attention { .. }
             | Op::Ode { .. }
     )
@@ -50,6 +51,7 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
         ],
         Op::Linear { din, dout, .. } => vec![("in", n(*din)), ("out", n(*dout))],
         Op::LearnedTime { steps, dim } => vec![("steps", n(*steps)), ("dim", n(*dim))],
+        Op::Fourier { dim, scale, .. } => vec![("dim", n(*dim)), ("scale", py_float(*scale))],
         Op::Norm {
             kind,
             channels,
@@ -113,6 +115,7 @@ pub(super) fn op_sig(op: &Op) -> String {
         ),
         Op::Inject { mode, .. } => format!("inject({mode:?})"),
         Op::ScaleShift { .. } => "scale_shift".into(),
+        Op::Fourier { log, flip, .. } => format!("fourier({log},{flip})"),
         Op::Ode { .. } => "ode".into(),
         other => format!("{other:?}"),
     }
@@ -123,6 +126,7 @@ pub(super) fn has_module(op: &Op) -> bool {
         op,
         Op::Conv { .. }
             | Op::LearnedTime { .. }
+            | Op::Fourier { .. }
             | Op::Linear { .. }
             | Op::Norm { .. }
             | Op::Attention { .. }
@@ -233,6 +237,13 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
         }
         Op::Sinusoidal { dim, .. } => format!("SinusoidalEmbedding({dim}{})", sinusoid_options(op)),
         Op::LearnedTime { .. } => format!("TimeTable({}, {})", get(0), get(1)),
+        Op::Fourier { log, flip, .. } => format!(
+            "FourierTime({}, {}{}{})",
+            get(0),
+            get(1),
+            if *log { "" } else { ", log=False" },
+            if *flip { ", flip=True" } else { "" }
+        ),
         Op::Ode { .. } => format!("{}()", ode_class.unwrap_or("OdeBlock")),
         _ => "nn.Identity()".into(),
     }
@@ -278,7 +289,20 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
         | Op::Norm { .. }
         | Op::Attention { .. }
         | Op::Ode { .. }
-        | Op::LearnedTime { .. } => atom(format!("{m}({})", x(0))),
+        | Op::LearnedTime { .. }
+        | Op::Fourier { .. } => atom(format!("{m}({})", x(0))),
+        Op::DivTime => PyExpr {
+            text: format!(
+                "{} / {}",
+                a.first().map(paren).unwrap_or_default(),
+                if img(0) {
+                    format!("{}.reshape(-1, 1, 1, 1)", x(1))
+                } else {
+                    format!("{}.reshape(-1, 1)", x(1))
+                }
+            ),
+            atom: false,
+        },
         Op::Act { act } => atom(match act {
             Act::Relu => format!("F.relu({})", x(0)),
             Act::Silu => format!("F.silu({})", x(0)),
@@ -343,6 +367,7 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
 pub(super) struct Uses {
     pub(super) sinusoidal: bool,
     pub(super) learned: bool,
+    pub(super) fourier: bool,
     pub(super) positional: bool,
     pub(super) concat: bool,
     pub(super) batch: bool,
@@ -358,6 +383,7 @@ pub(super) fn note_uses(uses: &mut Uses, op: &Op) {
     match op {
         Op::Sinusoidal { .. } => uses.sinusoidal = true,
         Op::LearnedTime { .. } => uses.learned = true,
+        Op::Fourier { .. } => uses.fourier = true,
         Op::Conv { time, .. } if *time != TimeChannel::None => {
             uses.concat = true;
             if *time == TimeChannel::Positional {

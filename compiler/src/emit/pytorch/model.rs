@@ -141,6 +141,9 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
     if u.learned {
         helpers.push("time_table");
     }
+    if u.fourier {
+        helpers.push("fourier_time");
+    }
     if u.positional {
         helpers.push("positional_pattern");
     }

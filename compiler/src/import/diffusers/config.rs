@@ -44,6 +44,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("num_train_timesteps", "null"),
 ];
 
+/// How a UNet2DModel embeds its time input (`time_embedding_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeEmbedding {
+    Positional,
+    Learned,
+    Fourier,
+}
+
 /// The UNet2DModel options tdspec reproduces, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UNetConfig {
@@ -53,8 +61,10 @@ pub struct UNetConfig {
     pub time_embedding_dim: usize,
     pub freq_shift: f64,
     pub flip_sin_to_cos: bool,
-    /// `time_embedding_type = "learned"`: a table of a row per step.
-    pub learned: bool,
+    /// `time_embedding_type`: sinusoidal ("positional"), a table of a row per step
+    /// ("learned"), or Gaussian Fourier features of log σ with the output divided by σ
+    /// ("fourier").
+    pub time_embedding: TimeEmbedding,
     pub down_attention: Vec<bool>,
     pub up_attention: Vec<bool>,
     pub block_out_channels: Vec<usize>,
@@ -336,10 +346,14 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         &["false"],
         "tdspec feeds the input as given (2x - 1 is not applied)",
     );
-    let learned = r.pick(
+    let time_embedding = r.pick(
         "time_embedding_type",
-        &[("positional", false), ("learned", true)],
-        "tdspec imports the sinusoidal (\"positional\") and \"learned\" time embeddings",
+        &[
+            ("positional", TimeEmbedding::Positional),
+            ("learned", TimeEmbedding::Learned),
+            ("fourier", TimeEmbedding::Fourier),
+        ],
+        "tdspec imports the \"positional\", \"learned\" and \"fourier\" time embeddings",
     );
     let freq_shift = r.float("freq_shift");
     let flip = r.boolean("flip_sin_to_cos");
@@ -436,7 +450,7 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         }
     }
     let steps = r.opt_uint("num_train_timesteps");
-    if learned == Some(true) && steps == Some(None) {
+    if time_embedding == Some(TimeEmbedding::Learned) && steps == Some(None) {
         let (v, span, _) = r.get("time_embedding_type");
         r.unsupported(
             "time_embedding_type",
@@ -507,7 +521,7 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         time_embedding_dim: time_dim?.unwrap_or(4 * base),
         freq_shift: freq_shift?,
         flip_sin_to_cos: flip?,
-        learned: learned?,
+        time_embedding: time_embedding?,
         down_attention,
         up_attention,
         block_out_channels: channels.iter().map(|c| c.0).collect(),

@@ -2,7 +2,7 @@
 //! `unet(...)`, a header naming the source), and every piece records the config key it comes
 //! from so findings about it point at that key.
 
-use super::config::UNetConfig;
+use super::config::{TimeEmbedding, UNetConfig};
 use crate::ast::Span;
 
 /// A spec being written, with the config key each piece comes from.
@@ -102,6 +102,13 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
             "is added as a per-channel offset before norm2 (\"default\")"
         }
     );
+    let mut header = header;
+    if c.time_embedding == TimeEmbedding::Fourier {
+        header.push_str(
+            " Time is a noise level: Gaussian Fourier features of its log (frequencies 16 N(0, 1), \
+             frozen), and the output is divided by it.",
+        );
+    }
     w.put(&comment(&header, 96));
     w.put(&format!("model {model} {{\n    "));
     w.from(
@@ -112,10 +119,19 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
         ),
     );
     w.put("\n    ");
-    w.from(
-        "num_train_timesteps",
-        &format!("time  t: step({}), per_sample", c.num_train_timesteps),
-    );
+    let fourier = c.time_embedding == TimeEmbedding::Fourier;
+    if fourier {
+        // Not part of the UNet config: the noise levels of diffusers' ScoreSdeVeScheduler.
+        w.from(
+            "time_embedding_type",
+            "time  t: continuous(0.01, 1348), per_sample",
+        );
+    } else {
+        w.from(
+            "num_train_timesteps",
+            &format!("time  t: step({}), per_sample", c.num_train_timesteps),
+        );
+    }
     w.put("\n    ");
     w.from(
         "norm_num_groups",
@@ -130,8 +146,10 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
         sin.push_str(&format!(", shift = {}", num(c.freq_shift)));
     }
     sin.push(')');
-    if c.learned {
-        sin = format!("learned({base})");
+    match c.time_embedding {
+        TimeEmbedding::Positional => {}
+        TimeEmbedding::Learned => sin = format!("learned({base})"),
+        TimeEmbedding::Fourier => sin = format!("fourier({}, scale = 16)", 2 * base),
     }
     w.from("time_embedding_type", &sin);
     w.put(" | ");
@@ -201,6 +219,9 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
     if c.downsample_padding == 0 {
         args.push(("downsample_padding", "downsample_padding = 0".into()));
     }
+    if fourier {
+        args.push(("time_embedding_type", "divide_by_time = true".into()));
+    }
     if let Some(d) = c.attention_head_dim {
         args.push(("attention_head_dim", format!("head_dim = {d}")));
     }
@@ -234,7 +255,12 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
     w.regions
         .push((Span::new(start, w.out.len()), "block_out_channels"));
     let n = c.num_train_timesteps;
-    if c.out_channels == c.in_channels {
+    if fourier {
+        w.put(
+            "\n\n    // No task: diffusers trains this UNet on noise levels with a VE score SDE (its output\n    \
+             // divided by the noise level is the score); tdspec's denoise task runs on steps.\n}\n",
+        );
+    } else if c.out_channels == c.in_channels {
         w.put(&format!(
             "\n\n    // The scheduler is not part of a UNet2DModel config: DDPM's.\n    \
              task  denoise(schedule = linear(1e-4, 0.02, {n}), predict = eps)\n}}\n"

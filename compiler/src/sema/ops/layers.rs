@@ -415,6 +415,63 @@ pub(super) fn learned(s: &mut Sema, l: Layer) -> Option<NodeId> {
     ))
 }
 
+/// `fourier(d, scale = 16, log = true, flip = false)`: Gaussian random Fourier features of t
+/// (or of log t), `d / 2` frozen frequencies.
+pub(super) fn fourier(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    let a = s.bind_op(def, c)?;
+    let dim = s.positive(a[0]?, "the embedding size")?;
+    if dim < 2 || dim % 2 != 0 || dim > 1 << 24 {
+        s.err(
+            Diagnostic::error(
+                "E202",
+                format!("a Fourier embedding needs an even size from 2 to 2^24, found {dim}"),
+            )
+            .with_primary(a[0]?.span, "half sines, half cosines"),
+        );
+        return None;
+    }
+    if shape != Shape::Time {
+        s.err(
+            Diagnostic::error(
+                "E207",
+                format!("`fourier` embeds the time input, found {shape}"),
+            )
+            .with_primary(c.span, "not the time input")
+            .with_help("use it first in an `embed` declaration: `embed temb = fourier(64) | ...`"),
+        );
+        return None;
+    }
+    let scale = match a[1] {
+        Some(e) => {
+            let range = ("the frequency scale", "(0, 1e6]");
+            s.number_in(e, "the frequency scale", range, |v| v > 0.0 && v <= 1e6)?
+        }
+        None => 16.0,
+    };
+    let mut flag = |k: usize, default: bool, what: &str| match a[k] {
+        Some(e) => s.choice(e, what, &["true", "false"]).map(|v| v == "true"),
+        None => Some(default),
+    };
+    let log = flag(2, true, "log setting")?;
+    let flip = flag(3, false, "flip setting")?;
+    if log {
+        s.needs_positive_time(c.span, "`fourier` of log t")?;
+    }
+    Some(s.push_raw(
+        Op::Fourier {
+            dim,
+            scale,
+            log,
+            flip,
+        },
+        vec![input],
+        Shape::Vector { d: dim },
+        name,
+        c.span,
+    ))
+}
+
 /// `concat` as a stage: an error (it joins values: `concat(a, b)`).
 pub(super) fn concat(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let c = l.call;

@@ -54,6 +54,8 @@ const OPS: &[OpDef] = &[
     op("layer", norm::NORM_ARGS, 0, norm::norm),
     op("sinusoidal", &["dim", "scale", "flip", "shift", "max_period"], 1, layers::sinusoidal),
     op("learned", &["dim"], 1, layers::learned),
+    op("fourier", &["dim", "scale", "log", "flip"], 1, layers::fourier),
+    op("divide_by_time", &[], 0, time::divide_by_time),
     op("inject", &["emb", "mode"], 1, time::inject),
     op("scale_shift", &["emb"], 1, time::scale_shift),
     op("ode", &["func", "t", "solver"], 1, ode::ode),

@@ -74,7 +74,9 @@ pub(super) fn ode(s: &mut Sema, l: Layer) -> Option<NodeId> {
     }
     // Build the function graph.
     let floor = s.scopes.len();
-    s.graphs.push(GraphCtx::new(name.clone(), floor));
+    let mut ctx = GraphCtx::new(name.clone(), floor);
+    ctx.time_range = Some((t0.min(t1), t0.max(t1)));
+    s.graphs.push(ctx);
     s.scopes.push(Scope::new(name.clone(), c.span));
     let h = s.push_raw(Op::Input, vec![], state, format!("{name}.h"), c.span);
     let t = s.time_node();

@@ -1,6 +1,6 @@
 //! Where an embedding of t enters the feature path: `inject(emb, mode)` (a per-channel offset
 //! or a positional map added to the input) and `scale_shift(emb)` (a per-channel scale and
-//! shift of the input).
+//! shift of the input), and `divide_by_time` (each sample divided by its t).
 
 use super::builder::Layer;
 use crate::diagnostics::Diagnostic;
@@ -89,4 +89,16 @@ pub(super) fn scale_shift(s: &mut Sema, l: Layer) -> Option<NodeId> {
         name,
         c.span,
     ))
+}
+
+/// `h | divide_by_time`: each sample of `h` divided by its t (t > 0 wherever it is seen).
+pub(super) fn divide_by_time(s: &mut Sema, l: Layer) -> Option<NodeId> {
+    let (def, input, shape, c, name) = l.parts();
+    s.bind_op(def, c)?;
+    if shape == Shape::Time {
+        return s.needs_image(c, shape);
+    }
+    s.needs_positive_time(c.span, "`divide_by_time`")?;
+    let t = s.time_node()?;
+    Some(s.push_raw(Op::DivTime, vec![input, t], shape, name, c.span))
 }
