@@ -3,7 +3,8 @@ diffusers' names, and evaluates it once on seeded inputs; tdspec's opt-in parity
 (tests/diffusers_parity.rs) compares `tdspec run` against the output.
 
 usage: python diffusers_reference.py CONFIG.json OUTDIR [BATCH]
-writes OUTDIR/diffusion_pytorch_model.safetensors, OUTDIR/input.safetensors (x, t) and
+writes OUTDIR/diffusion_pytorch_model.safetensors, OUTDIR/input.safetensors (x, t, and
+class_labels for a class-conditional config) and
 OUTDIR/reference.safetensors (y); prints the parameter count.
 """
 
@@ -39,8 +40,14 @@ def main():
     with torch.no_grad():
         # A learned time table (nn.Embedding) takes integer steps.
         steps_in = t.long() if model.config.time_embedding_type == "learned" else t
-        y = model(x, steps_in).sample
-    save_file({"x": x.contiguous(), "t": t.contiguous()}, f"{out}/input.safetensors")
+        classes = model.config.num_class_embeds
+        labels = torch.randint(0, classes, (batch,)) if classes else None
+        y = model(x, steps_in, class_labels=labels).sample
+    io = {"x": x.contiguous(), "t": t.contiguous()}
+    if labels is not None:
+        # tdspec reads labels as f32 under the label input's name.
+        io["class_labels"] = labels.float().contiguous()
+    save_file(io, f"{out}/input.safetensors")
     save_file({"y": y.contiguous()}, f"{out}/reference.safetensors")
     print(sum(p.numel() for p in model.parameters()))
 

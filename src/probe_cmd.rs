@@ -40,6 +40,9 @@ pub struct ProbeArgs {
     /// The times t is changed to, one per --t0; default 3/4 of the range
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     t1: Vec<f64>,
+    /// What changes: t, or each sample's class label (t held at --t0; class-conditional models)
+    #[arg(long, default_value = "t", value_parser = ["t", "label"])]
+    vary: String,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Run the probe on this device (cuda needs a binary built with --features cuda)
@@ -50,7 +53,8 @@ pub struct ProbeArgs {
 pub fn run(a: &ProbeArgs) -> Result<u8, u8> {
     let (src, models) = spec::load(&a.spec).or_exit()?;
     let seeds = (a.seed, a.seeds, a.max_seeds);
-    let opts = ProbeOptions::from_args(a.batch, seeds, a.target, &a.t0, &a.t1).or_exit()?;
+    let mut opts = ProbeOptions::from_args(a.batch, seeds, a.target, &a.t0, &a.t1).or_exit()?;
+    opts.vary_label = a.vary == "label";
     let (mut bad, mut out_json) = (Vec::new(), Vec::new());
     for m in &models {
         probe::check_pairs(m, &opts.pairs).map_err(|e| fail(format!("{}: {e}", m.name)))?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tdspec_compiler::ir::Task;
 use tdspec_runtime::plot::save_grid;
 use tdspec_runtime::run::TrainedRun;
-use tdspec_runtime::sample::{sample, Sampler};
+use tdspec_runtime::sample::{class_labels, sample, Sampler};
 use tdspec_runtime::train::NoiseSchedule;
 
 #[derive(Args)]
@@ -29,6 +29,9 @@ pub struct SampleArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Every image's class label (class-conditional models; default: image i takes i mod N)
+    #[arg(long)]
+    class: Option<usize>,
 }
 
 pub fn run(a: &SampleArgs) -> Result<u8, u8> {
@@ -53,12 +56,14 @@ pub fn run(a: &SampleArgs) -> Result<u8, u8> {
     } else {
         Sampler::Ddim
     };
+    let ys = class_labels(m, a.class, a.n).map_err(fail)?;
     let (n, steps, seed, sched) = (a.n, a.steps, a.seed, NoiseSchedule::new(schedule));
-    let imgs = sample(m, &run.params, &sched, n, steps, sampler, seed, |i, k| {
-        if i % 10 == 0 || i == k {
+    let tick = |i: usize, k: usize| {
+        if i.is_multiple_of(10) || i == k {
             eprint!("\rsampling step {i}/{k}");
         }
-    });
+    };
+    let imgs = sample(m, &run.params, &sched, n, steps, sampler, seed, &ys, tick);
     eprintln!();
     let imgs = imgs.map_err(|e| fail(format!("sampling failed: {e}")))?;
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);

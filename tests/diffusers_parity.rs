@@ -36,6 +36,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("tests/diffusers/no-mid-attention-16.config.json", None),
     ("tests/diffusers/learned-16.config.json", None),
     ("tests/diffusers/fourier-16.config.json", None),
+    ("tests/diffusers/classes-16.config.json", None),
 ];
 
 /// Evaluates the package `tdspec emit` wrote on tdspec-named weights: argv pkg, weights,
@@ -51,7 +52,7 @@ m.load_tdspec_checkpoint(net, weights)
 net.eval()
 io = load_file(inp)
 with torch.no_grad():
-    y = net(io["x"], io["t"])
+    y = net(io["x"], io["t"], io["class_labels"]) if "class_labels" in io else net(io["x"], io["t"])
 save_file({"y": y.contiguous()}, out)
 print(sum(p.numel() for p in net.parameters()))
 "#;

@@ -20,6 +20,7 @@ const COUNTS: &[(&str, u64)] = &[
     ("tests/diffusers/no-mid-attention-16.config.json", 287_651),
     ("tests/diffusers/learned-16.config.json", 178_449),
     ("tests/diffusers/fourier-16.config.json", 178_467),
+    ("tests/diffusers/classes-16.config.json", 177_489),
 ];
 
 fn scratch(tag: &str) -> PathBuf {
@@ -236,9 +237,9 @@ fn unsupported_configs_are_refused_whole_with_the_key() {
             "`down_block_types` = \"CrossAttnDownBlock2D\" is not supported",
         ),
         (
-            r#"{"sample_size": 32, "num_class_embeds": 10}"#,
+            r#"{"sample_size": 32, "num_class_embeds": 10, "class_embed_type": "timestep"}"#,
             "E401",
-            "`num_class_embeds` = 10 is not supported",
+            "`class_embed_type` = \"timestep\" is not supported",
         ),
         (
             r#"{"in_channels": 3}"#,
@@ -409,5 +410,135 @@ fn train_init_run_sample_and_probe_take_a_config() {
     assert!(code == 0 || code == 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v.to_string().contains("norm2"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A class-conditional UNet2DModel (`num_class_embeds`): trained on the embedded digits with
+/// their labels; `run` reads the labels beside x and t (and refuses a batch without them);
+/// `sample --class` draws one class; the probe changes the label instead of t.
+#[test]
+fn a_class_conditional_config_trains_runs_samples_and_probes_its_label() {
+    let dir = scratch("classes");
+    let config = dir.join("digits.config.json");
+    let json = DIGITS.replace(
+        "\"time_embedding_type\": \"learned\",",
+        "\"num_class_embeds\": 10,",
+    );
+    std::fs::write(&config, json).unwrap();
+    let c = config.display().to_string();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let (code, _, err) = tdspec(&[
+        "train",
+        &c,
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--limit-train",
+        "32",
+        "--eval-samples",
+        "8",
+        "--out",
+        &d("a"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = d("a/checkpoint.safetensors");
+    let x: Vec<f32> = (0..2 * 28 * 28)
+        .map(|i| ((i % 5) as f32 - 2.0) / 2.0)
+        .collect();
+    let write = |name: &str, labels: Option<Vec<f32>>| {
+        let mut t = vec![
+            ("x".to_string(), vec![2, 1, 28, 28], x.clone()),
+            ("t".to_string(), vec![2], vec![10.0, 900.0]),
+        ];
+        if let Some(l) = labels {
+            t.push(("class_labels".to_string(), vec![2], l));
+        }
+        let p = dir.join(name);
+        tdspec_runtime::params::write_safetensors(&p, &t, Default::default()).unwrap();
+        p.display().to_string()
+    };
+    let run = |input: &str, out: &str| {
+        tdspec(&[
+            "run",
+            &c,
+            "--checkpoint",
+            &ckpt,
+            "--input",
+            input,
+            "-o",
+            &d(out),
+        ])
+    };
+    let (code, _, err) = run(&write("bare.safetensors", None), "y0.safetensors");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("class_labels"), "{err}");
+    let (code, _, err) = run(
+        &write("bad.safetensors", Some(vec![3.0, 10.0])),
+        "y0.safetensors",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("0..10"), "{err}");
+    // Different labels, different outputs.
+    let (code, _, err) = run(
+        &write("a.safetensors", Some(vec![3.0, 7.0])),
+        "ya.safetensors",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &write("b.safetensors", Some(vec![4.0, 7.0])),
+        "yb.safetensors",
+    );
+    assert_eq!(code, 0, "{err}");
+    let y = |f: &str| {
+        tdspec_runtime::params::read_safetensors(&dir.join(f))
+            .unwrap()
+            .tensors["y"]
+            .1
+            .clone()
+    };
+    let (ya, yb) = (y("ya.safetensors"), y("yb.safetensors"));
+    let per = 28 * 28;
+    assert_ne!(
+        ya[..per],
+        yb[..per],
+        "the label of sample 0 changes its output"
+    );
+    assert_eq!(ya[per..], yb[per..], "sample 1 kept its label");
+    let sample = |class: &str| {
+        tdspec(&[
+            "sample",
+            &ckpt,
+            "--spec",
+            &c,
+            "--n",
+            "2",
+            "--steps",
+            "2",
+            "--class",
+            class,
+            "-o",
+            &d("grid.png"),
+        ])
+    };
+    let (code, _, err) = sample("3");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = sample("12");
+    assert_ne!(code, 0);
+    assert!(err.contains("0..10"), "{err}");
+    let (code, out, err) = tdspec(&[
+        "probe",
+        &c,
+        "--vary",
+        "label",
+        "--seeds",
+        "2",
+        "--max-seeds",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(code == 0 || code == 1, "{err}");
+    assert!(out.contains("temb_proj"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

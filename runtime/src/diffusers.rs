@@ -68,8 +68,10 @@ fn target(name: &str, levels: usize) -> Option<Target> {
         ["time_embedding", "linear_1", ..] => Some(Target::Name(format!("temb.1.{}", tail(2)))),
         ["time_embedding", "linear_2", ..] => Some(Target::Name(format!("temb.3.{}", tail(2)))),
         ["conv_in", ..] => Some(Target::Name(format!("head.{}", tail(1)))),
-        // A learned time table (`time_embedding_type = "learned"`).
+        // A learned time table (`time_embedding_type = "learned"`) or Fourier frequencies.
         ["time_proj", "weight"] => Some(Target::Name("temb.0.weight".into())),
+        // The class table added after the time MLP (`num_class_embeds`).
+        ["class_embedding", "weight"] => Some(Target::Name("temb.4.weight".into())),
         ["conv_norm_out", ..] => Some(Target::Name(format!("tail.0.{}", tail(1)))),
         ["conv_out", ..] => Some(Target::Name(format!("tail.2.{}", tail(1)))),
         [side @ ("down_blocks" | "up_blocks"), i, kind, rest @ ..] => {

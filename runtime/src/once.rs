@@ -1,11 +1,12 @@
 //! One evaluation on given tensors: a checked model, optional weights (a tdspec checkpoint or a
 //! diffusers `UNet2DModel` file) and a safetensors file with `x` (f32, `[B, C, H, W]`) and `t`
 //! (f32, `[B]`; integer values for step time) in; the output `y` written to a safetensors file
-//! out. What `tdspec run` does, so anyone can compare tdspec with their own PyTorch model.
+//! out (and, for a class-conditional model, its labels as f32 `[B]` under the label input's
+//! name). What `tdspec run` does, so anyone can compare tdspec with their own PyTorch model.
 
 use crate::checkpoint::load_eval_params;
 use crate::params::{read_safetensors, write_safetensors, Params};
-use crate::train::forward;
+use crate::train::forward_labeled;
 use crate::RuntimeError;
 use dfdx::tensor::Cpu;
 use std::collections::HashMap;
@@ -80,13 +81,38 @@ pub fn run_once(
             )));
         }
     }
+    // A class-conditional model: one label per sample, in the tensor named as its input.
+    let mut labels = Vec::new();
+    if let Some(lb) = &m.label {
+        let (ls, l) = loaded.tensors.get(&lb.name).ok_or_else(|| {
+            bad(format!(
+                "{name}: no tensor `{}` (f32, [B]: the class labels 0..{})",
+                lb.name, lb.classes
+            ))
+        })?;
+        if ls.as_slice() != [b] {
+            return Err(bad(format!(
+                "{name}: `{}` is {ls:?}, expected [{b}] (one label per sample)",
+                lb.name
+            )));
+        }
+        for &v in l {
+            if v.fract() != 0.0 || !(0.0..lb.classes as f32).contains(&v) {
+                return Err(bad(format!(
+                    "{name}: `{}` holds {v}; the model takes whole labels 0..{}",
+                    lb.name, lb.classes
+                )));
+            }
+            labels.push(v as usize);
+        }
+    }
     crate::lower::ensure_fits(m, b)?;
     let dev = Cpu::default();
     let params = match checkpoint {
         Some(ck) => load_eval_params(m, &dev, ck)?,
         None => Params::init(m, &dev, seed),
     };
-    let (y, _) = forward(m, &params, x.clone(), b, t)?;
+    let (y, _) = forward_labeled(m, &params, x.clone(), b, t, &labels)?;
     let out_shape = m.graph.nodes[m.output].shape.dims(b);
     write_safetensors(
         output,

@@ -41,6 +41,8 @@ pub struct ProbeOptions {
     /// this.
     pub target: Option<f64>,
     pub max_seeds: usize,
+    /// Change the class label instead of t (class-conditional models).
+    pub vary_label: bool,
 }
 
 /// The range the time pairs are given in: the first ODE block's interval for an ODE model,
@@ -86,6 +88,7 @@ impl ProbeOptions {
             pairs: t0.iter().copied().zip(t1.iter().copied()).collect(),
             target: (target > 0.0).then_some(target),
             max_seeds,
+            vary_label: false,
         })
     }
 }
@@ -201,7 +204,14 @@ pub fn probe_weights<D: Kernels>(
         pairs,
         target: opts.target.map(|t| (t, opts.max_seeds.max(opts.seeds))),
         input: None,
+        vary_label: opts.vary_label,
     };
+    if opts.vary_label && m.label.is_none() {
+        return Err(RuntimeError::Unsupported(format!(
+            "--vary label: model `{}` has no class-label input",
+            m.name
+        )));
+    }
     measure(m, &acc, dev, weights, &settings)
 }
 

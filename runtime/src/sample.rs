@@ -4,7 +4,7 @@
 
 use crate::ops::Kernels;
 use crate::params::{normal, Params};
-use crate::train::{forward, NoiseSchedule};
+use crate::train::{forward_labeled, NoiseSchedule};
 use crate::RuntimeError;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -29,7 +29,25 @@ pub fn respaced(t: usize, k: usize) -> Vec<usize> {
     v
 }
 
+/// The labels of `n` images all of class `class` (`--class`), checked against the model's
+/// label input; none given: empty (image i takes class i mod N).
+pub fn class_labels(m: &ModelIr, class: Option<usize>, n: usize) -> Result<Vec<usize>, String> {
+    match (class, &m.label) {
+        (None, _) => Ok(Vec::new()),
+        (Some(k), Some(lb)) if k < lb.classes => Ok(vec![k; n]),
+        (Some(k), Some(lb)) => Err(format!(
+            "--class {k}: the label input `{}` takes classes 0..{}",
+            lb.name, lb.classes
+        )),
+        (Some(_), None) => Err(format!(
+            "--class: model `{}` has no class-label input",
+            m.name
+        )),
+    }
+}
+
 /// Generates `n` images with `k` denoising steps; returns `[n, C, H, W]` values in [0, 1].
+/// A class-conditional model gives image i the label `labels[i]` (or i mod N past the end).
 #[allow(clippy::too_many_arguments)]
 pub fn sample<D: Kernels>(
     m: &ModelIr,
@@ -39,6 +57,7 @@ pub fn sample<D: Kernels>(
     k: usize,
     sampler: Sampler,
     seed: u64,
+    labels: &[usize],
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<f32>, RuntimeError> {
     if n == 0 || k == 0 || k > sched.steps() {
@@ -61,12 +80,17 @@ pub fn sample<D: Kernels>(
         let mut eps = Vec::with_capacity(n * per);
         for start in (0..n).step_by(64) {
             let b = (n - start).min(64);
-            let (out, _) = forward(
+            // Image i's class label (class-conditional models): given, else i mod N.
+            let ys: Vec<usize> = (start..start + b)
+                .map(|i| labels.get(i).copied().unwrap_or(i))
+                .collect();
+            let (out, _) = forward_labeled(
                 m,
                 params,
                 x[start * per..(start + b) * per].to_vec(),
                 b,
                 &vec![t as f32; b],
+                &ys,
             )?;
             eps.extend(out);
         }

@@ -8,7 +8,7 @@ use crate::lower::Cost;
 use serde::Serialize;
 use std::fmt::{self, Write as _};
 use tdspec_compiler::diagnostics::{thousands, SourceFile};
-use tdspec_compiler::ir::{Graph, ModelIr, Op, ParamInfo, Sharing, TimeInfo, TimeKind};
+use tdspec_compiler::ir::{Graph, LabelInfo, ModelIr, Op, ParamInfo, Sharing, TimeInfo, TimeKind};
 
 /// One model of a checked spec.
 #[derive(Clone, Debug, Serialize)]
@@ -19,6 +19,9 @@ pub struct ModelSummary {
     /// Parameter subtotals by the first segment of the node path, in order of appearance.
     pub sections: Vec<Section>,
     pub time: TimeInfo,
+    /// The class-label input of a class-conditional model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelInfo>,
     /// Every node but the time input, ODE functions included.
     pub layers: Vec<Layer>,
     pub injections: Vec<Injection>,
@@ -128,6 +131,7 @@ impl ModelSummary {
             params: m.param_count(),
             sections,
             time: m.time.clone(),
+            label: m.label.clone(),
             layers,
             injections,
             table: rows,
@@ -187,6 +191,9 @@ impl fmt::Display for ModelSummary {
             TimeKind::Steps(n) => format!("{n} integer steps"),
         };
         writeln!(f, "  time input: {} ({kind}, {sharing})", self.time.name)?;
+        if let Some(lb) = &self.label {
+            writeln!(f, "  class labels: {} ({} classes)", lb.name, lb.classes)?;
+        }
         let inj = &self.injections;
         if inj.is_empty() {
             return writeln!(f, "  time injections: none (the network never reads t)");

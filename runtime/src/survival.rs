@@ -28,7 +28,7 @@ use crate::params::{normal, Params};
 use crate::RuntimeError;
 use dfdx::tensor::NoneTape;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::HashMap;
 use tdspec_compiler::accounting::{Accounting, Prediction, Sig};
@@ -48,6 +48,9 @@ pub struct ProbeSettings {
     /// The input batch (`batch · C · H · W` values) for every seed, instead of a fresh
     /// N(0, 1) draw per seed (a trained network probed on real data).
     pub input: Option<Vec<f32>>,
+    /// Change each sample's class label instead of t (t held at the pair's first value): the
+    /// origins whose embedding carries the label are measured against the same predictions.
+    pub vary_label: bool,
 }
 
 impl Default for ProbeSettings {
@@ -58,6 +61,7 @@ impl Default for ProbeSettings {
             pairs: vec![(0.25, 0.75)],
             target: None,
             input: None,
+            vary_label: false,
         }
     }
 }
@@ -383,13 +387,14 @@ fn run_recorded<D: Kernels>(
     params: &Params<D>,
     g: &Graph,
     input: &Value<D>,
-    t: &[f32],
+    (t, labels): (&[f32], &[usize]),
     swap: Option<Swap<D>>,
 ) -> Result<Recorded<D>, RuntimeError> {
     let mut r = Recorder {
         seen: HashMap::new(),
     };
     let mut ex = Exec::new(params, true);
+    ex.labels = labels.to_vec();
     ex.swap = swap;
     ex.observer = Some(&mut r);
     let (vals, _) = ex.run(g, input.clone(), t, NoneTape)?;
@@ -451,7 +456,16 @@ pub fn measure<D: Kernels>(
             let (lo, hi) = model_range(m);
             let ta = vec![(lo + fa * (hi - lo)) as f32; batch];
             // The model graph's values at t0 give the ODE functions their states.
-            let (_, model_vals) = run_recorded(&params, &m.graph, &x, &ta, None)?;
+            // Each sample's label, and another one for the label's change.
+            let (mut la, mut lb) = (Vec::new(), Vec::new());
+            if let Some(classes) = m.label.as_ref().map(|l| l.classes) {
+                la = (0..batch).map(|_| rng.gen_range(0..classes)).collect();
+                lb = la
+                    .iter()
+                    .map(|&l| (l + rng.gen_range(1..classes.max(2))) % classes)
+                    .collect();
+            }
+            let (_, model_vals) = run_recorded(&params, &m.graph, &x, (&ta, &la), None)?;
             for (gi, &gp) in order.iter().enumerate() {
                 // SAFETY-free: the pointers come from `m`, which outlives this loop.
                 let (graph, input, range) = if gi == 0 {
@@ -496,14 +510,22 @@ pub fn measure<D: Kernels>(
                         v
                     }) as f32
                 };
+                if settings.vary_label && gi != 0 {
+                    // The label does not reach inside ODE functions.
+                    continue;
+                }
                 let t0: Vec<f32> = (0..batch).map(|bi| at(fa, bi)).collect();
-                let t1: Vec<f32> = (0..batch).map(|bi| at(fb, bi)).collect();
-                let (base, _) = run_recorded(&params, graph, &input, &t0, None)?;
-                let (full, full_vals) = run_recorded(&params, graph, &input, &t1, None)?;
+                let (t1, l1) = if settings.vary_label {
+                    (t0.clone(), &lb)
+                } else {
+                    ((0..batch).map(|bi| at(fb, bi)).collect(), &la)
+                };
+                let (base, _) = run_recorded(&params, graph, &input, (&t0, &la), None)?;
+                let (full, full_vals) = run_recorded(&params, graph, &input, (&t1, l1), None)?;
                 let states = &acc.graphs[gi].states;
                 let mut runs: Vec<(usize, HashMap<String, Rec>)> = vec![(usize::MAX, full)];
                 for (oi, o) in acc.origins.iter().enumerate() {
-                    if o.graph_index != gi {
+                    if o.graph_index != gi || settings.vary_label && !o.label {
                         continue;
                     }
                     let values: Vec<_> = graph.nodes[o.node]
@@ -517,7 +539,7 @@ pub fn measure<D: Kernels>(
                         node: o.node,
                         values,
                     };
-                    let (rec, _) = run_recorded(&params, graph, &input, &t0, Some(swap))?;
+                    let (rec, _) = run_recorded(&params, graph, &input, (&t0, &la), Some(swap))?;
                     runs.push((oi, rec));
                 }
                 for (ni, na) in acc.norms.iter().enumerate() {
@@ -537,7 +559,7 @@ pub fn measure<D: Kernels>(
         }
         if next == seeds.len() {
             if let Some((target, max)) = settings.target {
-                let worst = report(acc, &stats)
+                let worst = report(acc, &stats, settings.vary_label)
                     .iter()
                     .flat_map(|n| std::iter::once(&n.total).chain(n.origins.iter()))
                     .filter(|o| matches!(o.prediction, Some(Prediction::Exact { .. })))
@@ -549,11 +571,15 @@ pub fn measure<D: Kernels>(
             }
         }
     }
-    Ok(report(acc, &stats))
+    Ok(report(acc, &stats, settings.vary_label))
 }
 
 /// The comparisons from the accumulated replicates.
-fn report(acc: &Accounting, stats: &HashMap<(usize, usize), Stat>) -> Vec<NormMeasure> {
+fn report(
+    acc: &Accounting,
+    stats: &HashMap<(usize, usize), Stat>,
+    vary_label: bool,
+) -> Vec<NormMeasure> {
     let mut out = Vec::new();
     for (ni, na) in acc.norms.iter().enumerate() {
         let probed = stats.keys().any(|k| k.0 == ni);
@@ -563,6 +589,17 @@ fn report(acc: &Accounting, stats: &HashMap<(usize, usize), Stat>) -> Vec<NormMe
         let empty = Stat::default();
         let tst = stats.get(&(ni, usize::MAX)).unwrap_or(&empty);
         let mut total = judge("total".into(), na.total, tst);
+        // A label change moves only the origins whose embedding carries it: the total over all
+        // origins is a claim about t.
+        let unlabeled = na
+            .origins
+            .iter()
+            .any(|v| acc.origins.get(v.origin).is_some_and(|o| !o.label));
+        if vary_label && unlabeled {
+            total.predicted = None;
+            total.agree = true;
+            total.why = "some origins here do not carry the label: no total is stated".into();
+        }
         if na.constant {
             // What varies here is rounding: nothing to compare.
             total.agree = true;
@@ -571,7 +608,7 @@ fn report(acc: &Accounting, stats: &HashMap<(usize, usize), Stat>) -> Vec<NormMe
         }
         let mut origins = Vec::new();
         for (oi, o) in acc.origins.iter().enumerate() {
-            if o.graph_index != na.graph_index {
+            if o.graph_index != na.graph_index || vary_label && !o.label {
                 continue;
             }
             let pred = na

@@ -212,6 +212,14 @@ impl<'a, D: Kernels> Trainer<'a, D> {
                 )));
             }
         }
+        if let Some(lb) = &self.model.label {
+            if d.classes > lb.classes {
+                return Err(RuntimeError::Data(format!(
+                    "{} has {} classes, but the label input `{}` takes {}",
+                    data.source, d.classes, lb.name, lb.classes
+                )));
+            }
+        }
         if d.n < self.batch {
             return Err(RuntimeError::Data(format!(
                 "{} has {} training samples, fewer than the batch of {}",
@@ -260,6 +268,10 @@ impl<'a, D: Kernels> Trainer<'a, D> {
         );
 
         let mut ex = Exec::new(&self.params, true);
+        // A class-conditional denoiser sees each image's own label.
+        if m.label.is_some() {
+            ex.labels = labels.iter().map(|&l| l as usize).collect();
+        }
         let mut drop_rng = StdRng::seed_from_u64(mix(self.seed ^ 0xD00D, step as u64));
         ex.rng = Some(&mut drop_rng);
         let (loss, accuracy) = match (&m.task, &self.schedule) {
@@ -405,10 +417,23 @@ pub fn forward<D: Kernels>(
     b: usize,
     t: &[f32],
 ) -> Result<(Vec<f32>, usize), RuntimeError> {
+    forward_labeled(m, params, x, b, t, &[])
+}
+
+/// [`forward`] with each sample's class label (empty: sample i takes label i mod N).
+pub fn forward_labeled<D: Kernels>(
+    m: &ModelIr,
+    params: &Params<D>,
+    x: Vec<f32>,
+    b: usize,
+    t: &[f32],
+    labels: &[usize],
+) -> Result<(Vec<f32>, usize), RuntimeError> {
     let dev = params.dev.clone();
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);
     let xt: Tensor<(usize, usize, usize, usize), f32, D> = dev.tensor_from_vec(x, (b, c, h, w));
     let mut ex = Exec::new(params, false);
+    ex.labels = labels.to_vec();
     let (vals, _) = ex.run(&m.graph, Value::Image(xt), t, NoneTape)?;
     let out = vals[m.output]
         .as_ref()
@@ -469,8 +494,9 @@ pub fn evaluate<D: Kernels>(
             for start in (0..n).step_by(bs) {
                 let idx: Vec<usize> = (start..(start + bs).min(n)).collect();
                 let b = idx.len();
-                let (mut x, _) = crate::data::batch(&data.test, &idx);
+                let (mut x, ys) = crate::data::batch(&data.test, &idx);
                 to_signed(&mut x);
+                let ys: Vec<usize> = ys.iter().map(|&l| l as usize).collect();
                 // Stratified timesteps: sample i sits in quarter i mod 4.
                 let ts: Vec<usize> = idx
                     .iter()
@@ -489,7 +515,7 @@ pub fn evaluate<D: Kernels>(
                     }
                 }
                 let tv: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
-                let (out, _) = forward(m, params, xt, b, &tv)?;
+                let (out, _) = forward_labeled(m, params, xt, b, &tv, &ys)?;
                 for i in 0..b {
                     let mse: f64 = (0..per)
                         .map(|j| ((out[i * per + j] - eps[i * per + j]) as f64).powi(2))

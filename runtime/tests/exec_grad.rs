@@ -148,8 +148,8 @@ fn fourier_time_and_division_by_t() {
 #[test]
 fn injections_scale_shift_and_attention() {
     check(
-        "model b { input x: image[2, 4, 4]  time t: step(100), per_sample  norm = group(2)
-            embed e = sinusoidal(8) | linear(6) | silu | linear(6)
+        "model b { input x: image[2, 4, 4]  input y: label[3]  time t: step(100), per_sample  norm = group(2)
+            embed e = sinusoidal(8) | linear(6) | silu | linear(6) | class_embed(y)
             h = x | conv3(4) | norm | silu
             h = h + inject(e | silu) | norm | scale_shift(e) | silu
             h = h + inject(e, positional) | attention(heads = 2) | downsample

@@ -151,6 +151,47 @@ fn fourier_time_and_division_by_t_agree() {
     }
 }
 
+/// A class label's row added to the embedding meets the norms as t's change does: the probe
+/// changes each sample's label (t fixed) and measures the numbers the lint states for t, at
+/// the origins that carry the label; an injection of an embedding without it is not measured.
+#[test]
+fn a_class_label_follows_the_time_accounting() {
+    let src = |body: &str| {
+        format!(
+            "model m {{ input x: image[4, 8, 8]\n input y: label[10]\n time t: step(1000), per_sample\n embed e = sinusoidal(16) | linear(16) | class_embed(y)\n embed u = sinusoidal(16) | linear(16)\n {body} }}"
+        )
+    };
+    for (body, expect) in [
+        ("h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e | silu)\n return h | group(16) as n", Some(0.75)),
+        ("h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e)\n return h | instance as n", Some(0.0)),
+        ("h = x | conv(64, k = 1, pad = 0)\n h = h + inject(e) + inject(u)\n return h | group(32) as n", Some(0.5)),
+    ] {
+        let m = check_source(&src(body)).unwrap_or_else(|d| panic!("{d:#?}")).remove(0);
+        let acc = account(&m);
+        let settings = ProbeSettings {
+            seeds: (0..32).collect(),
+            target: Some((0.06, 256)),
+            input: None,
+            vary_label: true,
+            ..ProbeSettings::default()
+        };
+        let v = measure_at_init(&m, &acc, &Cpu::default(), &settings).unwrap();
+        assert!(v.iter().all(|n| n.agree), "{body}\n{}", show(&v));
+        let n = v.iter().find(|n| n.node == "n").expect("the norm n is probed");
+        // Only the origin whose embedding carries the label is measured.
+        assert_eq!(n.origins.len(), 1, "{body}\n{}", show(&v));
+        let o = &n.origins[0];
+        assert_eq!(o.predicted, expect, "{body}");
+        match (o.predicted, o.measured, o.tolerance) {
+            (Some(p), Some(f), Some(t)) if p > 0.0 => {
+                assert!((f - p).abs() <= t && t <= 0.08, "{body}: {f} vs {p} ±{t}")
+            }
+            (Some(_), Some(f), _) => assert!(f < 1e-6, "{body}: {f}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+}
+
 /// The embedding's varying fraction the accounting states, against the runtime's own
 /// `sinusoidal` sampled over the range (the midpoint rule on 20,000 points: its error is far
 /// below the 1e-3 tolerance for these frequencies).

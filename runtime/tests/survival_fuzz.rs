@@ -315,6 +315,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
         pairs: vec![(0.2, 0.8)],
         target: None,
         input: None,
+        vary_label: false,
     };
     let v: Vec<NormMeasure> = match measure_at_init(&m, &acc, &dev, &settings) {
         Ok(v) => v,
@@ -420,6 +421,7 @@ fn dump() {
             pairs: vec![(0.2, 0.8)],
             target: None,
             input: None,
+            vary_label: false,
         };
         let v = measure_at_init(&m, &acc, &dev, &settings).unwrap();
         for n in &v {

@@ -44,7 +44,7 @@ use crate::ir::*;
 use cov::Cov;
 use parts::*;
 use serde::Serialize;
-use state::{pool_tiles, spatial, Centered, NormInput};
+use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var, Centered, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 use std::borrow::Cow;
 
@@ -85,6 +85,10 @@ pub struct Origin {
     pub node: NodeId,
     /// Lint codes allowed on the statements that created the node.
     pub allow: Vec<String>,
+    /// Whether the class label enters here too (the embedding carries its learned row): a
+    /// change of the label meets every norm as the change of t does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub label: bool,
 }
 
 /// The accounting at one normalization.
@@ -176,31 +180,6 @@ impl Accounting {
     }
 }
 
-/// Whether some output position of a convolution along one axis has a tap inside the input.
-fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
-    (0..n_out).any(|q| (0..k).any(|d| (q * s + d) >= p && q * s + d - p < n_in))
-}
-
-/// Whether a norm's units hold one value each when the value is constant over H, W (or for a
-/// vector, always for one feature per unit).
-pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
-    match kind {
-        NormKind::Instance => true,
-        NormKind::Group { .. } | NormKind::Layer | NormKind::PerPosition => m == 1,
-        NormKind::Batch => false,
-    }
-}
-
-/// Whether every channel's positional pattern sums to zero over the `h x w` plane.
-fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
-    (0..c.min(PATTERN_PERIOD)).all(|ch| {
-        let (u, v) = pattern(ch, h, w);
-        let su: f64 = u.iter().sum();
-        let sv: f64 = v.iter().sum();
-        (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
-    })
-}
-
 /// Runs the accounting on a checked model.
 pub fn account(m: &ModelIr) -> Accounting {
     account_with(m, m.train.batch)
@@ -217,6 +196,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         graphs: Vec::new(),
         tracked: 0,
         truncated: None,
+        labeled: Vec::new(),
     };
     let gi = a.graph(&m.graph, String::new());
     let output = a.graphs[gi]
@@ -254,10 +234,8 @@ pub(super) struct Acc {
     /// Parts kept so far, against [`MAX_TRACKED_PARTS`].
     pub(super) tracked: usize,
     pub(super) truncated: Option<(Span, String)>,
-}
-
-fn weight_var(fan_in: usize) -> f64 {
-    1.0 / (3.0 * fan_in.max(1) as f64)
+    /// Per graph, per node so far: whether the value depends on the class label.
+    pub(super) labeled: Vec<Vec<bool>>,
 }
 
 impl Acc {
@@ -267,6 +245,7 @@ impl Acc {
             path: path.clone(),
             states: Vec::new(),
         });
+        self.labeled.push(Vec::new());
         let mut states: Vec<Sig> = Vec::with_capacity(g.nodes.len());
         // Whether the whole value is constant over H, W (then so is any change of it).
         let mut flat_space: Vec<bool> = Vec::with_capacity(g.nodes.len());
@@ -327,6 +306,7 @@ impl Acc {
                 | Op::Sinusoidal { .. }
                 | Op::LearnedTime { .. }
                 | Op::Fourier { .. }
+                | Op::ClassEmbed { .. }
                 | Op::Ode { .. } => false,
                 Op::Norm { kind, channels, .. } => {
                     let m = kind.channels_per_unit(*channels).max(1);
@@ -380,7 +360,8 @@ impl Acc {
             let (fs, ca) = (cls.flat(), ca || z || conv_of_zero);
             let xf = ca
                 || match &n.op {
-                    Op::Input => false,
+                    // Each sample's own label: a later change differs from sample to sample.
+                    Op::Input | Op::ClassEmbed { .. } => false,
                     Op::Time
                     | Op::Sinusoidal { .. }
                     | Op::LearnedTime { .. }
@@ -408,6 +389,14 @@ impl Acc {
             if self.tracked > track_limit() {
                 self.truncated = Some((n.span, n.name.clone()));
             }
+            // Followed along the time branch only: an origin carries the label when the value
+            // it brings in (its embedding) does, not when the features it meets do.
+            let lab = n.time_branch
+                && (matches!(n.op, Op::ClassEmbed { .. })
+                    || n.inputs
+                        .iter()
+                        .any(|&i| self.labeled[gi].get(i) == Some(&true)));
+            self.labeled[gi].push(lab);
             states.push(s);
             x_free.push(xf);
             classes.push(cls);
@@ -421,7 +410,12 @@ impl Acc {
     }
 
     fn origin(&mut self, gi: usize, gpath: &str, id: NodeId, n: &Node, kind: OriginKind) -> usize {
+        let label = n
+            .inputs
+            .iter()
+            .any(|&i| self.labeled.get(gi).and_then(|l| l.get(i)) == Some(&true));
         self.origins.push(Origin {
+            label,
             path: n.name.clone(),
             kind,
             span: n.span,
@@ -786,6 +780,8 @@ impl Acc {
                 return finish(out);
             }
             Op::Sinusoidal { .. } | Op::LearnedTime { .. } | Op::Fourier { .. } => {}
+            // A label's row added to an embedding: the same change of t.
+            Op::ClassEmbed { .. } => out.extend_from_slice(input(0).parts()),
             Op::DivTime => {
                 // h / t: a change of the features is scaled by each sample's 1/t (the same over
                 // its channels and positions: mean-free per sample stays so, per batch not).

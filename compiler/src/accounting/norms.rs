@@ -38,6 +38,7 @@ impl Accounting {
             graphs: Vec::new(),
             tracked: 0,
             truncated: None,
+            labeled: Vec::new(),
         };
         acc.norm(
             v.graph_index,

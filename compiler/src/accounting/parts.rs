@@ -345,3 +345,13 @@ pub(super) fn pooled_whole(p: &Part) -> Option<Cow<'_, Part>> {
         })
     })
 }
+
+/// Whether every channel's positional pattern sums to zero over the `h x w` plane.
+pub(super) fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
+    (0..c.min(PATTERN_PERIOD)).all(|ch| {
+        let (u, v) = pattern(ch, h, w);
+        let su: f64 = u.iter().sum();
+        let sv: f64 = v.iter().sum();
+        (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
+    })
+}

@@ -212,6 +212,7 @@ impl Classes {
             | Op::Sinusoidal { .. }
             | Op::LearnedTime { .. }
             | Op::Fourier { .. }
+            | Op::ClassEmbed { .. }
             | Op::Linear { .. }
             | Op::Flatten
             | Op::GlobalAvgPool => Classes::same(h, w),

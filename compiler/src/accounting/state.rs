@@ -2,7 +2,7 @@
 //! of at a node ([`Part`]), and what the accounting says survives a norm ([`Prediction`]).
 
 use super::cov::Cov;
-use crate::ir::{Graph, Node, NodeId, Shape};
+use crate::ir::{Graph, Node, NodeId, NormKind, Shape};
 use serde::Serialize;
 
 /// What the accounting says about a surviving fraction.
@@ -149,4 +149,24 @@ pub(super) fn pool_tiles(n: &Node, g: &Graph, k: usize, stride: usize) -> bool {
         .map(|&i| spatial(&g.nodes[i].shape))
         .unwrap_or((0, 0, 0));
     stride == k && h % k == 0 && w % k == 0
+}
+
+/// Whether some output position of a convolution along one axis has a tap inside the input.
+pub(super) fn sees_input(n_in: usize, k: usize, s: usize, p: usize, n_out: usize) -> bool {
+    (0..n_out).any(|q| (0..k).any(|d| (q * s + d) >= p && q * s + d - p < n_in))
+}
+
+/// Whether a norm's units hold one value each when the value is constant over H, W (or for a
+/// vector, always for one feature per unit).
+pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
+    match kind {
+        NormKind::Instance => true,
+        NormKind::Group { .. } | NormKind::Layer | NormKind::PerPosition => m == 1,
+        NormKind::Batch => false,
+    }
+}
+
+/// The variance of a weight drawn `U(-1/√fan_in, 1/√fan_in)` (PyTorch's default).
+pub(super) fn weight_var(fan_in: usize) -> f64 {
+    1.0 / (3.0 * fan_in.max(1) as f64)
 }

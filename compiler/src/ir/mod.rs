@@ -365,6 +365,12 @@ pub enum Op {
         log: bool,
         flip: bool,
     },
+    /// `[B, D] -> [B, D]`: adds the learned row of each sample's class label (diffusers'
+    /// `num_class_embeds`, an `nn.Embedding` added to the time embedding).
+    ClassEmbed {
+        classes: usize,
+        dim: usize,
+    },
     /// inputs `[h, t]`: each sample's value divided by its t (diffusers' Fourier-time UNet
     /// divides its output by t, the noise level).
     DivTime,
@@ -657,6 +663,16 @@ pub struct ModelIr {
     pub task: Option<Task>,
     pub train: TrainSettings,
     pub injections: Vec<InjectionSite>,
+    /// The class-label input (`input y: label[N]`), when the model is class-conditional.
+    pub label: Option<LabelInfo>,
+}
+
+/// A class-label input: one integer in `0..classes` per sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelInfo {
+    pub name: String,
+    pub classes: usize,
+    pub span: Span,
 }
 
 impl ModelIr {

@@ -107,6 +107,9 @@ impl Op {
             }
             Op::LearnedTime { steps, dim } => vec![p("weight", vec![steps, dim], ParamRole::Table)],
             Op::Fourier { dim, .. } => vec![p("weight", vec![dim / 2], ParamRole::Frozen)],
+            Op::ClassEmbed { classes, dim } => {
+                vec![p("weight", vec![classes, dim], ParamRole::Table)]
+            }
             Op::Inject { din, channels, .. } => vec![
                 p("weight", vec![channels, din], ParamRole::Weight),
                 p("bias", vec![channels], ParamRole::TimeBias),
@@ -211,6 +214,7 @@ impl Op {
                 if *flip { ", cos first" } else { "" }
             ),
             Op::DivTime => "divide by t".into(),
+            Op::ClassEmbed { classes, dim } => format!("+ class table {classes}x{dim}"),
             Op::Ode { solver, t0, t1, .. } => format!("ode [{t0}, {t1}] {solver}"),
         }
     }

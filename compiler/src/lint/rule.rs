@@ -203,6 +203,12 @@ pub fn at_norm(cx: &Context, f: &mut Finding, origin: usize, v: &NormAccount) {
     f.allow = allows(cx, origin, v);
     if let Some(o) = cx.acc.origins.get(origin) {
         f.pairs.push((o.path.clone(), v.node.clone()));
+        if let Some(lb) = cx.model.label.as_ref().filter(|_| o.label) {
+            f.notes.push(format!(
+                "the embedding also carries the class label `{}`: a change of the label meets this norm as the change of t does",
+                lb.name
+            ));
+        }
     }
 }
 

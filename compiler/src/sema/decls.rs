@@ -5,7 +5,7 @@ use super::ops;
 use super::state::{src_word, Sema};
 use crate::ast::{self, BlockDef, Expr, ExprKind, Span, Stmt};
 use crate::diagnostics::Diagnostic;
-use crate::ir::{BiasInit, InputInfo, Sharing, TimeInfo, TimeKind};
+use crate::ir::{BiasInit, InputInfo, LabelInfo, Sharing, TimeInfo, TimeKind};
 use std::collections::HashMap;
 
 impl<'a> Sema<'a> {
@@ -68,6 +68,9 @@ impl<'a> Sema<'a> {
         kind: &ast::Ident,
         dims: &[Expr],
     ) {
+        if kind.name == "label" {
+            return self.label_decl(st, name, dims);
+        }
         if let Some(prev) = &self.input {
             let prev = prev.span;
             self.err(
@@ -81,8 +84,8 @@ impl<'a> Sema<'a> {
         if kind.name != "image" {
             self.err(
                 Diagnostic::error("E201", format!("unknown input kind `{}`", kind.name))
-                    .with_primary(kind.span, "expected `image`")
-                    .suggest(&kind.name, ["image"]),
+                    .with_primary(kind.span, "expected `image` or `label`")
+                    .suggest(&kind.name, ["image", "label"]),
             );
             return;
         }
@@ -109,6 +112,44 @@ impl<'a> Sema<'a> {
             channels: c,
             height: h,
             width: w,
+            span: name.span,
+        });
+    }
+
+    /// `input y: label[N]`: a class label per sample, `0..N`.
+    fn label_decl(&mut self, st: &Stmt, name: &ast::Ident, dims: &[Expr]) {
+        if let Some(prev) = &self.label {
+            let prev = prev.span;
+            self.err(
+                Diagnostic::error("E104", "the model declares two label inputs")
+                    .with_primary(st.span, "second label input")
+                    .with_secondary(prev, "first label input here"),
+            );
+            return;
+        }
+        let [d] = dims else {
+            self.err(
+                Diagnostic::error(
+                    "E201",
+                    format!("a label input has 1 dimension, found {}", dims.len()),
+                )
+                .with_primary(st.span, "expected `label[classes]`"),
+            );
+            return;
+        };
+        let Some(classes) = self.positive(d, "the number of classes") else {
+            return;
+        };
+        if classes > 1 << 20 {
+            self.err(
+                Diagnostic::error("E202", format!("{classes} classes are too many"))
+                    .with_primary(d.span, "at most 2^20"),
+            );
+            return;
+        }
+        self.label = Some(LabelInfo {
+            name: name.name.clone(),
+            classes,
             span: name.span,
         });
     }

@@ -120,6 +120,18 @@ impl<'a> Sema<'a> {
         if self.embeds.contains_key(name) {
             return self.embed_node(name);
         }
+        if let Some(lb) = self.label.as_ref().filter(|l| l.name == name) {
+            let at = lb.span;
+            self.err(
+                Diagnostic::error("E201", format!("`{name}` is the class-label input"))
+                    .with_primary(span, "a label per sample, not a tensor")
+                    .with_secondary(at, "declared here")
+                    .with_help(format!(
+                        "add its learned row to an embedding: `embed e = ... | class_embed({name})`"
+                    )),
+            );
+            return None;
+        }
         let names = self.visible_names();
         let mut d = Diagnostic::error("E101", format!("unknown name `{name}`"))
             .with_primary(span, "not defined")

@@ -212,6 +212,7 @@ impl<'a> Sema<'a> {
             task,
             train: train.unwrap_or_default(),
             injections: std::mem::take(&mut self.injections),
+            label: self.label.clone(),
         })
     }
 

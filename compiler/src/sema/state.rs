@@ -5,7 +5,9 @@
 
 use crate::ast::{self, BlockDef, Expr, ExprKind, Span, Stmt};
 use crate::diagnostics::Diagnostic;
-use crate::ir::{BiasInit, BiasPolicy, Graph, InjectionSite, InputInfo, NodeId, TimeInfo};
+use crate::ir::{
+    BiasInit, BiasPolicy, Graph, InjectionSite, InputInfo, LabelInfo, NodeId, TimeInfo,
+};
 use std::collections::HashMap;
 
 /// A compile-time value: what names and arguments can stand for.
@@ -136,6 +138,7 @@ pub(super) struct Sema<'a> {
     pub(super) bias: BiasPolicy,
     pub(super) input: Option<InputInfo>,
     pub(super) time: Option<TimeInfo>,
+    pub(super) label: Option<LabelInfo>,
     pub(super) graphs: Vec<GraphCtx>,
     pub(super) scopes: Vec<Scope>,
     pub(super) injections: Vec<InjectionSite>,
@@ -159,6 +162,7 @@ impl<'a> Sema<'a> {
             },
             input: None,
             time: None,
+            label: None,
             graphs: vec![GraphCtx::new(String::new(), 0)],
             scopes: vec![Scope::new(String::new(), Span::default())],
             injections: Vec::new(),

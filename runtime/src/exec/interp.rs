@@ -10,6 +10,7 @@
 
 use super::embed::{fourier_of, pattern, sinusoidal_of};
 use super::ode::{Ode, OdeRhs};
+use super::tensors::{dropout, split_qkv, Broadcast4};
 use crate::ops::{
     self, Activation, Conv2dCfg, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2, Tensor4,
     Unary,
@@ -20,7 +21,6 @@ use dfdx::shapes::{HasShape, Shape};
 use dfdx::tensor::{Merge, NoneTape, PutTape, SplitTape, Tape, Tensor};
 use dfdx::tensor_ops::{Device, ReshapeTo, TryMul};
 use rand::rngs::StdRng;
-use rand::Rng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
     positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver,
@@ -83,6 +83,9 @@ pub struct Exec<'a, D: Kernels> {
     /// One node that reads other values for some of its inputs (the probe changes t at one
     /// origin only this way).
     pub swap: Option<Swap<D>>,
+    /// Each sample's class label (class-conditional models); empty: sample i takes label
+    /// i mod N.
+    pub labels: Vec<usize>,
 }
 
 /// Inputs replaced for one node of one graph: `(input node, value)` pairs.
@@ -112,6 +115,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             max_ode_steps: 10_000,
             overrides: HashMap::new(),
             swap: None,
+            labels: Vec::new(),
         }
     }
 
@@ -505,6 +509,23 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .split_tape();
                 (Value::Vector(o), t)
             }
+            Op::ClassEmbed { classes, dim } => {
+                let e = input(0)?.vector()?.clone();
+                let (b, n) = (e.shape().0, *classes);
+                // Each sample's row as a one-hot product, so the table's gradient is the tape's.
+                let mut onehot = vec![0.0f32; b * n];
+                for i in 0..b {
+                    let y = self.labels.get(i).copied().unwrap_or(i) % n.max(1);
+                    onehot[i * n + y] = 1.0;
+                }
+                let table: Tensor2<D, T> = self.param(&format!("{name}.weight"), (n, *dim))?;
+                let oh = self.dev.tensor_from_vec(onehot, (b, n));
+                let rows = ops::table_rows(oh.put_tape(tape), table).map_err(op_err)?;
+                let (o, t) = ops::add(rows, e.retaped::<T>())
+                    .map_err(op_err)?
+                    .split_tape();
+                (Value::Vector(o), t)
+            }
             Op::Fourier { dim, log, flip, .. } => {
                 let Value::Time(tv) = input(0)? else {
                     return Err(RuntimeError::Internal("fourier of a tensor".into()));
@@ -811,78 +832,4 @@ impl<D: Kernels> OdeRhs<D> for GraphRhs<'_, '_, D> {
             .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
         Ok(out.image()?.clone().put_tape(tape))
     }
-}
-
-/// Inverted dropout: keeps each entry with probability `keep` and scales it by `1 / keep`.
-fn dropout<D: Kernels, S: Shape, T: Tape<f32, D>>(
-    dev: &D,
-    x: Tensor<S, f32, D, T>,
-    keep: f32,
-    rng: &mut StdRng,
-) -> R<Tensor<S, f32, D, T>> {
-    let n = x.shape().num_elements();
-    let mask: Vec<f32> = (0..n)
-        .map(|_| {
-            if rng.gen::<f32>() < keep {
-                1.0 / keep
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let m = dev.tensor_from_vec(mask, *x.shape());
-    x.try_mul(m).map_err(|e| RuntimeError::Op(format!("{e:?}")))
-}
-
-trait Broadcast4<D: Device<f32>, T> {
-    fn broadcast_like_4(self, b: usize, c: usize, h: usize, w: usize) -> R<Tensor4<D, T>>;
-}
-
-impl<D: Device<f32>, T: Tape<f32, D>> Broadcast4<D, T> for Tensor2<D, T> {
-    fn broadcast_like_4(self, b: usize, c: usize, h: usize, w: usize) -> R<Tensor4<D, T>> {
-        use dfdx::shapes::Axes2;
-        use dfdx::tensor_ops::BroadcastTo;
-        Ok(BroadcastTo::broadcast_like::<_, Axes2<2, 3>>(
-            self,
-            &(b, c, h, w),
-        ))
-    }
-}
-
-/// Splits `[B, 3C, H, W]` into q, k, v of `[B·heads, C/heads, N]`, keeping the tape on q.
-#[allow(clippy::type_complexity)]
-fn split_qkv<D: Kernels, T>(
-    x: Tensor4<D, T>,
-    b: usize,
-    c: usize,
-    n: usize,
-    heads: usize,
-) -> R<(
-    Tensor<(usize, usize, usize), f32, D>,
-    Tensor<(usize, usize, usize), f32, D>,
-    Tensor<(usize, usize, usize), f32, D>,
-    T,
-)>
-where
-    T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
-{
-    let hd = c / heads;
-    let x5 = x.reshape_like(&(b, 3usize, c, n));
-    let (x5, tape) = x5.split_tape();
-    let q = x5
-        .retaped::<T>()
-        .slice((.., 0..1, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (q, tq) = q.split_tape();
-    let k = x5
-        .retaped::<T>()
-        .slice((.., 1..2, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (k, tk) = k.split_tape();
-    let v = x5
-        .retaped::<T>()
-        .slice((.., 2..3, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (v, tv) = v.split_tape();
-    Ok((q, k, v, tape.merge(tq).merge(tk).merge(tv)))
 }

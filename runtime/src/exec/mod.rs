@@ -9,6 +9,7 @@
 mod embed;
 mod interp;
 mod ode;
+mod tensors;
 
 pub use embed::{fourier_of, pattern, sinusoidal, sinusoidal_of};
 pub use interp::{Exec, Observer, Swap, Value};

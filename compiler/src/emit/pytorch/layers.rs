@@ -52,6 +52,7 @@ pub(super) fn fields(op: &Op) -> Vec<(&'static str, String)> {
         Op::Linear { din, dout, .. } => vec![("in", n(*din)), ("out", n(*dout))],
         Op::LearnedTime { steps, dim } => vec![("steps", n(*steps)), ("dim", n(*dim))],
         Op::Fourier { dim, scale, .. } => vec![("dim", n(*dim)), ("scale", py_float(*scale))],
+        Op::ClassEmbed { classes, dim } => vec![("classes", n(*classes)), ("dim", n(*dim))],
         Op::Norm {
             kind,
             channels,
@@ -127,6 +128,7 @@ pub(super) fn has_module(op: &Op) -> bool {
         Op::Conv { .. }
             | Op::LearnedTime { .. }
             | Op::Fourier { .. }
+            | Op::ClassEmbed { .. }
             | Op::Linear { .. }
             | Op::Norm { .. }
             | Op::Attention { .. }
@@ -237,6 +239,7 @@ pub(super) fn ctor(op: &Op, f: &[String], ode_class: Option<&str>) -> String {
         }
         Op::Sinusoidal { dim, .. } => format!("SinusoidalEmbedding({dim}{})", sinusoid_options(op)),
         Op::LearnedTime { .. } => format!("TimeTable({}, {})", get(0), get(1)),
+        Op::ClassEmbed { .. } => format!("nn.Embedding({}, {})", get(0), get(1)),
         Op::Fourier { log, flip, .. } => format!(
             "FourierTime({}, {}{}{})",
             get(0),
@@ -291,6 +294,10 @@ pub(super) fn node_expr(node: &Node, m: &str, a: &[PyExpr], g: &Graph) -> PyExpr
         | Op::Ode { .. }
         | Op::LearnedTime { .. }
         | Op::Fourier { .. } => atom(format!("{m}({})", x(0))),
+        Op::ClassEmbed { .. } => PyExpr {
+            text: format!("{} + {m}(class_labels.long())", x(0)),
+            atom: false,
+        },
         Op::DivTime => PyExpr {
             text: format!(
                 "{} / {}",

@@ -103,6 +103,12 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
     let sc = build_scope(&gi, None, args, model.output);
     let ClassBody { init, forward, .. } =
         em.render_class(&gi, &sc, &[&sc], &HashSet::new(), &done, &ode)?;
+    // A class-conditional model's forward takes each sample's label (diffusers' name), read by
+    // its class tables.
+    let forward = match &model.label {
+        Some(_) => forward.replacen("):\n", ", class_labels):\n", 1),
+        None => forward,
+    };
     em.classes.push(Class {
         name: top_name.clone(),
         base: "nn.Module".into(),
@@ -187,6 +193,11 @@ pub fn model_py(file: &ast::File, model: &ModelIr) -> R<String> {
         s,
         "TAKES_TIME = {}",
         if time_id.is_some() { "True" } else { "False" }
+    );
+    let _ = writeln!(
+        s,
+        "LABEL_CLASSES = {}",
+        model.label.as_ref().map_or(0, |l| l.classes)
     );
     let _ = writeln!(s, "PARAMETERS = {}", model.param_count());
     let b = model.bias;

@@ -203,7 +203,13 @@ def load_checkpoint(path, model, optimizer, ema):
 # Training.
 
 
-def forward(model, x, t):
+def forward(model, x, t, labels=None):
+    """The model on x (and t); a class-conditional model also takes each sample's label
+    (image i takes class i mod N when none are given)."""
+    if spec_model.LABEL_CLASSES:
+        if labels is None:
+            labels = torch.arange(x.shape[0], device=x.device) % spec_model.LABEL_CLASSES
+        return model(x, t, labels.to(x.device))
     return model(x, t) if spec_model.TAKES_TIME else model(x)
 
 
@@ -218,7 +224,7 @@ def loss_on(model, x, y, generator, schedule, device):
     eps = torch.randn(x.shape, generator=generator).to(device)
     ab = alphas_cumprod.to(device)[t].float()[:, None, None, None]
     xt = ab.sqrt() * x + (1 - ab).sqrt() * eps
-    return F.mse_loss(forward(model, xt, t.float()).float(), eps), None
+    return F.mse_loss(forward(model, xt, t.float(), y).float(), eps), None
 
 
 def train(args):
@@ -359,7 +365,8 @@ def evaluate(model, ema, test_x, test_y, schedule, device, limit):
         t = (q * big // 4 + torch.randint(0, max(big // 4, 1), (x.shape[0],), generator=gen)).clamp(max=big - 1)
         eps = torch.randn(x.shape, generator=gen).to(device)
         ab = ac[t].float().to(device)[:, None, None, None]
-        out = forward(model, ab.sqrt() * x + (1 - ab).sqrt() * eps, t.float().to(device))
+        labels = test_y[s:s + x.shape[0]]
+        out = forward(model, ab.sqrt() * x + (1 - ab).sqrt() * eps, t.float().to(device), labels)
         mse = ((out - eps) ** 2).flatten(1).mean(1).cpu()
         for i in range(x.shape[0]):
             b = min(int(t[i]) * 4 // big, 3)

@@ -65,6 +65,8 @@ pub struct UNetConfig {
     /// ("learned"), or Gaussian Fourier features of log σ with the output divided by σ
     /// ("fourier").
     pub time_embedding: TimeEmbedding,
+    /// `num_class_embeds`: a learned row per class label added to the time embedding.
+    pub num_class_embeds: Option<usize>,
     pub down_attention: Vec<bool>,
     pub up_attention: Vec<bool>,
     pub block_out_channels: Vec<usize>,
@@ -438,17 +440,12 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         "tdspec imports \"default\" (an offset before norm2) and \"scale_shift\"",
     );
     let add_attention = r.boolean("add_attention");
-    for key in ["class_embed_type", "num_class_embeds"] {
-        let (v, span, _) = r.get(key);
-        if !v.is_null() {
-            r.unsupported(
-                key,
-                &v,
-                span,
-                "class-conditional UNets are not importable yet",
-            );
-        }
-    }
+    r.only(
+        "class_embed_type",
+        &["null"],
+        "tdspec imports class labels as a learned table (`num_class_embeds`, no `class_embed_type`)",
+    );
+    let classes = r.opt_uint("num_class_embeds");
     let steps = r.opt_uint("num_train_timesteps");
     if time_embedding == Some(TimeEmbedding::Learned) && steps == Some(None) {
         let (v, span, _) = r.get("time_embedding_type");
@@ -536,5 +533,6 @@ fn read_fields(r: &mut Reader) -> Option<UNetConfig> {
         scale_shift: scale_shift?,
         add_attention: add_attention?,
         num_train_timesteps: steps?.unwrap_or(1000),
+        num_class_embeds: classes?,
     })
 }

@@ -132,6 +132,13 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
             &format!("time  t: step({}), per_sample", c.num_train_timesteps),
         );
     }
+    if let Some(n) = c.num_class_embeds {
+        w.put("\n    ");
+        w.from(
+            "num_class_embeds",
+            &format!("input class_labels: label[{n}]"),
+        );
+    }
     w.put("\n    ");
     w.from(
         "norm_num_groups",
@@ -158,6 +165,20 @@ pub(super) fn write_spec(c: &UNetConfig, model: &str, source: &str) -> Writer {
         "time_embedding_dim",
         &format!("linear({t}) | silu | linear({t})"),
     );
+    if c.num_class_embeds.is_some() {
+        // On a line of its own under the first stage's `|` when the line would pass 100
+        // columns (as `tdspec fmt` lays it out).
+        let stage = "class_embed(class_labels)";
+        let line_start = w.out.rfind('\n').map_or(0, |i| i + 1);
+        let line = &w.out[line_start..];
+        let bar = line.find(" | ").map_or(4, |i| i + 1);
+        if line.len() + 3 + stage.len() > crate::fmt::WIDTH {
+            w.put(&format!("\n{}| ", " ".repeat(bar)));
+        } else {
+            w.put(" | ");
+        }
+        w.from("num_class_embeds", stage);
+    }
     let act = c.act;
     let drop = if c.dropout > 0.0 {
         format!("dropout({}) | ", num(c.dropout))

@@ -56,6 +56,7 @@ const OPS: &[OpDef] = &[
     op("learned", &["dim"], 1, layers::learned),
     op("fourier", &["dim", "scale", "log", "flip"], 1, layers::fourier),
     op("divide_by_time", &[], 0, time::divide_by_time),
+    op("class_embed", &["label"], 1, time::class_embed),
     op("inject", &["emb", "mode"], 1, time::inject),
     op("scale_shift", &["emb"], 1, time::scale_shift),
     op("ode", &["func", "t", "solver"], 1, ode::ode),
