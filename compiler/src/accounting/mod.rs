@@ -740,15 +740,7 @@ impl Acc {
                 // h·(1 + s(t0)) + b(t0): other origins' changes are scaled per channel by an
                 // independent random factor of unknown mean square.
                 for p in input(0).parts() {
-                    let lin = p.lin.as_ref().map(|l| Lin {
-                        scale_known: false,
-                        ..l.clone()
-                    });
-                    out.push(Part {
-                        lin,
-                        centered: p.centered.filter(|c| c.m == 1),
-                        ..p.clone()
-                    });
+                    out.push(rescaled(p, |c| c.m == 1));
                 }
                 match input(1) {
                     Sig::Independent => {}
@@ -786,15 +778,7 @@ impl Acc {
                 // h / t: a change of the features is scaled by each sample's 1/t (the same over
                 // its channels and positions: mean-free per sample stays so, per batch not).
                 for p in input(0).parts() {
-                    let lin = p.lin.as_ref().map(|l| Lin {
-                        scale_known: false,
-                        ..l.clone()
-                    });
-                    out.push(Part {
-                        lin,
-                        centered: p.centered.filter(|c| c.m != 0),
-                        ..p.clone()
-                    });
+                    out.push(rescaled(p, |c| c.m != 0));
                 }
                 // The change of t itself gives h·Δ(1/t): along the features, no number stated
                 // (a later per-sample norm's variance normalization would remove it).

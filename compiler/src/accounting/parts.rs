@@ -355,3 +355,17 @@ pub(super) fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
         (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
     })
 }
+
+/// A part multiplied by a random factor of unknown mean square (a scale-shift's `1 + s`, a
+/// division by t): its structure stays, its scale is no longer known, and it stays mean-free
+/// only on the units `keep` accepts.
+pub(super) fn rescaled(p: &Part, keep: impl Fn(&Centered) -> bool) -> Part {
+    Part {
+        lin: p.lin.as_ref().map(|l| Lin {
+            scale_known: false,
+            ..l.clone()
+        }),
+        centered: p.centered.filter(keep),
+        ..p.clone()
+    }
+}

@@ -14,17 +14,18 @@ pub fn sinusoidal_of(t: &[f32], freqs: &[f64], scale: f64, flip: bool) -> Vec<f3
     let mut out = Vec::with_capacity(t.len() * 2 * freqs.len());
     for &tv in t {
         let args: Vec<f64> = freqs.iter().map(|f| scale * tv as f64 * f).collect();
-        let sin = args.iter().map(|a| a.sin() as f32);
-        let cos = args.iter().map(|a| a.cos() as f32);
-        if flip {
-            out.extend(cos);
-            out.extend(sin);
-        } else {
-            out.extend(sin);
-            out.extend(cos);
-        }
+        let sin: Vec<f32> = args.iter().map(|a| a.sin() as f32).collect();
+        let cos: Vec<f32> = args.iter().map(|a| a.cos() as f32).collect();
+        halves(&mut out, sin, cos, flip);
     }
     out
+}
+
+/// One sample's features: sines then cosines, or cosines first when `flip`.
+fn halves(out: &mut Vec<f32>, sin: Vec<f32>, cos: Vec<f32>, flip: bool) {
+    let (a, b) = if flip { (cos, sin) } else { (sin, cos) };
+    out.extend(a);
+    out.extend(b);
 }
 
 /// Gaussian random Fourier features per sample: `u = ln t` (or `t`), `a_i = u·w_i·2·π` in f32
@@ -37,15 +38,9 @@ pub fn fourier_of(t: &[f32], w: &[f32], log: bool, flip: bool) -> Vec<f32> {
             .iter()
             .map(|&wi| u * wi * 2.0 * std::f32::consts::PI)
             .collect();
-        let sin = args.iter().map(|a| a.sin());
-        let cos = args.iter().map(|a| a.cos());
-        if flip {
-            out.extend(cos);
-            out.extend(sin);
-        } else {
-            out.extend(sin);
-            out.extend(cos);
-        }
+        let sin = args.iter().map(|a| a.sin()).collect();
+        let cos = args.iter().map(|a| a.cos()).collect();
+        halves(&mut out, sin, cos, flip);
     }
     out
 }

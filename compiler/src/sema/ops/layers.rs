@@ -286,36 +286,53 @@ pub(super) fn flatten(s: &mut Sema, l: Layer) -> Option<NodeId> {
     }
 }
 
+/// The size of a time embedding (`sinusoidal(d)`, `fourier(d)`): even, from 2 to `max`, and
+/// the layer applied to the time input itself; `example` is the size the help suggests.
+fn embedding_size(
+    s: &mut Sema,
+    (arg, shape, c): (&crate::ast::Expr, Shape, &crate::ast::Call),
+    (what, max, example): (&str, usize, usize),
+) -> Option<usize> {
+    let dim = s.positive(arg, "the embedding size")?;
+    if dim < 2 || dim % 2 != 0 || dim > max {
+        let sizes = if max == usize::MAX {
+            "of at least 2".to_string()
+        } else {
+            format!("from 2 to 2^{}", max.trailing_zeros())
+        };
+        s.err(
+            Diagnostic::error(
+                "E202",
+                format!("{what} embedding needs an even size {sizes}, found {dim}"),
+            )
+            .with_primary(arg.span, "half sines, half cosines"),
+        );
+        return None;
+    }
+    if shape != Shape::Time {
+        let op = &c.name.name;
+        s.err(
+            Diagnostic::error(
+                "E207",
+                format!("`{op}` embeds the time input, found {shape}"),
+            )
+            .with_primary(c.span, "not the time input")
+            .with_help(format!(
+                "use it first in an `embed` declaration: `embed temb = {op}({example}) | ...`"
+            )),
+        );
+        return None;
+    }
+    Some(dim)
+}
+
 /// `sinusoidal(dim, scale = s, flip = false, shift = 1, max_period = 10000)`: the time input
 /// [B] -> [B, dim], of `s · t`; the defaults are DDPM's, diffusers' `Timesteps(dim,
 /// flip_sin_to_cos, freq_shift)` is `flip` and `shift`.
 pub(super) fn sinusoidal(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
-    let dim = s.positive(a[0]?, "the embedding size")?;
-    if dim < 2 || dim % 2 != 0 {
-        s.err(
-            Diagnostic::error(
-                "E202",
-                format!("a sinusoidal embedding needs an even size of at least 2, found {dim}"),
-            )
-            .with_primary(a[0]?.span, "half sines, half cosines"),
-        );
-        return None;
-    }
-    if shape != Shape::Time {
-        s.err(
-            Diagnostic::error(
-                "E207",
-                format!("`sinusoidal` embeds the time input, found {shape}"),
-            )
-            .with_primary(c.span, "not the time input")
-            .with_help(
-                "use it first in an `embed` declaration: `embed temb = sinusoidal(128) | ...`",
-            ),
-        );
-        return None;
-    }
+    let dim = embedding_size(s, (a[0]?, shape, c), ("a sinusoidal", usize::MAX, 128))?;
     let scale = match a[1] {
         Some(e) => {
             let range = ("the scale on t", "(0, 1e9]");
@@ -420,28 +437,7 @@ pub(super) fn learned(s: &mut Sema, l: Layer) -> Option<NodeId> {
 pub(super) fn fourier(s: &mut Sema, l: Layer) -> Option<NodeId> {
     let (def, input, shape, c, name) = l.parts();
     let a = s.bind_op(def, c)?;
-    let dim = s.positive(a[0]?, "the embedding size")?;
-    if dim < 2 || dim % 2 != 0 || dim > 1 << 24 {
-        s.err(
-            Diagnostic::error(
-                "E202",
-                format!("a Fourier embedding needs an even size from 2 to 2^24, found {dim}"),
-            )
-            .with_primary(a[0]?.span, "half sines, half cosines"),
-        );
-        return None;
-    }
-    if shape != Shape::Time {
-        s.err(
-            Diagnostic::error(
-                "E207",
-                format!("`fourier` embeds the time input, found {shape}"),
-            )
-            .with_primary(c.span, "not the time input")
-            .with_help("use it first in an `embed` declaration: `embed temb = fourier(64) | ...`"),
-        );
-        return None;
-    }
+    let dim = embedding_size(s, (a[0]?, shape, c), ("a Fourier", 1 << 24, 64))?;
     let scale = match a[1] {
         Some(e) => {
             let range = ("the frequency scale", "(0, 1e6]");
