@@ -167,7 +167,13 @@ impl Document {
             Some(Def::Param) => format!("parameter `{name}`"),
             Some(Def::Input) => {
                 let r = report?;
-                format!("input `{name}`: `{}`", r.model.graph.nodes.first()?.shape)
+                match &r.model.label {
+                    Some(lb) if lb.name == name => format!(
+                        "class-label input `{name}`: one of {} classes per sample",
+                        lb.classes
+                    ),
+                    _ => format!("input `{name}`: `{}`", r.model.graph.nodes.first()?.shape),
+                }
             }
             Some(Def::Time) => {
                 let r = report?;
@@ -641,6 +647,18 @@ mod tests {
             None,
             "comments have no hover"
         );
+    }
+
+    #[test]
+    fn a_class_label_input_says_what_it_is() {
+        let src = "model m {\n    input x: image[1, 8, 8]\n    input y: label[10]\n    time t: step(100)\n    embed e = sinusoidal(8) | linear(8) | class_embed(y)\n    h = x | conv3(4)\n    return h + inject(e)\n}\n";
+        let d = Document::new(src.to_string(), 1);
+        let hover = |needle: &str| d.hover(at(&d, needle)).map(|h| h.0).unwrap_or_default();
+        assert_eq!(
+            hover("y: label"),
+            "class-label input `y`: one of 10 classes per sample"
+        );
+        assert_eq!(hover("x: image"), "input `x`: `[B, 1, 8, 8]`");
     }
 
     #[test]
