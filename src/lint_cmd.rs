@@ -57,7 +57,8 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: &LintArgs) -> Result<u8, u8> {
-    let opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
+    let mut opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
+    opts.survival = args.survival;
     let (mut results, mut messages) = (Vec::new(), Vec::new());
     // A file that cannot be read is reported and the others are still linted (exit 2).
     let mut unreadable = 0;
@@ -89,7 +90,7 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
             for r in &results {
                 for d in &r.diagnostics {
                     print!("{}", render::render(&r.src, d, color));
-                    println!("{}", lint::render_fix(&r.src.text, d));
+                    println!("{}", lint::render_fix(&r.src, d));
                 }
                 if args.survival {
                     print!("{}", r.survival_text());

@@ -39,7 +39,7 @@ fn text(src: &SourceFile, diags: &[Diagnostic]) -> String {
     let mut out = String::new();
     for d in diags {
         out.push_str(&render::render(src, d, false));
-        out.push_str(&lint::render_fix(&src.text, d));
+        out.push_str(&lint::render_fix(src, d));
         out.push('\n');
     }
     out

@@ -272,7 +272,8 @@ pub struct Linted {
     pub diagnostics: Vec<Diagnostic>,
     pub fixes: Fixes,
     /// Per model (name, its accounting as text, and for machines): every normalization the
-    /// time signal reaches, per origin (`tdspec lint --survival`).
+    /// time signal reaches, per origin (`tdspec lint --survival`; empty unless
+    /// [`LintOptions::survival`] asks for it).
     pub survival: Vec<(String, String, Vec<NormReport>)>,
 }
 
@@ -423,11 +424,15 @@ pub fn lint_summary(files: &[Linted], fix: bool) -> String {
 type Survival = Vec<(String, String, Vec<NormReport>)>;
 
 /// The findings of linted models (or the errors), with their survival reports.
-fn findings(r: Result<Vec<lint::ModelReport>, Vec<Diagnostic>>) -> (Vec<Diagnostic>, Survival) {
+fn findings(
+    r: Result<Vec<lint::ModelReport>, Vec<Diagnostic>>,
+    tables: bool,
+) -> (Vec<Diagnostic>, Survival) {
     match r {
         Ok(reports) => {
             let survival = reports
                 .iter()
+                .filter(|_| tables)
                 .map(|r| {
                     (
                         r.model.name.clone(),
@@ -511,8 +516,11 @@ pub fn lint_file(
     let (model, source) = (config_model(path), file_name(path));
     let config = is_config(path);
     let lint = |text: &str| match config {
-        true => findings(diffusers::lint_config(text, &model, &source, opts).map(|r| r.1)),
-        false => findings(lint::lint_source(text, opts)),
+        true => findings(
+            diffusers::lint_config(text, &model, &source, opts).map(|r| r.1),
+            opts.survival,
+        ),
+        false => findings(lint::lint_source(text, opts), opts.survival),
     };
     let (diagnostics, survival) = lint(&src.text);
     let available = diagnostics.iter().filter(|d| d.fix.is_some()).count();

@@ -424,9 +424,8 @@ pub fn measure<D: Kernels>(
         // Nothing past the node is predicted: a comparison there would claim what was never
         // analyzed.
         return Err(RuntimeError::TooLarge(format!(
-            "the time accounting of model `{}` stops at `{node}`: more than {} (injection site, node) pairs to track; probe a model with fewer injection sites",
-            m.name,
-            tdspec_compiler::diagnostics::thousands(tdspec_compiler::accounting::MAX_TRACKED_PARTS)
+            "{}; probe a model with fewer injection sites",
+            tdspec_compiler::accounting::work_limit_reason(&m.name, node)
         )));
     }
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);

@@ -33,6 +33,7 @@
 
 pub mod cov;
 pub mod embedding;
+mod limit;
 mod norms;
 mod parts;
 pub mod report;
@@ -42,6 +43,10 @@ mod state;
 use crate::ast::Span;
 use crate::ir::*;
 use cov::Cov;
+use limit::track_limit;
+#[cfg(test)]
+pub(crate) use limit::TRACK_LIMIT;
+pub use limit::{work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
 use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var, Centered, NormInput};
@@ -121,6 +126,9 @@ pub struct NormAccount {
 #[derive(Debug, Clone)]
 pub struct GraphAccount {
     pub path: String,
+    /// Per node. The parts are kept where a later reader needs them (a norm's input, the
+    /// graph's output); elsewhere a `Depends` state is emptied once its last consumer has
+    /// read it, so memory stays linear in the parts alive at once.
     pub states: Vec<Sig>,
 }
 
@@ -137,29 +145,9 @@ pub struct Accounting {
     norm_inputs: Vec<NormInput>,
     batch: usize,
     per_sample: bool,
-    /// Where the accounting stopped because it tracked more than [`MAX_TRACKED_PARTS`] parts
+    /// Where the accounting stopped because it did more than [`MAX_ACCOUNTING_WORK`]
     /// (the node's span and name): nothing after it is accounted, so nothing may be claimed.
     pub truncated: Option<(Span, String)>,
-}
-
-/// The most (origin, node) parts one accounting keeps: each takes about 200 bytes, so this
-/// bounds it near 1 GB. A model whose every injection stays alive into every later norm needs
-/// sites x nodes of them (1,582 sites of `group | scale_shift | silu | conv` reach it, in 1 s);
-/// the reference models need under 10,000.
-pub const MAX_TRACKED_PARTS: usize = 5_000_000;
-
-#[cfg(test)]
-thread_local! {
-    /// Tests lower the limit to reach it with a small model.
-    pub(crate) static TRACK_LIMIT: std::cell::Cell<usize> =
-        const { std::cell::Cell::new(MAX_TRACKED_PARTS) };
-}
-
-fn track_limit() -> usize {
-    #[cfg(test)]
-    return TRACK_LIMIT.with(|c| c.get());
-    #[cfg(not(test))]
-    MAX_TRACKED_PARTS
 }
 
 impl Accounting {
@@ -198,7 +186,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         truncated: None,
         labeled: Vec::new(),
     };
-    let gi = a.graph(&m.graph, String::new());
+    let gi = a.graph(&m.graph, m.output, String::new());
     let output = a.graphs[gi]
         .states
         .get(m.output)
@@ -231,7 +219,7 @@ pub(super) struct Acc {
     pub(super) norms: Vec<NormAccount>,
     pub(super) norm_inputs: Vec<NormInput>,
     pub(super) graphs: Vec<GraphAccount>,
-    /// Parts kept so far, against [`MAX_TRACKED_PARTS`].
+    /// Work done so far (parts carried, verdicts stated), against [`MAX_ACCOUNTING_WORK`].
     pub(super) tracked: usize,
     pub(super) truncated: Option<(Span, String)>,
     /// Per graph, per node so far: whether the value depends on the class label.
@@ -239,7 +227,7 @@ pub(super) struct Acc {
 }
 
 impl Acc {
-    fn graph(&mut self, g: &Graph, path: String) -> usize {
+    fn graph(&mut self, g: &Graph, output: NodeId, path: String) -> usize {
         let gi = self.graphs.len();
         self.graphs.push(GraphAccount {
             path: path.clone(),
@@ -263,6 +251,7 @@ impl Acc {
         // Which rows and columns hold equal values (a map whose windows all average the same
         // positions is constant over H, W though no single op makes it so).
         let mut classes: Vec<space::Classes> = Vec::with_capacity(g.nodes.len());
+        let (last_use, keep) = parts::last_uses(g, output);
         for (id, n) in g.nodes.iter().enumerate() {
             if self.truncated.is_some() {
                 break;
@@ -398,6 +387,13 @@ impl Acc {
                         .any(|&i| self.labeled[gi].get(i) == Some(&true)));
             self.labeled[gi].push(lab);
             states.push(s);
+            for &i in &n.inputs {
+                if last_use.get(i) == Some(&id) && !keep[i] {
+                    if let Some(Sig::Depends(v)) = states.get_mut(i) {
+                        *v = Vec::new();
+                    }
+                }
+            }
             x_free.push(xf);
             classes.push(cls);
             flat_space.push(fs);
@@ -464,7 +460,11 @@ impl Acc {
                 iid: matches!(n.op, Op::Linear { .. }),
             };
         }
-        let mut out: Vec<Part> = Vec::new();
+        // Most ops pass on about one part per arriving part: reserve once.
+        let arriving = (0..n.inputs.len())
+            .map(|k| input(k).parts().len())
+            .sum::<usize>();
+        let mut out: Vec<Part> = Vec::with_capacity(arriving + 1);
         match &n.op {
             Op::Input | Op::Time => {}
             Op::Conv {
@@ -545,9 +545,9 @@ impl Acc {
                 for p in input(0).parts() {
                     let (_, h, w) = spatial(&in_shape(0));
                     out.push(Part {
-                        lin: p.lin.clone().map(|l| Lin {
-                            flat: l.flat || h * w > 1,
-                            ..l
+                        lin: p.lin.clone().map(|mut l| {
+                            l.flat = l.flat || h * w > 1;
+                            l
                         }),
                         centered: if h * w == 1 { p.centered } else { None },
                         ..p.clone()
@@ -851,7 +851,7 @@ impl Acc {
             }
             Op::Ode { func, .. } => {
                 out.extend(input(0).parts().iter().map(to_alive));
-                let fi = self.graph(&func.graph, n.name.clone());
+                let fi = self.graph(&func.graph, func.output, n.name.clone());
                 let fout = self.graphs[fi]
                     .states
                     .get(func.output)

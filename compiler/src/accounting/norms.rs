@@ -8,6 +8,7 @@ use super::state::{Centered, NormInput, OriginVerdict, Part, Prediction, Sig};
 use super::{single_value_units, spatial, Acc, Accounting, NormAccount};
 use crate::ast::Span;
 use crate::ir::{NodeId, NormKind, Shape};
+use std::borrow::Cow;
 
 /// Whether a change mean-free on the units of `c` is mean-free on this norm's units (each of
 /// them a union of those).
@@ -100,14 +101,14 @@ impl Acc {
         let degenerate = n_eff == 2;
         // Every unit holds one value: the output is β whatever arrives (exactly, at init).
         let constant = const_in || single_value_units(kind, m) && (flat_space || per_position);
-        let mut verdicts = Vec::new();
-        let mut out = Vec::new();
+        let mut verdicts = Vec::with_capacity(input.parts().len());
+        let mut out = Vec::with_capacity(input.parts().len());
         let mut lin_only = true;
         for p in input.parts() {
             let (pred, arrives, constant_part, border_part) = if constant {
                 (
                     Prediction::Zero,
-                    "nothing: every unit of this norm holds a single value".to_string(),
+                    "nothing: every unit of this norm holds a single value".into(),
                     None,
                     None,
                 )
@@ -151,6 +152,7 @@ impl Acc {
                 });
             }
         }
+        self.tracked += verdicts.len() * super::VERDICT_WORK;
         let total = if verdicts.is_empty() {
             None
         } else {
@@ -182,12 +184,14 @@ impl Acc {
         per_channel: bool,
         vector: bool,
         flat_space: bool,
-    ) -> (Prediction, String, Option<f64>, Option<f64>) {
+    ) -> (Prediction, Cow<'static, str>, Option<f64>, Option<f64>) {
         let (mut pred, mut words, cp, bp) =
             self.predict_part(p, kind, m, per_channel, vector, flat_space);
         if p.unsure && !pred.is_zero() {
             pred = Prediction::Unknown;
-            words.push_str(" (possibly nothing: an earlier norm may have undone it)");
+            words = Cow::Owned(
+                words.into_owned() + " (possibly nothing: an earlier norm may have undone it)",
+            );
         }
         (pred, words, cp, bp)
     }
@@ -200,7 +204,7 @@ impl Acc {
         per_channel: bool,
         vector: bool,
         flat_space: bool,
-    ) -> (Prediction, String, Option<f64>, Option<f64>) {
+    ) -> (Prediction, Cow<'static, str>, Option<f64>, Option<f64>) {
         let batch = matches!(kind, NormKind::Batch);
         // A value constant over H, W per sample: per-channel units remove every change.
         let instance_like = matches!(kind, NormKind::Instance)
@@ -248,8 +252,9 @@ impl Acc {
                 );
             }
         }
-        let mut preds = Vec::new();
-        let mut words = Vec::new();
+        // At most one entry each for the linear, the feature-shaped and the alive component.
+        let mut preds = Three::new(Prediction::Zero);
+        let mut words = Three::new("");
         let (mut constant_part, mut border_part) = (None, None);
         if let Some(l) = &p.lin {
             if matches!(kind, NormKind::PerPosition) {
@@ -265,9 +270,9 @@ impl Acc {
                 if l.from_constant {
                     constant_part = Some(f);
                     border_part = Some(0.0);
-                    words.push("a per-channel offset".to_string());
+                    words.push("a per-channel offset");
                 } else {
-                    words.push("a spatial pattern".to_string());
+                    words.push("a spatial pattern");
                 }
             } else if batch && self.per_sample {
                 // The batch mean depends on how the embedding changes differ across samples:
@@ -277,10 +282,10 @@ impl Acc {
                     low: inst,
                     high: 1.0,
                 });
-                words.push("a linear change differing per sample".to_string());
+                words.push("a linear change differing per sample");
             } else if !l.cov.tractable() || l.flat && !vector_units_align(l, kind, m) {
                 preds.push(Prediction::Nonzero);
-                words.push("a linear change too large to track exactly".to_string());
+                words.push("a linear change too large to track exactly");
             } else {
                 let unit_m = if l.flat {
                     match kind {
@@ -307,12 +312,12 @@ impl Acc {
                     let f = preds.last().and_then(|x| x.fraction()).unwrap_or(0.0);
                     border_part = Some((f - cp).max(0.0));
                     words.push(if f - cp > 1e-12 {
-                        "a per-channel offset with a zero-padding border structure".to_string()
+                        "a per-channel offset with a zero-padding border structure"
                     } else {
-                        "a per-channel offset".to_string()
+                        "a per-channel offset"
                     });
                 } else {
-                    words.push("a spatial pattern".to_string());
+                    words.push("a spatial pattern");
                 }
             }
         }
@@ -320,19 +325,47 @@ impl Acc {
             // BatchNorm with t per sample undoes it too when the samples' scales agree.
             if scale && (per_channel || batch) {
                 preds.push(Prediction::Unknown);
-                words.push(
-                    "a per-channel scale of the features (undone unless 1 + s changes sign)".into(),
-                );
+                words
+                    .push("a per-channel scale of the features (undone unless 1 + s changes sign)");
             } else {
                 preds.push(Prediction::Nonzero);
-                words.push("a linear change shaped by the features".into());
+                words.push("a linear change shaped by the features");
             }
         }
         if p.alive {
             preds.push(Prediction::Nonzero);
-            words.push("a change through a nonlinearity".into());
+            words.push("a change through a nonlinearity");
         }
-        let pred = combine_predictions(&preds);
-        (pred, words.join(" + "), constant_part, border_part)
+        let pred = combine_predictions(preds.as_slice());
+        let words = match words.as_slice() {
+            [one] => Cow::Borrowed(*one),
+            many => Cow::Owned(many.join(" + ")),
+        };
+        (pred, words, constant_part, border_part)
+    }
+}
+
+/// Up to three values without a heap allocation (one verdict is made per origin and norm).
+struct Three<T: Copy> {
+    items: [T; 3],
+    len: usize,
+}
+
+impl<T: Copy> Three<T> {
+    fn new(fill: T) -> Self {
+        Three {
+            items: [fill; 3],
+            len: 0,
+        }
+    }
+    fn push(&mut self, x: T) {
+        self.items[self.len] = x;
+        self.len += 1;
+    }
+    fn last(&self) -> Option<&T> {
+        self.as_slice().last()
+    }
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
     }
 }

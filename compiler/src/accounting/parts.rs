@@ -44,13 +44,13 @@ pub(super) fn fresh_lin(
 ) -> Part {
     Part {
         origin,
-        lin: Some(Lin {
+        lin: Some(Box::new(Lin {
             cov,
             lineage,
             scale_known: true,
             from_constant,
             flat: false,
-        }),
+        })),
         inexact: None,
         alive: false,
         centered: None,
@@ -83,7 +83,7 @@ pub(super) fn map_lin(p: &Part, centered: Option<Centered>, f: impl Fn(&Lin) -> 
     if let Some(l) = &p.lin {
         let before = l.cov.energy();
         let next = f(l);
-        out.lin = (next.cov.energy() > 1e-12 * before).then_some(next);
+        out.lin = (next.cov.energy() > 1e-12 * before).then(|| Box::new(next));
     }
     fix_lin(out)
 }
@@ -113,11 +113,11 @@ pub(super) fn combine_sum(a: Part, b: Part) -> Part {
         (Some(x), Some(y)) => {
             if x.lineage != y.lineage && x.scale_known && y.scale_known && x.flat == y.flat {
                 (
-                    Some(Lin {
+                    Some(Box::new(Lin {
                         cov: x.cov.add(&y.cov),
                         from_constant: x.from_constant && y.from_constant,
-                        ..x
-                    }),
+                        ..*x
+                    })),
                     false,
                 )
             } else {
@@ -200,11 +200,11 @@ pub(super) fn concat_parts(
             .map(|(k, &c)| (c, lins.iter().find(|l| l.0 == k).map(|l| &l.1.cov)))
             .collect();
         let first = lins[0].1;
-        Some(Lin {
+        Some(Box::new(Lin {
             cov: Cov::concat(&slots, h, w),
             from_constant: lins.iter().all(|l| l.1.from_constant),
             ..first.clone()
-        })
+        }))
     } else {
         inexact = Some(false);
         None
@@ -224,6 +224,10 @@ pub(super) fn concat_parts(
 
 /// Merges parts of the same origin with `f`, sorted by origin.
 pub(super) fn merge(mut v: Vec<Part>, f: impl Fn(Part, Part) -> Part) -> Vec<Part> {
+    // Most nodes pass on one part per origin in order: nothing to merge.
+    if v.windows(2).all(|w| w[0].origin < w[1].origin) {
+        return v;
+    }
     v.sort_by_key(|p| p.origin);
     let mut out: Vec<Part> = Vec::with_capacity(v.len());
     for p in v {
@@ -253,10 +257,9 @@ pub(super) fn finish(v: Vec<Part>) -> Sig {
 /// One origin's prediction from its parts' (their weights are unknown, and parts of one origin
 /// may be correlated, so only zero, one number, or "nonzero" combine).
 pub(super) fn combine_predictions(p: &[Prediction]) -> Prediction {
-    let nonzero: Vec<Prediction> = p.iter().copied().filter(|x| !x.is_zero()).collect();
     if p.contains(&Prediction::Unknown) {
         Prediction::Unknown
-    } else if nonzero.is_empty() {
+    } else if p.iter().all(|x| x.is_zero()) {
         Prediction::Zero
     } else if p.len() == 1 {
         p[0]
@@ -361,11 +364,33 @@ pub(super) fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
 /// only on the units `keep` accepts.
 pub(super) fn rescaled(p: &Part, keep: impl Fn(&Centered) -> bool) -> Part {
     Part {
-        lin: p.lin.as_ref().map(|l| Lin {
-            scale_known: false,
-            ..l.clone()
+        lin: p.lin.clone().map(|mut l| {
+            l.scale_known = false;
+            l
         }),
         centered: p.centered.filter(keep),
         ..p.clone()
     }
+}
+
+/// Each node's last consumer (itself when none reads it), and whether its parts are read after
+/// the graph is accounted (a norm's input, for `norm_as`; the graph's output): the parts of the
+/// others can be dropped once their last consumer has read them.
+pub(super) fn last_uses(g: &Graph, output: NodeId) -> (Vec<usize>, Vec<bool>) {
+    let mut last_use: Vec<usize> = (0..g.nodes.len()).collect();
+    let mut keep = vec![false; g.nodes.len()];
+    for (id, n) in g.nodes.iter().enumerate() {
+        for &i in &n.inputs {
+            if let Some(l) = last_use.get_mut(i) {
+                *l = (*l).max(id);
+            }
+        }
+        if let (Op::Norm { .. }, Some(&i)) = (&n.op, n.inputs.first()) {
+            keep[i] = true;
+        }
+    }
+    if let Some(k) = keep.get_mut(output) {
+        *k = true;
+    }
+    (last_use, keep)
 }

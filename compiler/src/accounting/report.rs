@@ -83,7 +83,7 @@ pub fn survival_lines(acc: &Accounting, n: &NormAccount) -> Vec<SurvivalLine> {
             None => out.push(SurvivalLine {
                 origins: vec![name],
                 prediction: v.prediction,
-                arrives_as: v.arrives_as.clone(),
+                arrives_as: v.arrives_as.to_string(),
                 parts,
             }),
         }
@@ -150,7 +150,7 @@ pub fn survival_report(acc: &Accounting) -> Vec<NormReport> {
                         origin_kind: o.kind,
                         predicted: v.prediction.fraction(),
                         prediction: v.prediction,
-                        arrives_as: v.arrives_as.clone(),
+                        arrives_as: v.arrives_as.to_string(),
                         constant_part: v.constant_part,
                         border_part: v.border_part,
                     })

@@ -43,8 +43,8 @@ pub struct OriginVerdict {
     /// Index into [`Accounting::origins`].
     pub origin: usize,
     pub prediction: Prediction,
-    /// What the change arriving is made of, for people.
-    pub arrives_as: String,
+    /// What the change arriving is made of, for people (most verdicts share a fixed phrase).
+    pub arrives_as: std::borrow::Cow<'static, str>,
     /// For a constant offset: what a per-channel constant alone keeps ((m - 1)/m, or 0).
     pub constant_part: Option<f64>,
     /// For a constant offset: the extra share that survives through the zero-padding border.
@@ -72,7 +72,9 @@ pub struct Lin {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub origin: usize,
-    pub lin: Option<Lin>,
+    /// Boxed: most parts in a large model are alive ones without it, and parts are copied at
+    /// every node.
+    pub lin: Option<Box<Lin>>,
     /// A linear part with feature-dependent second moments; `true` when it is a per-channel
     /// scale of the features (a scale-shift's `h·Δs`), which per-channel norms undo.
     pub inexact: Option<bool>,

@@ -6,7 +6,7 @@
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
-use crate::diagnostics::{Diagnostic, Edit, Fix, Severity};
+use crate::diagnostics::{Diagnostic, Edit, Fix, Severity, SourceFile};
 use crate::ir::{ModelIr, NormKind};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,9 +18,12 @@ pub(crate) struct FixCx<'a> {
     pub model: &'a ModelIr,
     /// The model's accounting, before any edit.
     pub acc: &'a Accounting,
-    /// Re-analyses made so far, by the rewritten model text: the group search and the fix it
-    /// picks, or two findings sharing one remedy, analyze the same text once.
-    pub seen: RefCell<Vec<(String, Reanalysis)>>,
+    /// Re-analyses made so far, by the edits that rewrote the model: the group search and the
+    /// fix it picks, or two findings sharing one remedy, analyze the same edit once.
+    pub seen: RefCell<Vec<(Vec<Edit>, Reanalysis)>>,
+    /// The calls of the model the fixes point into, sorted by span (built at the first lookup):
+    /// a model with a fix at every site looks each one up without walking the model again.
+    calls: RefCell<Option<(Span, Vec<&'a ast::Call>)>>,
 }
 
 /// At most this many re-analyses per model (distinct rewritten texts). Each costs about one
@@ -29,11 +32,35 @@ pub(crate) struct FixCx<'a> {
 /// re-analyzed. The reference specs need at most 5.
 pub const MAX_REANALYSES: usize = 8;
 
+/// The bytes of model text all re-analyses of one model may parse together: a large model gets
+/// fewer of them (at least [`MIN_REANALYSES`]), so that however large the model, lint costs a
+/// few `check`s of it and not [`MAX_REANALYSES`] of them. Models under 16 KiB get all 8.
+pub const REANALYSIS_BYTES: usize = 128 * 1024;
+
+/// The re-analyses even the largest model gets.
+pub const MIN_REANALYSES: usize = 2;
+
+/// The re-analyses a model of `len` bytes of text gets.
+pub fn reanalysis_budget(len: usize) -> usize {
+    (REANALYSIS_BYTES / len.max(1)).clamp(MIN_REANALYSES, MAX_REANALYSES)
+}
+
 /// A model re-analyzed after edits: every model of its text with its accounting, or `None`
 /// when it no longer passes `check`.
 pub(crate) type Reanalysis = Rc<Option<Vec<(ModelIr, Accounting)>>>;
 
 impl<'a> FixCx<'a> {
+    /// The re-analyses this model gets ([`reanalysis_budget`] of its text's length).
+    fn reanalyses(&self) -> usize {
+        let len = self
+            .file
+            .models
+            .iter()
+            .find(|m| m.name.name == self.model.name)
+            .map_or(0, |m| m.span.end - m.span.start);
+        reanalysis_budget(len)
+    }
+
     pub fn new(
         src: &'a str,
         file: &'a ast::File,
@@ -46,40 +73,41 @@ impl<'a> FixCx<'a> {
             model,
             acc,
             seen: RefCell::new(Vec::new()),
+            calls: RefCell::new(None),
         }
     }
 }
 
-/// The model of `cx` re-analyzed after its text became `text` (the spec with edits inside that
-/// model): only that model's text is parsed, its spans counted from the file's start, so the
-/// cost of a fix does not grow with the number of models in the file.
-/// `None` when the model's budget of [`MAX_REANALYSES`] is spent.
-pub(crate) fn reanalyze_model(cx: &FixCx, text: &str) -> Option<Reanalysis> {
+/// The model of `cx` re-analyzed after `edits` (all inside that model): only that model's text
+/// is parsed, its spans counted from the file's start, so the cost of a fix does not grow with
+/// the number of models in the file. Re-analyses are remembered by their edits, and the edited
+/// text is built only for a new one: fixes past the budget cost nothing of the model's size.
+/// `None` when the model's budget ([`reanalysis_budget`]) is spent.
+pub(crate) fn reanalyze_model(cx: &FixCx, edits: &[Edit]) -> Option<Reanalysis> {
     let Some(m) = cx.file.models.iter().find(|m| m.name.name == cx.model.name) else {
         return Some(Rc::new(None));
     };
-    let grown = text.len() as isize - cx.src.len() as isize;
-    let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
-    let (start, end) = (m.span.start, end as usize);
-    let Some(piece) = text.get(start..end) else {
-        return Some(Rc::new(None));
-    };
-    if let Some((_, r)) = cx.seen.borrow().iter().find(|(p, _)| p == piece) {
+    let key: Vec<Edit> = kept_edits(cx.src, edits).0.into_iter().cloned().collect();
+    if let Some((_, r)) = cx.seen.borrow().iter().find(|(k, _)| *k == key) {
         return Some(r.clone());
     }
     #[cfg(test)]
     let unlimited = ALWAYS_REANALYZE.with(|f| f.get());
     #[cfg(not(test))]
     let unlimited = false;
-    if cx.seen.borrow().len() >= MAX_REANALYSES && !unlimited {
+    if cx.seen.borrow().len() >= reanalysis_budget(m.span.end - m.span.start) && !unlimited {
         return None;
     }
-    let r = Rc::new(
+    let (text, _) = apply_edits(cx.src, &key);
+    let grown = text.len() as isize - cx.src.len() as isize;
+    let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
+    let (start, end) = (m.span.start, end as usize);
+    let r = Rc::new(text.get(start..end).and_then(|piece| {
         crate::syntax::parse_at(piece, start)
             .ok()
-            .and_then(|file| analyzed(&file)),
-    );
-    cx.seen.borrow_mut().push((piece.to_string(), r.clone()));
+            .and_then(|file| analyzed(&file))
+    }));
+    cx.seen.borrow_mut().push((key, r.clone()));
     Some(r)
 }
 
@@ -102,13 +130,27 @@ fn analyzed(file: &crate::ast::File) -> Option<Vec<(ModelIr, Accounting)>> {
 /// Applies edits to a text. Identical edits count once; an edit overlapping an earlier one is
 /// skipped. Returns the new text and the number of skipped edits.
 pub fn apply_edits(text: &str, edits: &[Edit]) -> (String, usize) {
-    let mut sorted: Vec<&Edit> = edits.iter().collect();
-    sorted.sort_by_key(|e| (e.span.start, e.span.end));
+    let (kept, skipped) = kept_edits(text, edits);
     let mut out = String::with_capacity(text.len() + 64);
     let mut pos = 0;
+    for e in kept {
+        out.push_str(&text[pos..e.span.start]);
+        out.push_str(&e.replacement);
+        pos = e.span.end;
+    }
+    out.push_str(text.get(pos..).unwrap_or(""));
+    (out, skipped)
+}
+
+/// The edits [`apply_edits`] applies, in order, and how many it skips (without the text).
+fn kept_edits<'e>(text: &str, edits: &'e [Edit]) -> (Vec<&'e Edit>, usize) {
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.span.start, e.span.end));
+    let mut kept: Vec<&Edit> = Vec::with_capacity(sorted.len());
+    let mut pos = 0;
     let mut skipped = 0;
-    let mut last: Option<&Edit> = None;
     for e in sorted {
+        let last = kept.last().copied();
         if last.is_some_and(|l| l == e) {
             continue;
         }
@@ -124,17 +166,14 @@ pub fn apply_edits(text: &str, edits: &[Edit]) -> (String, usize) {
             skipped += 1;
             continue;
         }
-        out.push_str(&text[pos..e.span.start]);
-        out.push_str(&e.replacement);
         pos = e.span.end;
-        last = Some(e);
+        kept.push(e);
     }
-    out.push_str(text.get(pos..).unwrap_or(""));
-    (out, skipped)
+    (kept, skipped)
 }
 
-/// Every call in the file, model statements and block bodies included.
-/// The calls of the models whose text contains `within` (a fix's span lies in one model).
+/// The calls of the models whose text contains `within` (a fix's span lies in one model),
+/// model statements and block bodies included.
 fn calls(file: &ast::File, within: Span) -> Vec<&ast::Call> {
     fn expr<'a>(e: &'a Expr, out: &mut Vec<&'a ast::Call>) {
         match &e.kind {
@@ -168,8 +207,21 @@ fn calls(file: &ast::File, within: Span) -> Vec<&ast::Call> {
     out
 }
 
-fn find_call(file: &ast::File, span: Span) -> Option<&ast::Call> {
-    calls(file, span).into_iter().find(|c| c.span == span)
+/// The call written at `span`.
+fn find_call<'a>(cx: &FixCx<'a>, span: Span) -> Option<&'a ast::Call> {
+    let mut index = cx.calls.borrow_mut();
+    if index
+        .as_ref()
+        .is_none_or(|(model, _)| !model.contains(span))
+    {
+        let model = cx.file.models.iter().find(|m| m.span.contains(span))?;
+        let mut v = calls(cx.file, model.span);
+        v.sort_by_key(|c| c.span);
+        *index = Some((model.span, v));
+    }
+    let (_, v) = index.as_ref()?;
+    let i = v.binary_search_by_key(&span, |c| c.span).ok()?;
+    Some(v[i])
 }
 
 /// An edit setting argument `name` (at `position` when given positionally) of call `c`.
@@ -231,7 +283,7 @@ pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, Strin
     match plan {
         FixPlan::None | FixPlan::FewerGroups { .. } => None,
         FixPlan::Positional { span, kind } => {
-            let c = find_call(cx.file, *span)?;
+            let c = find_call(cx, *span)?;
             match kind {
                 OriginKind::InjectOffset if c.name.name == "inject" => {
                     let e = vec![set_arg(c, "mode", Some(1), "positional")];
@@ -267,7 +319,7 @@ pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, Strin
             }
         }
         FixPlan::NoBias { span } => {
-            let c = find_call(cx.file, *span)?;
+            let c = find_call(cx, *span)?;
             if !matches!(c.name.name.as_str(), "conv" | "conv3" | "conv1" | "linear") {
                 return None;
             }
@@ -276,7 +328,7 @@ pub(crate) fn plan_edits(cx: &FixCx, plan: &FixPlan) -> Option<(Vec<Edit>, Strin
             Some((e, d))
         }
         FixPlan::ScaleTime { span, scale } => {
-            let c = find_call(cx.file, *span)?;
+            let c = find_call(cx, *span)?;
             if c.name.name != "sinusoidal" {
                 return None;
             }
@@ -364,7 +416,7 @@ fn group_call<'a>(cx: &FixCx<'a>, norm_span: Span) -> Option<&'a ast::Call> {
             _ => None,
         }
     } else {
-        find_call(cx.file, norm_span).filter(|c| c.name.name == "group")
+        find_call(cx, norm_span).filter(|c| c.name.name == "group")
     }
 }
 
@@ -570,15 +622,15 @@ pub(crate) fn build_fix(
         )?,
         _ => plan_edits(cx, plan)?,
     };
-    let (text, skipped) = apply_edits(cx.src, &edits);
-    if skipped > 0 {
+    if kept_edits(cx.src, &edits).1 > 0 {
         return None;
     }
-    let Some(models) = reanalyze_model(cx, &text) else {
+    let Some(models) = reanalyze_model(cx, &edits) else {
         return Some(Fix {
             description: format!(
-                "{action}; not re-analyzed (this model has more than {MAX_REANALYSES} fixes to \
-                 predict; `--select {code}` predicts fewer at once)"
+                "{action}; not re-analyzed (this model has more than {} fixes to predict; \
+                 `--select {code}` predicts fewer at once)",
+                cx.reanalyses()
             ),
             edits,
             unsafe_: true,
@@ -685,7 +737,7 @@ pub(crate) fn choose_groups(
     }
     let mut out = Vec::new();
     for (call_span, norm_spans, pairs) in targets {
-        let Some(c) = find_call(cx.file, call_span) else {
+        let Some(c) = find_call(cx, call_span) else {
             continue;
         };
         let lone = lone_norm(cx, c, &norm_spans, &pairs);
@@ -727,9 +779,8 @@ pub(crate) fn choose_groups(
                     if !pairs.iter().all(|(_, n)| fits(n)) {
                         continue;
                     }
-                    let (text, _) = apply_edits(cx.src, std::slice::from_ref(&edit));
                     // Over budget: no choice rather than an unchecked one.
-                    let Some(models) = reanalyze_model(cx, &text) else {
+                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit)) else {
                         break;
                     };
                     let Some((_, a2)) = models
@@ -763,11 +814,13 @@ pub(crate) fn choose_groups(
 }
 
 /// The fix of a diagnostic as text lines: its description, then each changed source line
-/// before and after.
-pub fn render_fix(src: &str, d: &Diagnostic) -> String {
+/// before and after. Line numbers come from the file's line index: a file with a fix at every
+/// site renders in time linear in its size.
+pub fn render_fix(file: &SourceFile, d: &Diagnostic) -> String {
     let Some(fix) = &d.fix else {
         return String::new();
     };
+    let src = file.text.as_str();
     let mut out = format!(
         "  fix{}: {}\n",
         if fix.unsafe_ { " (unsafe)" } else { "" },
@@ -790,12 +843,7 @@ pub fn render_fix(src: &str, d: &Diagnostic) -> String {
         }
     }
     for (start, end) in lines {
-        // A byte count (vectorized) rather than `matches`: one per fix, over the text before it.
-        let line_no = src.as_bytes()[..start.min(src.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+        let (line_no, _) = file.line_col(start);
         let old = src.get(start..end).unwrap_or("");
         let local: Vec<Edit> = fix
             .edits

@@ -37,6 +37,9 @@ pub struct LintOptions {
     pub deny_warnings: bool,
     /// Compute fixes (each re-analyzes the rewritten spec to predict its effect).
     pub fixes: bool,
+    /// Keep each model's survival tables (`tdspec lint --survival`): every norm the time
+    /// signal reaches, per origin. Off, a lint builds none of them.
+    pub survival: bool,
 }
 
 /// One model's lint result.
@@ -177,11 +180,7 @@ pub fn lint_model(file: &ast::File, src: &str, model: ModelIr, opts: &LintOption
         // A partial accounting would let rules claim that t never reaches what lies past it.
         Some((span, node)) => vec![Diagnostic::error(
             "E303",
-            format!(
-                "the time accounting of model `{}` stops at `{node}`: more than {} (injection site, node) pairs to track",
-                model.name,
-                crate::diagnostics::thousands(crate::accounting::MAX_TRACKED_PARTS)
-            ),
+            crate::accounting::work_limit_reason(&model.name, node),
         )
         .with_primary(*span, "the limit is reached here")
         .with_help(
