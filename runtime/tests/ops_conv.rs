@@ -235,3 +235,88 @@ fn conv_padding_wider_than_the_map() {
     check_case(case(1, 2, 1, 3, 3, 5, 1, 4, 1, false), 32);
     check_case(case(2, 2, 3, 2, 2, 4, 2, 3, 1, true), 33);
 }
+
+/// The exact gradients of `sum(r * conv(x, w) + b)` in f64 (conv is linear in x and in w, so
+/// the adjoint loops are the reference; no finite differences needed for wide layers).
+fn conv_adjoint_ref(
+    c: &ConvCase,
+    x: &[f64],
+    w: &[f64],
+    r: &[f32],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (ho, wo) = c.out_hw();
+    let (cg, og) = (c.cin / c.groups, c.cout / c.groups);
+    let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.cout]);
+    for bi in 0..c.b {
+        for co in 0..c.cout {
+            let g = co / og;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let go = r[((bi * c.cout + co) * ho + oy) * wo + ox] as f64;
+                    gb[co] += go;
+                    for ci in 0..cg {
+                        for ky in 0..c.k {
+                            for kx in 0..c.k {
+                                let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                                let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                                if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                    continue;
+                                }
+                                let xi = ((bi * c.cin + g * cg + ci) * c.h + iy as usize) * c.w
+                                    + ix as usize;
+                                let wi = ((co * cg + ci) * c.k + ky) * c.k + kx;
+                                gx[xi] += w[wi] * go;
+                                gw[wi] += x[xi] * go;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (gx, gw, gb)
+}
+
+/// Forward and all three gradients against the f64 references, for layers wide enough to take
+/// the direct AVX-512 kernels (16 or more output channels per group) where the CPU has them.
+fn check_wide(c: ConvCase, seed: u64) {
+    let (xv, wv, bv, r) = inputs(&c, seed);
+    let (x64, w64, b64) = (f64s(&xv), f64s(&wv), f64s(&bv));
+    let want = conv_ref(&c, &x64, &w64, c.bias.then_some(&b64[..]));
+    let fast = run(&c, seed, false);
+    assert_close(&format!("{c:?} forward"), &fast.y, &want, 1e-4);
+    let (gx, gw, gb) = conv_adjoint_ref(&c, &x64, &w64, &r);
+    assert_close(&format!("{c:?} grad x"), &fast.gx, &gx, 1e-4);
+    assert_close(&format!("{c:?} grad w"), &fast.gw, &gw, 1e-4);
+    if c.bias {
+        assert_close(
+            &format!("{c:?} grad b"),
+            fast.gb.as_ref().unwrap(),
+            &gb,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn wide_layers_agree_with_the_f64_reference() {
+    // Sixteen channels, a partial 32-channel tile, two tiles, strides, kernel 4, groups,
+    // no padding, padding wider than the map, 1x1, and the yardsticks' shapes (33 -> 32 at
+    // 16 x 16, 65 -> 64 at 6 x 6) with chunks of several images and a short last chunk.
+    let cases = [
+        case(2, 5, 6, 7, 16, 3, 1, 1, 1, true),
+        case(3, 17, 5, 5, 20, 3, 1, 1, 1, true),
+        case(2, 8, 9, 9, 48, 3, 2, 1, 1, true),
+        case(2, 6, 8, 8, 32, 4, 2, 1, 1, false),
+        case(2, 4, 6, 6, 32, 3, 1, 1, 2, true),
+        case(4, 3, 7, 7, 64, 3, 1, 0, 1, true),
+        case(2, 3, 2, 2, 16, 4, 1, 3, 1, true),
+        case(2, 16, 5, 5, 16, 1, 1, 0, 1, true),
+        case(2, 18, 4, 4, 16, 4, 4, 0, 1, true),
+        case(1, 33, 16, 16, 32, 3, 1, 1, 1, true),
+        case(9, 65, 6, 6, 64, 3, 1, 1, 1, true),
+    ];
+    for (i, c) in cases.into_iter().enumerate() {
+        check_wide(c, 40 + i as u64);
+    }
+}

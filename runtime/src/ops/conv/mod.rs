@@ -10,6 +10,7 @@ use dfdx::tensor::{Cpu, Merge, PutTape, Tape};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+mod direct;
 pub(super) mod geom;
 mod window;
 
@@ -110,6 +111,9 @@ fn forward_into(
     if y.is_empty() {
         return;
     }
+    if direct::usable(g) {
+        return direct::forward(g, x, w, bias, y, accumulate);
+    }
     let nb = g.chunk();
     let fast = g.implicit();
     y.par_chunks_mut(nb * g.cout * howo)
@@ -197,6 +201,9 @@ pub(crate) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
     let (howo, hw, og, kk) = (g.howo(), g.hw(), g.og(), g.kk());
     if go.is_empty() {
         return;
+    }
+    if direct::usable(g) {
+        return direct::backward_weight(g, x, go, gw);
     }
     if g.implicit() {
         backward_weight_fast(g, x, go, gw);
