@@ -73,9 +73,11 @@ fn conv_params<D: Kernels>(
     )
 }
 
-/// The constant time channel `t` of a ConcatConv, shaped like one channel of `x`.
-fn time_channel<D: Kernels>(dev: &D, b: usize, h: usize, w: usize, t: f32) -> T4<D> {
-    dev.tensor_from_vec(vec![t; b * h * w], (b, 1, h, w))
+/// The constant time channel of a ConcatConv at `t` for `b` samples of `h x w` maps: the
+/// per-sample times and the channel's pattern, as [`ops::conv2d_time`] takes them (the runtime
+/// runs `conv(time = concat)` this way).
+fn time_channel(b: usize, h: usize, w: usize, t: f32) -> (Vec<f32>, Vec<f32>) {
+    (vec![t; b], vec![1.0; h * w])
 }
 
 /// CPU time of the whole process (all threads) in milliseconds, where the OS reports it.
@@ -162,9 +164,15 @@ pub fn concat_block<D: Kernels + Synchronize>(dev: &D) -> Result<Timing, OpsErro
     median_ms(
         dev,
         || {
-            let tt = time_channel(dev, 32, 16, 16, 0.5);
-            let inp = ops::concat_channels(tt, x.clone())?;
-            let h = ops::conv2d(inp, w.leaky_trace(), Some(b.retaped::<Tp<D>>()), PAD1)?;
+            let (tv, plane) = time_channel(32, 16, 16, 0.5);
+            let h = ops::conv2d_time(
+                x.clone(),
+                &tv,
+                &plane,
+                w.leaky_trace(),
+                Some(b.retaped::<Tp<D>>()),
+                PAD1,
+            )?;
             let h = ops::group_norm(h, gamma.retaped::<Tp<D>>(), beta.retaped::<Tp<D>>(), gn)?;
             let loss = (h - y.clone()).square().mean::<Rank0, _>();
             std::hint::black_box(loss.backward());
@@ -198,9 +206,11 @@ pub fn odenet_func<D: Kernels + Synchronize>(dev: &D) -> Result<Timing, OpsError
                 norms[0].1.retaped::<Tp<D>>(),
                 gn(Activation::Relu),
             )?;
-            let tt = time_channel(dev, 128, 6, 6, 0.5).retaped::<Tp<D>>();
-            let h = ops::conv2d(
-                ops::concat_channels(tt, h)?,
+            let (tv, plane) = time_channel(128, 6, 6, 0.5);
+            let h = ops::conv2d_time(
+                h,
+                &tv,
+                &plane,
                 w1.retaped::<Tp<D>>(),
                 Some(b1.retaped::<Tp<D>>()),
                 PAD1,
@@ -211,9 +221,11 @@ pub fn odenet_func<D: Kernels + Synchronize>(dev: &D) -> Result<Timing, OpsError
                 norms[1].1.retaped::<Tp<D>>(),
                 gn(Activation::Relu),
             )?;
-            let tt = time_channel(dev, 128, 6, 6, 0.5).retaped::<Tp<D>>();
-            let h = ops::conv2d(
-                ops::concat_channels(tt, h)?,
+            let (tv, plane) = time_channel(128, 6, 6, 0.5);
+            let h = ops::conv2d_time(
+                h,
+                &tv,
+                &plane,
                 w2.retaped::<Tp<D>>(),
                 Some(b2.retaped::<Tp<D>>()),
                 PAD1,

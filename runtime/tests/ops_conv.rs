@@ -320,3 +320,83 @@ fn wide_layers_agree_with_the_f64_reference() {
         check_wide(c, 40 + i as u64);
     }
 }
+
+/// ConcatConv without the concatenation: `conv2d_time` against the f64 convolution of the
+/// concatenated input (forward, and the exact gradients of x, of all weights incl. the time
+/// channel's, and of the bias). `c.cin` counts the time channel.
+fn check_time(c: ConvCase, positional: bool, seed: u64) {
+    let (xv, wv, bv, r) = inputs(&c, seed);
+    let (hw, cx) = (c.h * c.w, c.cin - 1);
+    let times: Vec<f32> = (0..c.b).map(|i| 0.25 + 0.5 * i as f32).collect();
+    let plane: Vec<f32> = (0..hw)
+        .map(|p| {
+            if positional {
+                (p as f32 * 0.37).sin()
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    // The concatenated input, channel 0 the time channel.
+    let mut cat = xv.clone();
+    for bi in 0..c.b {
+        for p in 0..hw {
+            cat[bi * c.cin * hw + p] = times[bi] * plane[p];
+        }
+    }
+    let x_only: Vec<f32> = (0..c.b)
+        .flat_map(|bi| cat[(bi * c.cin + 1) * hw..(bi + 1) * c.cin * hw].to_vec())
+        .collect();
+    let (c64, w64, b64) = (f64s(&cat), f64s(&wv), f64s(&bv));
+    let want = conv_ref(&c, &c64, &w64, c.bias.then_some(&b64[..]));
+    let (gcat, gw, gb) = conv_adjoint_ref(&c, &c64, &w64, &r);
+    let gx: Vec<f64> = (0..c.b)
+        .flat_map(|bi| gcat[(bi * c.cin + 1) * hw..(bi + 1) * c.cin * hw].to_vec())
+        .collect();
+
+    let dev = Dev::default();
+    let x = t4(&dev, &x_only, (c.b, cx, c.h, c.w));
+    let w = t4(&dev, &wv, (c.cout, c.cin, c.k, c.k));
+    let b = t1(&dev, &bv);
+    let y = ops::conv2d_time(
+        x.clone().leaky_traced(),
+        &times,
+        &plane,
+        w.retaped::<Tp>(),
+        c.bias.then(|| b.retaped::<Tp>()),
+        cfg(&c),
+    )
+    .unwrap();
+    let name = format!("{c:?} positional {positional}");
+    assert_close(
+        &format!("{name} forward"),
+        &y.retaped::<NoneTape>().as_vec(),
+        &want,
+        1e-4,
+    );
+    let g = backward_weighted(y, &r);
+    assert_close(&format!("{name} grad x"), &g.get(&x).as_vec(), &gx, 1e-4);
+    assert_close(&format!("{name} grad w"), &g.get(&w).as_vec(), &gw, 1e-4);
+    if c.bias {
+        assert_close(&format!("{name} grad b"), &g.get(&b).as_vec(), &gb, 1e-4);
+    }
+}
+
+#[test]
+fn time_channel_convs_agree_with_the_concatenated_reference() {
+    // Narrow (packed GEMM) and wide (direct) layers, padding 0 and 1, stride 2, kernel 4, 1x1,
+    // constant and positional planes; the yardsticks' 33 -> 32 and 65 -> 64.
+    let cases = [
+        (case(2, 4, 5, 5, 3, 3, 1, 1, 1, true), false),
+        (case(3, 5, 6, 7, 16, 3, 1, 1, 1, true), true),
+        (case(2, 9, 8, 8, 20, 3, 2, 1, 1, false), false),
+        (case(2, 3, 7, 7, 32, 4, 2, 1, 1, true), true),
+        (case(2, 6, 5, 5, 16, 3, 1, 0, 1, true), true),
+        (case(2, 4, 3, 3, 16, 1, 1, 0, 1, true), false),
+        (case(2, 33, 16, 16, 32, 3, 1, 1, 1, true), false),
+        (case(5, 65, 6, 6, 64, 3, 1, 1, 1, true), false),
+    ];
+    for (i, (c, positional)) in cases.into_iter().enumerate() {
+        check_time(c, positional, 60 + i as u64);
+    }
+}

@@ -236,10 +236,14 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     let Value::Time(tv) = input(1)? else {
                         return Err(RuntimeError::Internal("time channel without time".into()));
                     };
-                    let chan = self.time_channel(tv, *tc, b, h, w)?;
-                    let cat = ops::concat_channels(chan.retaped::<T>(), x.put_tape(tape))
-                        .map_err(op_err)?;
-                    ops::conv2d(cat, wt, bt, cfg).map_err(op_err)?
+                    if tv.len() != b {
+                        return Err(RuntimeError::Internal(format!(
+                            "{} time values for a batch of {b}",
+                            tv.len()
+                        )));
+                    }
+                    let plane = time_plane(*tc, h, w);
+                    ops::conv2d_time(x.put_tape(tape), tv, &plane, wt, bt, cfg).map_err(op_err)?
                 };
                 let (o, t) = out.split_tape();
                 (Value::Image(o), t)
@@ -740,35 +744,6 @@ impl<'a, D: Kernels> Exec<'a, D> {
         }
     }
 
-    fn time_channel(
-        &self,
-        tv: &[f32],
-        tc: TimeChannel,
-        b: usize,
-        h: usize,
-        w: usize,
-    ) -> R<Tensor4<D>> {
-        if tv.len() != b {
-            return Err(RuntimeError::Internal(format!(
-                "{} time values for a batch of {b}",
-                tv.len()
-            )));
-        }
-        let mut data = Vec::with_capacity(b * h * w);
-        for &t in tv {
-            for i in 0..h {
-                for j in 0..w {
-                    let p = match tc {
-                        TimeChannel::Positional => positional_pattern(0, i, j, h, w) as f32,
-                        _ => 1.0,
-                    };
-                    data.push(t * p);
-                }
-            }
-        }
-        Ok(self.dev.tensor_from_vec(data, (b, 1, h, w)))
-    }
-
     /// Runs an ODE block from `t0` to `t1` on the value `h0`.
     fn ode<T>(
         &mut self,
@@ -832,4 +807,15 @@ impl<D: Kernels> OdeRhs<D> for GraphRhs<'_, '_, D> {
             .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
         Ok(out.image()?.clone().put_tape(tape))
     }
+}
+
+/// The spatial pattern of a time channel: all ones (a constant channel) or the positional
+/// pattern; sample `i`'s channel is `t_i` times it.
+fn time_plane(tc: TimeChannel, h: usize, w: usize) -> Vec<f32> {
+    (0..h * w)
+        .map(|p| match tc {
+            TimeChannel::Positional => positional_pattern(0, p / w, p % w, h, w) as f32,
+            _ => 1.0,
+        })
+        .collect()
 }

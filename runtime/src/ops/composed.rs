@@ -537,6 +537,45 @@ pub fn add_channel_offset<D: Device<f32>, T: Tape<f32, D>>(
     x.try_add(ob).map_err(dev_err)
 }
 
+/// Composed [`super::conv2d_time`]: the time channel built as a tensor, prepended to `x` and
+/// convolved with the rest (the reference the CPU kernel is tested against).
+pub fn conv2d_time<D, Tx, T>(
+    x: Tensor4<D, Tx>,
+    time: &[f32],
+    plane: &[f32],
+    w: Tensor4<D, T>,
+    b: Option<Tensor1<D, T>>,
+    cfg: Conv2dCfg,
+) -> Result<Tensor4<D, T>, OpsError>
+where
+    D: Device<f32>,
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    let (bn, _, h, wd) = *x.shape();
+    if time.len() != bn || plane.len() != h * wd {
+        return Err(shape_err(
+            "conv2d_time",
+            format!(
+                "{} times and a {}-value plane for {bn} samples of {h}x{wd}",
+                time.len(),
+                plane.len()
+            ),
+        ));
+    }
+    let data: Vec<f32> = time
+        .iter()
+        .flat_map(|t| plane.iter().map(move |p| t * p))
+        .collect();
+    let chan = x
+        .device()
+        .clone()
+        .try_tensor_from_vec(data, (bn, 1, h, wd))
+        .map_err(dev_err)?;
+    let cat = super::concat_channels(chan.retaped::<Tx>(), x)?;
+    conv2d(cat, w, b, cfg)
+}
+
 /// Composed [`super::add`].
 pub fn add<D: Device<f32>, S: Shape, T: Tape<f32, D>>(
     a: Tensor<S, f32, D, T>,
@@ -561,6 +600,20 @@ impl super::dispatch::Kernels for dfdx::tensor::Cuda {
         T: Tape<f32, Self> + Merge<Tx>,
     {
         conv2d(x, w, b, cfg)
+    }
+    fn conv2d_time<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        time: &[f32],
+        plane: &[f32],
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>,
+    {
+        conv2d_time(x, time, plane, w, b, cfg)
     }
     fn group_norm<Tx, T>(
         x: Tensor4<Self, Tx>,

@@ -25,6 +25,24 @@ impl Kernels for Cpu {
         conv::cpu_conv2d(x, w, b, cfg)
     }
 
+    fn conv2d_time<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        time: &[f32],
+        plane: &[f32],
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>,
+    {
+        if cfg.groups != 1 {
+            return super::composed::conv2d_time(x, time, plane, w, b, cfg);
+        }
+        conv::cpu_conv2d_time(x, time, plane, w, b, cfg)
+    }
+
     fn group_norm<Tx, T>(
         x: Tensor4<Self, Tx>,
         gamma: Tensor1<Self, T>,

@@ -29,6 +29,20 @@ pub trait Kernels: Device<f32> {
         Tx: Tape<f32, Self>,
         T: Tape<f32, Self> + Merge<Tx>;
 
+    /// See [`conv2d_time`](super::conv2d_time).
+    #[allow(clippy::type_complexity)]
+    fn conv2d_time<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        time: &[f32],
+        plane: &[f32],
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>;
+
     /// See [`group_norm`](super::group_norm).
     fn group_norm<Tx, T>(
         x: Tensor4<Self, Tx>,

@@ -71,6 +71,30 @@ where
     D::conv2d(x, w, b, cfg)
 }
 
+/// 2-D convolution of `x` with a time channel in front (ConcatConv): `conv2d(concat([c, x]), w,
+/// b, cfg)` where the time channel of sample `i` is `c[i] = time[i] * plane` (a constant
+/// channel when `plane` is all ones). The channel gets no gradient.
+///
+/// # Shapes
+/// - `x`: `[B, Cin, H, W]`; `time`: `[B]`; `plane`: `[H * W]`
+/// - `w`: `[Cout, Cin + 1, k, k]` (the time channel's weights first), `groups` = 1 on the CPU
+/// - output: as [`conv2d`]
+pub fn conv2d_time<D, Tx, T>(
+    x: Tensor4<D, Tx>,
+    time: &[f32],
+    plane: &[f32],
+    w: Tensor4<D, T>,
+    b: Option<Tensor1<D, T>>,
+    cfg: Conv2dCfg,
+) -> Result<Tensor4<D, T>, OpsError>
+where
+    D: Kernels,
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    D::conv2d_time(x, time, plane, w, b, cfg)
+}
+
 /// Group normalization with a per-channel affine transform, optionally followed by an activation:
 /// `act(gamma[c] * (x - mean_g) / sqrt(var_g + eps) + beta[c])`, statistics per sample and group
 /// (biased variance).

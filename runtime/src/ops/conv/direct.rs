@@ -439,3 +439,59 @@ unsafe fn tile(
     _: &mut [f32; MR * NR],
 ) {
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::types::Conv2dCfg;
+
+    /// Throughput probe of the direct kernels on the yardsticks' shapes, one thread:
+    /// `cargo test --release -p tdspec-runtime --lib direct_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn direct_throughput() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let shapes = [
+            ("ddpm 128->128 32x32 b4", (4, 128, 32, 32), 128),
+            ("odenet 65->64 6x6 b128", (128, 65, 6, 6), 64),
+            ("odenet 64->64 7x7 b128", (128, 64, 7, 7), 64),
+            ("concat 33->32 16x16 b32", (32, 33, 16, 16), 32),
+            ("mnist 32->32 28x28 b64", (64, 32, 28, 28), 32),
+        ];
+        for (name, (b, cin, h, w), cout) in shapes {
+            let cfg = Conv2dCfg {
+                stride: 1,
+                padding: 1,
+                groups: 1,
+            };
+            let g = ConvGeom::new((b, cin, h, w), (cout, cin, 3, 3), None, cfg).unwrap();
+            let x: Vec<f32> = (0..b * cin * h * w).map(|i| (i % 7) as f32 * 0.1).collect();
+            let wt: Vec<f32> = (0..cout * cin * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+            let mut y = vec![0.0f32; b * cout * g.howo()];
+            let mut gw = vec![0.0f32; wt.len()];
+            let flop = 2.0 * (b * cout * g.howo() * cin * 9) as f64;
+            let time = |f: &mut dyn FnMut()| {
+                for _ in 0..2 {
+                    f();
+                }
+                let t = std::time::Instant::now();
+                for _ in 0..5 {
+                    f();
+                }
+                t.elapsed().as_secs_f64() / 5.0
+            };
+            pool.install(|| {
+                let fw = time(&mut || forward(&g, &x, &wt, None, &mut y, false));
+                let bw = time(&mut || backward_weight(&g, &x, &y, &mut gw));
+                println!(
+                    "{name}: forward {:.1} GFLOP/s, weight gradient {:.1} GFLOP/s",
+                    flop / fw / 1e9,
+                    flop / bw / 1e9
+                );
+            });
+        }
+    }
+}

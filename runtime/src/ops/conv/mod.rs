@@ -12,7 +12,10 @@ use rayon::prelude::*;
 
 mod direct;
 pub(super) mod geom;
+mod time;
 mod window;
+
+pub(crate) use time::cpu_conv2d_time;
 
 use super::gemm512;
 use super::math::{sgemm, Lhs, Mat, Rhs};
