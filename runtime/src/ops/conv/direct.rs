@@ -181,6 +181,18 @@ fn scatter(
     accumulate: bool,
 ) {
     let howo = g.howo();
+    let (img, pos) = (t0 / howo, t0 % howo);
+    #[cfg(target_arch = "x86_64")]
+    if count == MR && pos + MR <= howo {
+        // The whole tile lies in one image: transpose it in registers.
+        let base = (img * g.cout + cols.start) * howo + pos;
+        let needed = (cols.len() - 1) * howo + MR;
+        let dst = &mut ychunk[base..][..needed];
+        let bias = bias.map(|b| &b[cols.clone()]);
+        // SAFETY: AVX-512F was detected (`usable`); `dst` holds every channel's 12 positions.
+        unsafe { scatter_tile(tile, cols.len(), dst, howo, bias, accumulate) };
+        return;
+    }
     let mut r0 = 0;
     while r0 < count {
         let (img, pos) = ((t0 + r0) / howo, (t0 + r0) % howo);
@@ -284,15 +296,146 @@ fn transpose_go(
     ogp: usize,
     got: &mut Vec<f32>,
 ) {
-    let (howo, og) = (g.howo(), g.og());
+    let howo = g.howo();
     got.clear();
     got.resize(nbc * howo * ogp, 0.0);
+    let src = &gochunk[..nbc * g.cout * howo];
+    // SAFETY: AVX-512F was detected (`usable`); the sizes are those of `src` and `got`.
+    unsafe { transpose_go_blocks(g, src, grp, nbc, ogp, got) };
+}
+
+/// `out[c][r] = rows[r][c]` for a 16 x 16 block held in registers.
+///
+/// # Safety
+/// AVX-512F is available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    // Pairs of rows interleaved by 32 bits, then by 64 bits: each 128-bit lane of `u[4i + j]`
+    // holds column j (+4, +8, +12 per lane) of rows 4i..4i+4.
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let q = i / 4 * 4;
+        let (a, b) = (
+            _mm512_castps_pd(t[q + (i % 4) / 2]),
+            _mm512_castps_pd(t[q + 2 + (i % 4) / 2]),
+        );
+        _mm512_castpd_ps(if i % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        })
+    });
+    // Then 128-bit lanes: rows 0-7 and 8-15 gathered, then the halves joined.
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (u[(i / 8) * 8 + i % 4], u[(i / 8) * 8 + 4 + i % 4]);
+        if i % 8 < 4 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(a, b)
+        }
+    });
+    std::array::from_fn(|c| {
+        let (a, b) = (v[c % 8], v[8 + c % 8]);
+        if c < 8 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(a, b)
+        }
+    })
+}
+
+/// Writes a forward tile whose 12 positions are consecutive in one image: channel `o` of the
+/// tile goes to `dst[o * howo..][..12]`, plus its bias, added to what is there with
+/// `accumulate`.
+///
+/// # Safety
+/// AVX-512F is available; `dst` holds `(width - 1) * howo + 12` floats, `width <= NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_tile(
+    tile: &[f32; MR * NR],
+    width: usize,
+    dst: &mut [f32],
+    howo: usize,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    const LANES: __mmask16 = (1 << MR) - 1;
+    debug_assert!(width <= NR && dst.len() >= (width - 1) * howo + MR);
+    for half in 0..width.div_ceil(16) {
+        // SAFETY: rows r < MR of the tile hold NR floats; the stores stay in `dst`.
+        unsafe {
+            let rows: [__m512; 16] = std::array::from_fn(|r| {
+                if r < MR {
+                    _mm512_loadu_ps(tile.as_ptr().add(r * NR + half * 16))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            let cols = transpose16(rows);
+            for (c, col) in cols.iter().enumerate().take(width - half * 16) {
+                let o = half * 16 + c;
+                let p = dst.as_mut_ptr().add(o * howo);
+                let mut v = _mm512_add_ps(*col, _mm512_set1_ps(bias.map_or(0.0, |b| b[o])));
+                if accumulate {
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(LANES, p));
+                }
+                _mm512_mask_storeu_ps(p, LANES, v);
+            }
+        }
+    }
+}
+
+/// [`transpose_go`] in 16 x 16 register blocks.
+///
+/// # Safety
+/// AVX-512F is available; `src` is the chunk's `[nbc, cout, howo]` output gradient, `got`
+/// holds `nbc * howo * ogp` zeros, `ogp` is a multiple of 16 no smaller than `og`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_go_blocks(
+    g: &ConvGeom,
+    src: &[f32],
+    grp: usize,
+    nbc: usize,
+    ogp: usize,
+    got: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (howo, og) = (g.howo(), g.og());
+    debug_assert!(src.len() >= nbc * g.cout * howo && got.len() >= nbc * howo * ogp);
     for img in 0..nbc {
-        for o in 0..og {
-            let src = &gochunk[(img * g.cout + grp * og + o) * howo..][..howo];
-            let dst = &mut got[img * howo * ogp + o..];
-            for (p, &v) in src.iter().enumerate() {
-                dst[p * ogp] = v;
+        for o0 in (0..og).step_by(16) {
+            for p0 in (0..howo).step_by(16) {
+                let np = 16.min(howo - p0);
+                let mask: __mmask16 = ((1u32 << np) - 1) as __mmask16;
+                // SAFETY: rows o0 + c < og of this image, positions p0..p0 + np, are inside
+                // `src`; rows p0 + p < howo of `got` have 16 channels from o0 (o0 + 16 <= ogp).
+                unsafe {
+                    let rows: [__m512; 16] = std::array::from_fn(|c| {
+                        if o0 + c < og {
+                            let at = (img * g.cout + grp * og + o0 + c) * howo + p0;
+                            _mm512_maskz_loadu_ps(mask, src.as_ptr().add(at))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    });
+                    let cols = transpose16(rows);
+                    for (p, col) in cols.iter().enumerate().take(np) {
+                        let at = (img * howo + p0 + p) * ogp + o0;
+                        _mm512_storeu_ps(got.as_mut_ptr().add(at), *col);
+                    }
+                }
             }
         }
     }
@@ -430,6 +573,18 @@ unsafe fn tile(
 
 /// Never called off x86-64 ([`usable`] is false there).
 #[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose_go_blocks(
+    _: &ConvGeom,
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &mut [f32],
+) {
+}
+
+/// Never called off x86-64 ([`usable`] is false there).
+#[cfg(not(target_arch = "x86_64"))]
 unsafe fn tile(
     _: usize,
     _: &[*const f32; MR],
@@ -444,6 +599,28 @@ unsafe fn tile(
 mod tests {
     use super::*;
     use crate::ops::types::Conv2dCfg;
+
+    #[test]
+    fn transpose16_transposes() {
+        if !gemm512::available() {
+            return;
+        }
+        use std::arch::x86_64::*;
+        let m: Vec<f32> = (0..256).map(|i| i as f32).collect();
+        let mut out = vec![0.0f32; 256];
+        // SAFETY: AVX-512F is available; 16 rows of 16 floats in and out.
+        unsafe {
+            let rows: [__m512; 16] = std::array::from_fn(|r| _mm512_loadu_ps(m[r * 16..].as_ptr()));
+            for (c, v) in transpose16(rows).iter().enumerate() {
+                _mm512_storeu_ps(out[c * 16..].as_mut_ptr(), *v);
+            }
+        }
+        for r in 0..16 {
+            for c in 0..16 {
+                assert_eq!(out[c * 16 + r], m[r * 16 + c], "row {r} column {c}");
+            }
+        }
+    }
 
     /// Throughput probe of the direct kernels on the yardsticks' shapes, one thread:
     /// `cargo test --release -p tdspec-runtime --lib direct_throughput -- --ignored --nocapture`.
