@@ -8,7 +8,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::math::{exp, sgemm, Mat};
-use super::tape::{output, put_grad, split, take_grad};
+use super::tape::{output, put_grad, split, take_grad, zeros};
 use super::types::{shape_err, OpsError, Tensor3};
 
 /// Row-wise softmax of `s` (rows of length `n`) after scaling by `scale`, in place.
@@ -37,8 +37,8 @@ pub(crate) fn forward(
     v: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let scale = 1.0 / (c as f32).sqrt();
-    let mut out = vec![0.0f32; b * c * n];
-    let mut p = vec![0.0f32; b * n * n];
+    let mut out = zeros(b * c * n);
+    let mut p = zeros(b * n * n);
     if out.is_empty() || p.is_empty() {
         return (out, p);
     }
@@ -91,9 +91,9 @@ pub(crate) fn backward(
     dout: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let scale = 1.0 / (c as f32).sqrt();
-    let mut dq = vec![0.0f32; b * c * n];
-    let mut dk = vec![0.0f32; b * c * n];
-    let mut dv = vec![0.0f32; b * c * n];
+    let mut dq = zeros(b * c * n);
+    let mut dk = zeros(b * c * n);
+    let mut dv = zeros(b * c * n);
     if dq.is_empty() {
         return (dq, dk, dv);
     }

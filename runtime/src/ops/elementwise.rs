@@ -7,7 +7,7 @@ use dfdx::tensor::{Cpu, PutTape, Tape, Tensor};
 use rayon::prelude::*;
 
 use super::math::{multiversion, sigmoid, sum, tanh};
-use super::tape::{output, put_grad, split, take_grad};
+use super::tape::{output, put_grad, split, take_grad, zeros};
 use super::types::{shape_err, OpsError, Tensor2, Tensor4, Unary};
 
 /// Elements per parallel work item.
@@ -60,7 +60,7 @@ multiversion! {
 }
 
 pub(crate) fn unary_forward(op: Unary, x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros(x.len());
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(yc, xc)| unary_chunk(op, xc, yc));
@@ -114,7 +114,7 @@ pub(crate) fn cpu_add<S: Shape, T: Tape<f32, Cpu>>(
         .zip(bd.par_chunks(CHUNK))
         .for_each(|(yc, bc)| add_chunk(yc, bc));
     drop(bd);
-    let out = output(a.device(), y, shape)?;
+    let out = output(a.device(), y.into_vec(), shape)?;
     if T::OWNS_TAPE {
         let (a_ghost, b_ghost, out_ghost) = (a.ghost(), b.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
@@ -165,7 +165,7 @@ pub(crate) fn cpu_add_channel_offset<T: Tape<f32, Cpu>>(
             }
         });
     }
-    let out = output(x.device(), y, shape)?;
+    let out = output(x.device(), y.into_vec(), shape)?;
     if T::OWNS_TAPE {
         let (x_ghost, o_ghost, out_ghost) = (x.ghost(), offset.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {

@@ -8,7 +8,7 @@ use dfdx::tensor::{Cpu, Merge, PutTape, Tape};
 use rayon::prelude::*;
 
 use super::math::{multiversion, sigmoid, sum, sum_sq_dev};
-use super::tape::{data_of, merge_tapes, output, put_grad, split, take_grad};
+use super::tape::{data_of, merge_tapes, output, put_grad, split, take_grad, zeros};
 use super::types::{
     config_err, shape_err, Activation, BatchNormCfg, GroupNormCfg, OpsError, RunningStats, Shape4,
     Tensor1, Tensor4,
@@ -117,7 +117,7 @@ pub(crate) fn gn_forward(
             })
             .collect()
     };
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros(x.len());
     if g.hw > 0 {
         y.par_chunks_mut(g.hw)
             .zip(x.par_chunks(g.hw))
@@ -423,7 +423,7 @@ fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f32, f32)> {
 
 /// `y = x * a[c] + sh[c]` over NCHW rows.
 fn channel_affine(x: &[f32], c: usize, hw: usize, a: &[f32], sh: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros(x.len());
     if hw > 0 {
         y.par_chunks_mut(hw)
             .zip(x.par_chunks(hw))

@@ -7,7 +7,7 @@ use dfdx::tensor::{Cpu, PutTape, Tape};
 use rayon::prelude::*;
 
 use super::math::sum;
-use super::tape::{output, put_grad, split, take_grad};
+use super::tape::{output, put_grad, split, take_grad, zeros};
 use super::types::{config_err, shape_err, OpsError, Shape4, Tensor2, Tensor4};
 
 /// Output size of a `kernel`-window, `stride`-step pooling without padding.
@@ -44,7 +44,7 @@ pub(crate) fn cpu_avg_pool2d<T: Tape<f32, Cpu>>(
     let (h, w, ho, wo) = (shape.2, shape.3, os.2, os.3);
     let (x, mut tape, xd) = split(x)?;
     let inv = 1.0 / (kernel * kernel) as f32;
-    let mut y = vec![0.0f32; os.0 * os.1 * ho * wo];
+    let mut y = zeros(os.0 * os.1 * ho * wo);
     if !y.is_empty() {
         y.par_chunks_mut(ho * wo)
             .zip(xd.par_chunks(h * w))
@@ -139,7 +139,7 @@ pub(crate) fn cpu_upsample_nearest<T: Tape<f32, Cpu>>(
     let (ho, wo) = (f * h, f * w);
     let os = (shape.0, shape.1, ho, wo);
     let (x, mut tape, xd) = split(x)?;
-    let mut y = vec![0.0f32; xd.len() * f * f];
+    let mut y = zeros(xd.len() * f * f);
     if !y.is_empty() {
         y.par_chunks_mut(ho * wo)
             .zip(xd.par_chunks(h * w))

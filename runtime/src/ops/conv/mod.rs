@@ -19,7 +19,7 @@ pub(crate) use time::cpu_conv2d_time;
 
 use super::gemm512;
 use super::math::{sgemm, Lhs, Mat, Rhs};
-use super::tape::{merge_tapes, output, put_grad, split, take_grad};
+use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros};
 use super::types::{Conv2dCfg, OpsError, Tensor1, Tensor4};
 use geom::ConvGeom;
 use window::{col2im, im2col, ConvView, Windows};
@@ -96,7 +96,7 @@ fn scatter_out(
 
 /// Forward convolution: `y = conv(x, w) + b`, all row-major NCHW.
 pub(crate) fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut y = vec![0.0f32; g.b * g.cout * g.howo()];
+    let mut y = zeros(g.b * g.cout * g.howo());
     forward_into(g, x, w, bias, &mut y, false);
     y
 }
