@@ -229,7 +229,13 @@ pub fn features<D: Kernels>(
             .tensor_from_vec(x, (b, m.input.channels, m.input.height, m.input.width));
         let mut ex = Exec::new(params, false);
         let t0 = m.time.range().0 as f32;
-        let (vals, _) = ex.run(&m.graph, Value::Image(xt), &vec![t0; b], NoneTape)?;
+        let (vals, _) = ex.run(
+            &m.graph,
+            &[feat, m.output],
+            Value::Image(xt),
+            &vec![t0; b],
+            NoneTape,
+        )?;
         let f = vals[feat]
             .as_ref()
             .ok_or_else(|| RuntimeError::Internal("no features".into()))?

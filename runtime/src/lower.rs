@@ -145,6 +145,7 @@ pub fn run_once<D: Kernels>(m: &ModelIr, dev: &D) -> Result<(Vec<ParamInfo>, usi
     let mut ex = Exec::new(&params, false);
     ex.run(
         &m.graph,
+        &[m.output],
         Value::Image(x),
         &[m.time.range().0 as f32],
         NoneTape,

@@ -219,6 +219,7 @@ pub fn fwd_bwd<D: Kernels + Synchronize>(
     let mut ex = Exec::new(params, false);
     let (vals, tape) = ex.run(
         &m.graph,
+        &[m.output],
         Value::Image(xt),
         t,
         OwnedTape::<f32, D>::default(),

@@ -397,7 +397,7 @@ fn run_recorded<D: Kernels>(
     ex.labels = labels.to_vec();
     ex.swap = swap;
     ex.observer = Some(&mut r);
-    let (vals, _) = ex.run(g, input.clone(), t, NoneTape)?;
+    let (vals, _) = ex.run(g, &[], input.clone(), t, NoneTape)?;
     drop(ex);
     Ok((r.seen, vals))
 }

@@ -280,6 +280,7 @@ impl<'a, D: Kernels> Trainer<'a, D> {
                     dev.tensor_from_vec(x, (b, c, h, w));
                 let (vals, tape) = ex.run(
                     &m.graph,
+                    &[m.output],
                     Value::Image(xt),
                     // A classifier's model-level t: the lowest it takes (0 unless declared).
                     &vec![m.time.range().0 as f32; b],
@@ -331,6 +332,7 @@ impl<'a, D: Kernels> Trainer<'a, D> {
                 let tv: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
                 let (vals, tape) = ex.run(
                     &m.graph,
+                    &[m.output],
                     Value::Image(xt),
                     &tv,
                     OwnedTape::<f32, D>::default(),
@@ -434,7 +436,7 @@ pub fn forward_labeled<D: Kernels>(
     let xt: Tensor<(usize, usize, usize, usize), f32, D> = dev.tensor_from_vec(x, (b, c, h, w));
     let mut ex = Exec::new(params, false);
     ex.labels = labels.to_vec();
-    let (vals, _) = ex.run(&m.graph, Value::Image(xt), t, NoneTape)?;
+    let (vals, _) = ex.run(&m.graph, &[m.output], Value::Image(xt), t, NoneTape)?;
     let out = vals[m.output]
         .as_ref()
         .ok_or_else(|| RuntimeError::Internal("no output".into()))?

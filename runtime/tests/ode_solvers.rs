@@ -31,7 +31,13 @@ fn solve(solver: &str, a: f32) -> (f64, usize) {
     let xt = dev.tensor_from_vec(x.clone(), (2usize, 2usize, 3usize, 3usize));
     let mut ex = Exec::new(&params, false);
     let (vals, _) = ex
-        .run(&m.graph, Value::Image(xt), &[0.0, 0.0], NoneTape)
+        .run(
+            &m.graph,
+            &[m.output],
+            Value::Image(xt),
+            &[0.0, 0.0],
+            NoneTape,
+        )
         .expect("solve");
     let out = vals[m.output].as_ref().expect("out").to_vec();
     let k = (a as f64).exp();

@@ -400,3 +400,54 @@ fn time_channel_convs_agree_with_the_concatenated_reference() {
         check_time(c, positional, 60 + i as u64);
     }
 }
+
+/// Throughput of whole conv layers (forward, input and weight gradients, bias) on the shapes
+/// of the small DDPM and the DDPM ResBlock, on the default thread pool:
+/// `cargo test --release -p tdspec-runtime --test ops_conv layer_throughput -- --ignored
+/// --nocapture` (compare with the same layers in PyTorch).
+#[test]
+#[ignore]
+fn layer_throughput() {
+    let shapes = [
+        (32, 32, 28, 64),
+        (64, 64, 14, 64),
+        (96, 32, 28, 64),
+        (128, 64, 14, 64),
+        (64, 64, 28, 64),
+        (32, 1, 28, 64),
+        (128, 128, 32, 4),
+    ];
+    let dev = Dev::default();
+    for (cin, cout, hw, b) in shapes {
+        let c = case(b, cin, hw, hw, cout, 3, 1, 1, 1, true);
+        let (xv, wv, bv, r) = inputs(&c, 1);
+        let x = t4(&dev, &xv, (b, cin, hw, hw));
+        let w = t4(&dev, &wv, (cout, cin, 3, 3));
+        let bias = t1(&dev, &bv);
+        let rt = t4(&dev, &r, (b, cout, hw, hw));
+        let step = || {
+            let y = ops::conv2d(
+                x.clone().leaky_traced(),
+                w.retaped::<Tp>(),
+                Some(bias.retaped::<Tp>()),
+                cfg(&c),
+            )
+            .unwrap();
+            std::hint::black_box((y * rt.clone()).sum::<Rank0, _>().backward());
+        };
+        for _ in 0..3 {
+            step();
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            step();
+        }
+        let dt = t.elapsed().as_secs_f64() / 10.0;
+        let flop = 6.0 * (b * hw * hw * cin * cout * 9) as f64;
+        println!(
+            "{cin}->{cout} {hw}x{hw} b{b}: {:.2} ms, {:.1} GFLOP/s",
+            dt * 1e3,
+            flop / dt / 1e9
+        );
+    }
+}

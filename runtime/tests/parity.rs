@@ -77,7 +77,7 @@ fn run(
         );
     }
     let (vals, _) = ex
-        .run(&m.graph, Value::Image(x), &t, NoneTape)
+        .run(&m.graph, &[m.output], Value::Image(x), &t, NoneTape)
         .expect("forward");
     vals[m.output].as_ref().expect("output").to_vec()
 }

@@ -295,6 +295,7 @@ fn check(seed: u64) -> Option<Result<usize, String>> {
     ex.observer = Some(&mut shapes);
     if let Err(e) = ex.run(
         &m.graph,
+        &[m.output],
         Value::Image(dev.tensor_from_vec(x, (3, c, h, w))),
         &[0.3, 0.5, 0.7],
         NoneTape,

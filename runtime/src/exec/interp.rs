@@ -86,6 +86,10 @@ pub struct Exec<'a, D: Kernels> {
     /// Each sample's class label (class-conditional models); empty: sample i takes label
     /// i mod N.
     pub labels: Vec<usize>,
+    /// Run a norm and the activation that alone reads it as one fused op (on by default; never
+    /// with an observer, overrides or a swap, which see every node). The norm's own value is
+    /// then not kept: turn this off to read it from [`Exec::run`]'s values.
+    pub fuse: bool,
 }
 
 /// Inputs replaced for one node of one graph: `(input node, value)` pairs.
@@ -116,6 +120,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             overrides: HashMap::new(),
             swap: None,
             labels: Vec::new(),
+            fuse: true,
         }
     }
 
@@ -132,10 +137,13 @@ impl<'a, D: Kernels> Exec<'a, D> {
         Ok(p.tensor.retaped::<T>().reshape_like(&shape))
     }
 
-    /// Runs `g` with the given input value and time values (one per sample).
+    /// Runs `g` with the given input value and time values (one per sample). `keep`: the nodes
+    /// whose values the caller reads from the result (the output); a fused norm's own value is
+    /// not kept, so a norm in `keep` is never fused.
     pub fn run<T>(
         &mut self,
         g: &Graph,
+        keep: &[NodeId],
         input: Value<D>,
         time: &[f32],
         mut tape: T,
@@ -145,7 +153,28 @@ impl<'a, D: Kernels> Exec<'a, D> {
     {
         let mut vals: Vec<Option<Value<D>>> = vec![None; g.nodes.len()];
         let mut input = Some(input);
+        let fusing = self.fuse
+            && self.observer.is_none()
+            && self.swap.is_none()
+            && self.overrides.is_empty();
+        let fused = if fusing {
+            fused_acts(g, keep)
+        } else {
+            Vec::new()
+        };
         for (id, node) in g.nodes.iter().enumerate() {
+            if vals[id].is_some() {
+                // An activation computed with its norm.
+                continue;
+            }
+            if let Some(&Some((j, act))) = fused.get(id) {
+                if let Some(Value::Image(_)) = node.inputs.first().and_then(|&i| vals[i].as_ref()) {
+                    let (v, t) = self.norm_node(node, &vals, tape, act)?;
+                    tape = t;
+                    vals[j] = Some(v);
+                    continue;
+                }
+            }
             let out = match &node.op {
                 _ if self.overrides.contains_key(&node.name) => self.overrides[&node.name].clone(),
                 Op::Input => input
@@ -261,53 +290,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                     .split_tape();
                 (Value::Vector(o), t)
             }
-            Op::Norm {
-                kind,
-                channels,
-                eps,
-                affine,
-            } => {
-                let v = input(0)?;
-                let (x, is_vec) = match v {
-                    Value::Image(x) => (x.clone(), false),
-                    Value::Vector(x) => {
-                        let (b, d) = *x.shape();
-                        (x.clone().reshape_like(&(b, d, 1usize, 1usize)), true)
-                    }
-                    Value::Time(_) => {
-                        return Err(RuntimeError::Internal("norm of raw time".into()))
-                    }
-                };
-                let c = *channels;
-                // Without affine, the identity scale and shift (constants, off the tape).
-                let (gamma, beta): (Tensor1<D, T>, Tensor1<D, T>) = match affine {
-                    true => (
-                        self.param(&format!("{name}.weight"), (c,))?,
-                        self.param(&format!("{name}.bias"), (c,))?,
-                    ),
-                    false => (
-                        self.dev.tensor_from_vec(vec![1.0; c], (c,)).retaped::<T>(),
-                        self.dev.tensor_from_vec(vec![0.0; c], (c,)).retaped::<T>(),
-                    ),
-                };
-                let out = self.norm(
-                    name,
-                    *kind,
-                    c,
-                    *eps,
-                    x.put_tape(tape),
-                    gamma,
-                    beta,
-                    Activation::Identity,
-                )?;
-                let (o, t) = out.split_tape();
-                if is_vec {
-                    let (b, d, _, _) = *o.shape();
-                    (Value::Vector(o.reshape_like(&(b, d))), t)
-                } else {
-                    (Value::Image(o), t)
-                }
-            }
+            Op::Norm { .. } => self.norm_node(node, vals, tape, Activation::Identity)?,
             Op::Act { act } => {
                 let u = match act {
                     Act::Relu => Unary::Relu,
@@ -676,6 +659,65 @@ impl<'a, D: Kernels> Exec<'a, D> {
         })
     }
 
+    /// A norm node with `act` applied to its output (fused into the norm's kernel where it has
+    /// one).
+    fn norm_node<T>(
+        &mut self,
+        node: &Node,
+        vals: &[Option<Value<D>>],
+        tape: T,
+        act: Activation,
+    ) -> R<(Value<D>, T)>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let Op::Norm {
+            kind,
+            channels,
+            eps,
+            affine,
+        } = &node.op
+        else {
+            return Err(RuntimeError::Internal("not a norm".into()));
+        };
+        let name = node.name.as_str();
+        let v = node
+            .inputs
+            .first()
+            .and_then(|&id| vals[id].as_ref())
+            .ok_or_else(|| {
+                RuntimeError::Internal(format!("`{name}` reads a value not computed yet"))
+            })?;
+        let (x, is_vec) = match v {
+            Value::Image(x) => (x.clone(), false),
+            Value::Vector(x) => {
+                let (b, d) = *x.shape();
+                (x.clone().reshape_like(&(b, d, 1usize, 1usize)), true)
+            }
+            Value::Time(_) => return Err(RuntimeError::Internal("norm of raw time".into())),
+        };
+        let c = *channels;
+        // Without affine, the identity scale and shift (constants, off the tape).
+        let (gamma, beta): (Tensor1<D, T>, Tensor1<D, T>) = match affine {
+            true => (
+                self.param(&format!("{name}.weight"), (c,))?,
+                self.param(&format!("{name}.bias"), (c,))?,
+            ),
+            false => (
+                self.dev.tensor_from_vec(vec![1.0; c], (c,)).retaped::<T>(),
+                self.dev.tensor_from_vec(vec![0.0; c], (c,)).retaped::<T>(),
+            ),
+        };
+        let out = self.norm(name, *kind, c, *eps, x.put_tape(tape), gamma, beta, act)?;
+        let (o, t) = out.split_tape();
+        Ok(if is_vec {
+            let (b, d, _, _) = *o.shape();
+            (Value::Vector(o.reshape_like(&(b, d))), t)
+        } else {
+            (Value::Image(o), t)
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn norm<T>(
         &mut self,
@@ -800,7 +842,7 @@ impl<D: Kernels> OdeRhs<D> for GraphRhs<'_, '_, D> {
         exec.nfe += 1;
         let (h, tape) = h.split_tape();
         let b = h.shape().0;
-        let (vals, tape) = exec.run(&f.graph, Value::Image(h), &vec![t; b], tape)?;
+        let (vals, tape) = exec.run(&f.graph, &[f.output], Value::Image(h), &vec![t; b], tape)?;
         let out = vals
             .get(f.output)
             .and_then(|v| v.clone())
@@ -816,6 +858,34 @@ fn time_plane(tc: TimeChannel, h: usize, w: usize) -> Vec<f32> {
         .map(|p| match tc {
             TimeChannel::Positional => positional_pattern(0, p / w, p % w, h, w) as f32,
             _ => 1.0,
+        })
+        .collect()
+}
+
+/// For each node of `g`: `Some((j, act))` when it is a norm whose value only the activation
+/// node `j` reads (and the caller does not `keep` it), so the two can run as one fused op.
+fn fused_acts(g: &Graph, keep: &[NodeId]) -> Vec<Option<(NodeId, Activation)>> {
+    let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); g.nodes.len()];
+    for (j, n) in g.nodes.iter().enumerate() {
+        for &i in &n.inputs {
+            if let Some(r) = readers.get_mut(i) {
+                r.push(j);
+            }
+        }
+    }
+    g.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let (Op::Norm { .. }, [j]) = (&n.op, readers[i].as_slice()) else {
+                return None;
+            };
+            let act = match &g.nodes[*j].op {
+                Op::Act { act: Act::Relu } => Activation::Relu,
+                Op::Act { act: Act::Silu } => Activation::Silu,
+                _ => return None,
+            };
+            (!keep.contains(&i)).then_some((*j, act))
         })
         .collect()
 }
