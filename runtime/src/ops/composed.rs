@@ -572,7 +572,7 @@ where
         .clone()
         .try_tensor_from_vec(data, (bn, 1, h, wd))
         .map_err(dev_err)?;
-    let cat = super::concat_channels(chan.retaped::<Tx>(), x)?;
+    let cat = super::linear::concat_channels(chan.retaped::<Tx>(), x)?;
     conv2d(cat, w, b, cfg)
 }
 

@@ -15,12 +15,10 @@ pub(super) mod geom;
 mod time;
 mod window;
 
-pub(crate) use time::cpu_conv2d_time;
-
 use super::gemm512;
 use super::math::{sgemm, Lhs, Mat, Rhs};
 use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros};
-use super::types::{Conv2dCfg, OpsError, Tensor1, Tensor4};
+use super::types::{shape_err, Conv2dCfg, OpsError, Tensor1, Tensor4};
 use geom::ConvGeom;
 use window::{col2im, im2col, ConvView, Windows};
 
@@ -458,6 +456,102 @@ where
             if need_x {
                 let mut gx = take_grad!(grads, &x_ghost);
                 backward_input(&g, &wd, &go, &mut gx);
+                put_grad!(grads, &x_ghost, gx);
+            }
+            put_grad!(grads, &out_ghost, go);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+/// [`crate::ops::Kernels::conv2d_time`] for [`Cpu`]: the convolution of `x` alone plus the
+/// time channel's share ([`time`]); no channel is built and no concatenated copy is made.
+pub(crate) fn cpu_conv2d_time<Tx, T>(
+    x: Tensor4<Cpu, Tx>,
+    time: &[f32],
+    plane: &[f32],
+    w: Tensor4<Cpu, T>,
+    b: Option<Tensor1<Cpu, T>>,
+    cfg: Conv2dCfg,
+) -> Result<Tensor4<Cpu, T>, OpsError>
+where
+    Tx: Tape<f32, Cpu>,
+    T: Tape<f32, Cpu> + Merge<Tx>,
+{
+    const OP: &str = "conv2d_time";
+    let (bn, cin, h, wd) = *x.shape();
+    let (cout, cw, k, k2) = *w.shape();
+    if cfg.groups != 1 {
+        return Err(shape_err(OP, "a time channel needs groups = 1"));
+    }
+    if cw != cin + 1 {
+        return Err(shape_err(
+            OP,
+            format!("weight has {cw} input channels for {cin} channels and the time channel"),
+        ));
+    }
+    if time.len() != bn || plane.len() != h * wd {
+        return Err(shape_err(
+            OP,
+            format!(
+                "{} times and a {}-value plane for a [{bn}, {cin}, {h}, {wd}] input",
+                time.len(),
+                plane.len()
+            ),
+        ));
+    }
+    let g = ConvGeom::new(
+        (bn, cin, h, wd),
+        (cout, cin, k, k2),
+        b.as_ref().map(|b| b.shape().0),
+        cfg,
+    )?;
+    let (x, tx, xd) = split(x)?;
+    let (w, tw, wd) = split(w)?;
+    let mut tape = merge_tapes(tw, tx);
+    let (b, bd) = match b {
+        Some(b) => {
+            let (b, tb, bd) = split(b)?;
+            tape = tape.merge(tb);
+            (Some(b), Some(bd))
+        }
+        None => (None, None),
+    };
+    let (w0, wx) = time::split_weights(&g, &wd);
+    let mut y = forward(&g, &xd, &wx, bd.as_deref());
+    time::add_time_map(&mut y, &time::time_map(&g, plane, &w0), time);
+    let out = output(x.device(), y, (bn, cout, g.ho, g.wo))?;
+    if T::OWNS_TAPE {
+        let need_x = Tx::OWNS_TAPE;
+        let (x_ghost, w_ghost, out_ghost) = (x.ghost(), w.ghost(), out.ghost());
+        let b_ghost = b.as_ref().map(|b| b.ghost());
+        let (time, plane) = (time.to_vec(), plane.to_vec());
+        tape.add_backward_op(move |grads| {
+            let go = take_grad!(grads, &out_ghost);
+            let kk2 = g.k * g.k;
+            let mut gwx = vec![0.0f32; g.cout * g.kk()];
+            backward_weight(&g, &xd, &go, &mut gwx);
+            let gw0 = time::time_weight_grad(&g, &plane, &time, &go);
+            let mut gw = take_grad!(grads, &w_ghost);
+            for o in 0..g.cout {
+                let row = &mut gw[o * (g.cin + 1) * kk2..][..(g.cin + 1) * kk2];
+                for (d, v) in row[..kk2].iter_mut().zip(&gw0[o * kk2..][..kk2]) {
+                    *d += v;
+                }
+                for (d, v) in row[kk2..].iter_mut().zip(&gwx[o * g.kk()..][..g.kk()]) {
+                    *d += v;
+                }
+            }
+            put_grad!(grads, &w_ghost, gw);
+            if let Some(b_ghost) = &b_ghost {
+                let mut gb = take_grad!(grads, b_ghost);
+                backward_bias(&g, &go, &mut gb);
+                put_grad!(grads, b_ghost, gb);
+            }
+            if need_x {
+                let mut gx = take_grad!(grads, &x_ghost);
+                backward_input(&g, &wx, &go, &mut gx);
                 put_grad!(grads, &x_ghost, gx);
             }
             put_grad!(grads, &out_ghost, go);
