@@ -91,6 +91,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Training allocates and frees the same large buffers every step; keep them mapped.
     tdspec_runtime::ops::keep_freed_memory();
+    // This thread records the tape: let it compute its share of every kernel.
+    tdspec_runtime::ops::join_worker_pool();
     let code = match &cli.command {
         Command::Check(a) => check_cmd::run(a),
         Command::Fmt(a) => fmt_cmd::run(a),

@@ -16,6 +16,7 @@ fn main() -> Result<(), OpsError> {
     if !args.iter().any(|a| a == "--no-keep-memory") {
         ops::keep_freed_memory();
     }
+    ops::join_worker_pool();
     let dev = Cpu::default();
     let named = |name: &str| filters.iter().any(|f| name.contains(f.as_str()));
     let mut results = Vec::new();

@@ -334,3 +334,16 @@ pub fn keep_freed_memory() {
         }
     }
 }
+
+/// Makes the calling thread one of the kernels' worker threads. Call once at program start,
+/// before any parallel work: the global pool then has as many threads as cores (or
+/// `RAYON_NUM_THREADS`), the caller among them, so a kernel called from this thread runs its
+/// share of the work itself instead of waking the pool and sleeping until it is done (two
+/// context switches per op, and a third thread contending for two cores). Returns `false`
+/// when the pool was already built (then nothing changes).
+pub fn join_worker_pool() -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .is_ok()
+}

@@ -622,6 +622,28 @@ mod tests {
         }
     }
 
+    /// The register tile on data hot in cache, one thread: how close to the multiply-add peak
+    /// it runs (`cargo test --release -p tdspec-runtime --lib tile_peak -- --ignored
+    /// --nocapture`; 115 GFLOP/s here, where a loop of nothing but multiply-adds reaches 117).
+    #[test]
+    #[ignore]
+    fn tile_peak() {
+        let x: Vec<f32> = (0..1 << 16).map(|i| (i % 13) as f32 * 0.01).collect();
+        let k = 576;
+        let offs: Vec<usize> = (0..k).map(|q| (q * 37) % 30_000).collect();
+        let vec: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.01).collect();
+        let mut out = [0.0f32; MR * NR];
+        let ptrs: [*const f32; MR] = std::array::from_fn(|r| x[r * 100..].as_ptr());
+        let reps = 20_000;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            // SAFETY: offsets + pointers stay inside x; vec holds k rows of NR.
+            unsafe { tile(k, &ptrs, offs.as_ptr(), vec.as_ptr(), NR, &mut out) };
+        }
+        let flop = (reps * k * 2 * MR * NR) as f64;
+        println!("{:.1} GFLOP/s", flop / t.elapsed().as_secs_f64() / 1e9);
+    }
+
     /// Throughput probe of the direct kernels on the yardsticks' shapes, one thread:
     /// `cargo test --release -p tdspec-runtime --lib direct_throughput -- --ignored --nocapture`.
     #[test]
