@@ -451,3 +451,22 @@ fn layer_throughput() {
         );
     }
 }
+
+#[test]
+fn few_output_channels_agree_with_the_f64_reference() {
+    // Under 16 output channels per group at stride 1 (the lanes run over output positions):
+    // 1, 3, 5 = 4 + 1, 7 = 4 + 2 + 1 and 15 = 8 + 4 + 2 + 1 channels, kernels 1, 3, 5, padding
+    // 0 to 2, groups, and maps wide enough for several tiles (28 x 28: 840 extended positions).
+    let cases = [
+        case(2, 32, 28, 28, 1, 3, 1, 1, 1, true),
+        case(3, 6, 9, 7, 3, 3, 1, 1, 1, true),
+        case(2, 5, 8, 8, 5, 5, 1, 2, 1, false),
+        case(2, 4, 6, 5, 7, 3, 1, 0, 1, true),
+        case(1, 3, 11, 10, 15, 3, 1, 1, 1, true),
+        case(2, 6, 5, 5, 6, 3, 1, 1, 2, true),
+        case(2, 8, 6, 6, 3, 1, 1, 0, 1, true),
+    ];
+    for (i, c) in cases.into_iter().enumerate() {
+        check_wide(c, 80 + i as u64);
+    }
+}

@@ -11,6 +11,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 mod direct;
+mod few;
 pub(super) mod geom;
 mod time;
 mod window;
@@ -115,6 +116,9 @@ fn forward_into(
     if direct::usable(g) {
         return direct::forward(g, x, w, bias, y, accumulate);
     }
+    if few::usable(g) {
+        return few::forward(g, x, w, bias, y, accumulate);
+    }
     let nb = g.chunk();
     let fast = g.implicit();
     y.par_chunks_mut(nb * g.cout * howo)
@@ -205,6 +209,9 @@ pub(crate) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
     }
     if direct::usable(g) {
         return direct::backward_weight(g, x, go, gw);
+    }
+    if few::usable(g) {
+        return few::backward_weight(g, x, go, gw);
     }
     if g.implicit() {
         backward_weight_fast(g, x, go, gw);
