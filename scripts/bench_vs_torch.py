@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """tdspec against PyTorch in one sitting, on this machine: N training steps of the same spec
 (tdspec's runtime vs the train.py that `tdspec emit` writes: same data, batch, optimizer and
-thread count, whole processes, evaluation once at the end), then the kernel yardsticks
-(`tdspec-runtime`'s bench vs a PyTorch yardstick script, when one is named). Prints each time
+thread count, evaluation once at the end), then the kernel yardsticks (`tdspec-runtime`'s bench
+vs a PyTorch yardstick script, when one is named). Each training run is reported twice: the
+median seconds per step once warm (from the `wall` clock both write to metrics.jsonl after every
+step; the first --warm steps are left out), which is the training speed, and the whole process,
+which adds start-up (PyTorch's import alone takes seconds) and the evaluation. Prints each time
 and the ratio tdspec / PyTorch (below 1.0: tdspec is faster).
 
 usage: python3 scripts/bench_vs_torch.py [--python VENV/bin/python] [--yardstick torch_reference.py]
@@ -35,6 +38,22 @@ def timed(cmd, env, cwd=ROOT):
     return wall, done.stdout
 
 
+def per_step(run_dir, warm):
+    """Median seconds per step after the first `warm` steps, from metrics.jsonl's wall clock."""
+    walls = []
+    with open(Path(run_dir) / "metrics.jsonl") as f:
+        for line in f:
+            rec = json.loads(line)
+            if "wall" in rec and "step" in rec:
+                walls.append((rec["step"], rec["wall"]))
+    walls.sort()
+    gaps = sorted(b[1] - a[1] for a, b in zip(walls, walls[1:]) if a[0] >= warm)
+    if not gaps:
+        sys.exit(f"{run_dir}: fewer than {warm + 2} steps logged; raise --steps")
+    mid = len(gaps) // 2
+    return gaps[mid] if len(gaps) % 2 else 0.5 * (gaps[mid - 1] + gaps[mid])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--python", help="a Python with torch and safetensors (the PyTorch side)")
@@ -42,6 +61,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--specs", default="small_ddpm_mnist,small_odenet_mnist")
+    ap.add_argument("--warm", type=int, default=3, help="first steps left out of the per-step median")
     a = ap.parse_args()
 
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
@@ -59,14 +79,17 @@ def main():
             common = ["--steps", str(a.steps), "--data", f"mnist:{DATA}", "--eval-samples", "100"]
             ours, _ = timed([tdspec, "train", spec, "--out", scratch / f"{name}-tdspec",
                              "--eval-every", str(a.steps), *common], env)
-            theirs = None
+            step_ours = per_step(scratch / f"{name}-tdspec", a.warm)
+            theirs = step_theirs = None
             if a.python:
                 pkg = scratch / f"{name}-pkg"
                 timed([tdspec, "emit", spec, "-o", pkg], env)
                 theirs, _ = timed([a.python, pkg / "train.py", "train", "--cpu", "--out",
                                    scratch / f"{name}-torch", "--log-every", str(a.steps),
                                    "--save-every", str(a.steps), *common], env)
-            rows.append((f"train {name} ({a.steps} steps, s)", ours, theirs))
+                step_theirs = per_step(scratch / f"{name}-torch", a.warm)
+            rows.append((f"train {name} (s/step, median once warm)", step_ours, step_theirs))
+            rows.append((f"train {name} ({a.steps} steps, whole process, s)", ours, theirs))
         # Kernel yardsticks, forward + backward medians.
         _, out = timed(["cargo", "run", "--release", "-q", "-p", "tdspec-runtime", "--bin", "bench", "--", "--json"], env)
         ours = json.loads(out.strip().splitlines()[-1])
@@ -80,11 +103,11 @@ def main():
             rows.append((f"{k} (fwd+bwd, ms)", v, theirs.get(k)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{'what':52} {'tdspec':>10} {'PyTorch':>10} {'ratio':>7}")
+    print(f"{'what':58} {'tdspec':>10} {'PyTorch':>10} {'ratio':>7}")
     for what, ours, theirs in rows:
         t = f"{theirs:10.3f}" if theirs is not None else f"{'-':>10}"
         r = f"{ours / theirs:7.2f}" if theirs else f"{'-':>7}"
-        print(f"{what:52} {ours:10.3f} {t} {r}")
+        print(f"{what:58} {ours:10.3f} {t} {r}")
 
 
 if __name__ == "__main__":
