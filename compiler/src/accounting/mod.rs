@@ -43,10 +43,10 @@ mod state;
 use crate::ast::Span;
 use crate::ir::*;
 use cov::Cov;
-use limit::track_limit;
 #[cfg(test)]
 pub(crate) use limit::TRACK_LIMIT;
-pub use limit::{work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
+use limit::{count_work, track_limit};
+pub use limit::{work_done, work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
 use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var, Centered, NormInput};
@@ -196,6 +196,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         Sig::TimeOnly { .. } => Sig::Independent,
         s => s,
     };
+    count_work(a.graphs.iter().map(|g| g.states.len()).sum(), a.tracked);
     Accounting {
         origins: a.origins,
         norms: a.norms,
