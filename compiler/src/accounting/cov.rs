@@ -36,11 +36,9 @@ impl Mat {
     pub fn outer(u: &[f64], v: &[f64]) -> Mat {
         debug_assert_eq!(u.len(), v.len());
         let n = u.len();
-        let mut d = Vec::with_capacity(n * n);
+        let mut d = Vec::with_capacity(n * v.len());
         for a in u {
-            for b in v {
-                d.push(a * b);
-            }
+            d.extend(v.iter().map(|b| a * b));
         }
         Mat { n, d }
     }
@@ -150,30 +148,42 @@ pub const MAX_TERMS: usize = 256;
 /// The outer products of [`Cov::positional`], each formed once: by the bits of their factors.
 #[derive(Default)]
 struct Products {
-    /// (factors, index into `mats`); `None` factors: the all-ones matrix.
-    made: Vec<(Option<(Vec<u64>, Vec<u64>)>, usize)>,
+    /// The factors' bits, side by side (`None`: the all-ones matrix), and the index into `mats`.
+    made: Vec<(Option<Vec<u64>>, usize)>,
     mats: Vec<Mat>,
     /// Whether each matrix equals itself (holds no NaN): then one index is one value.
     reflexive: Vec<bool>,
 }
 
 impl Products {
-    fn get(&mut self, key: Option<(Vec<u64>, Vec<u64>)>, make: impl FnOnce() -> Mat) -> usize {
-        if let Some((_, i)) = self.made.iter().find(|(k, _)| *k == key) {
-            return *i;
-        }
-        let m = make();
+    fn add(&mut self, key: Option<Vec<u64>>, m: Mat) -> usize {
         self.reflexive.push(m.d.iter().all(|x| !x.is_nan()));
         self.mats.push(m);
         self.made.push((key, self.mats.len() - 1));
         self.mats.len() - 1
     }
     fn outer(&mut self, u: &[f64], v: &[f64]) -> usize {
-        let bits = |x: &[f64]| x.iter().map(|f| f.to_bits()).collect();
-        self.get(Some((bits(u), bits(v))), || Mat::outer(u, v))
+        let same = |k: &[u64]| {
+            k.len() == u.len() + v.len()
+                && k.iter()
+                    .zip(u.iter().chain(v))
+                    .all(|(a, b)| *a == b.to_bits())
+        };
+        if let Some((_, i)) = self
+            .made
+            .iter()
+            .find(|(k, _)| k.as_deref().is_some_and(same))
+        {
+            return *i;
+        }
+        let key = u.iter().chain(v).map(|f| f.to_bits()).collect();
+        self.add(Some(key), Mat::outer(u, v))
     }
     fn ones(&mut self, n: usize) -> usize {
-        self.get(None, || Mat::ones(n))
+        match self.made.iter().find(|(k, _)| k.is_none()) {
+            Some((_, i)) => *i,
+            None => self.add(None, Mat::ones(n)),
+        }
     }
     /// Whether the products `a` and `b` are equal (`==`, as [`Cov::push`] compares).
     fn equal(&self, a: usize, b: usize) -> bool {
