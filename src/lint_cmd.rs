@@ -7,7 +7,7 @@ use crate::render;
 use crate::report::{fail, print_json, OrExit};
 use crate::Format;
 use clap::{Args, ValueEnum};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
@@ -59,16 +59,23 @@ pub struct ExplainArgs {
 pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let mut opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
     opts.survival = args.survival;
-    let (mut results, mut messages) = (Vec::new(), Vec::new());
+    let (mut results, mut messages, mut shown) = (Vec::new(), Vec::new(), Vec::new());
     // A file that cannot be read is reported and the others are still linted (exit 2).
     let mut unreadable = 0;
     let paths = spec::expand(&args.paths).or_exit()?;
-    let threads = spec::lint_threads();
-    for linted in spec::lint_files(&paths, &opts, args.fix, args.unsafe_fixes, threads) {
+    let (threads, text) = (spec::lint_threads(), args.format == LintFormat::Text);
+    let color = render::use_color() && std::io::stdout().is_terminal();
+    // Each file's text is rendered on the thread that linted it.
+    let each = |r: &spec::Linted| match text {
+        true => r.text(|s, d| render::render(s, d, color), args.survival),
+        false => String::new(),
+    };
+    for linted in spec::lint_files_with(&paths, &opts, args.fix, args.unsafe_fixes, threads, each) {
         match linted {
-            Ok(r) => {
+            Ok((r, t)) => {
                 messages.extend(r.fix_note());
                 results.push(r);
+                shown.push(t);
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -86,18 +93,10 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
         .any(|d| d.severity == Severity::Error);
     let json = match args.format {
         LintFormat::Text => {
-            let color = render::use_color() && std::io::stdout().is_terminal();
-            for r in &results {
-                for d in &r.diagnostics {
-                    print!("{}", render::render(&r.src, d, color));
-                    println!("{}", lint::render_fix(&r.src, d));
-                }
-                if args.survival {
-                    print!("{}", r.survival_text());
-                }
-            }
-            messages.iter().for_each(|m| println!("{m}"));
-            println!("{}", spec::lint_summary(&results, args.fix));
+            messages.push(spec::lint_summary(&results, args.fix));
+            let tail = messages.iter().map(|m| format!("{m}\n"));
+            let all: String = shown.into_iter().chain(tail).collect();
+            let _ = std::io::stdout().lock().write_all(all.as_bytes());
             return exit(failed);
         }
         LintFormat::Json => {

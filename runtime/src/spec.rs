@@ -278,6 +278,24 @@ pub struct Linted {
 }
 
 impl Linted {
+    /// `tdspec lint`'s text for this file: each finding as `render` draws it, then its fix,
+    /// then (with `survival`) the survival tables.
+    pub fn text(
+        &self,
+        render: impl Fn(&SourceFile, &Diagnostic) -> String,
+        survival: bool,
+    ) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            out.push_str(&render(&self.src, d));
+            out.push_str(&lint::render_fix(&self.src, d));
+            out.push('\n');
+        }
+        if survival {
+            out.push_str(&self.survival_text());
+        }
+        out
+    }
     /// `--survival`'s text: per model, every normalization the time signal reaches.
     pub fn survival_text(&self) -> String {
         let mut out = String::new();
@@ -460,16 +478,34 @@ pub fn lint_files(
     unsafe_fixes: bool,
     threads: usize,
 ) -> Vec<Result<Linted, String>> {
+    let linted = lint_files_with(paths, opts, fix, unsafe_fixes, threads, |_| ());
+    linted.into_iter().map(|r| r.map(|(l, ())| l)).collect()
+}
+
+/// [`lint_files`], each file's result also passed to `then` on the thread that linted it (the
+/// caller's rendering of it, say: then it runs in parallel and overlaps the linting).
+pub fn lint_files_with<T: Send>(
+    paths: &[PathBuf],
+    opts: &LintOptions,
+    fix: bool,
+    unsafe_fixes: bool,
+    threads: usize,
+    then: impl Fn(&Linted) -> T + Sync,
+) -> Vec<Result<(Linted, T), String>> {
+    let one = |p: &PathBuf| {
+        lint_file(p, opts, fix, unsafe_fixes).map(|l| {
+            let t = then(&l);
+            (l, t)
+        })
+    };
     let threads = threads.clamp(1, paths.len().max(1));
     if threads == 1 {
-        return paths
-            .iter()
-            .map(|p| lint_file(p, opts, fix, unsafe_fixes))
-            .collect();
+        return paths.iter().map(one).collect();
     }
     // Files are handed out one at a time: one large file does not hold up a fixed share.
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<Linted, String>>> = (0..paths.len()).map(|_| None).collect();
+    let mut slots: Vec<Option<Result<(Linted, T), String>>> =
+        (0..paths.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -478,7 +514,7 @@ pub fn lint_files(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(p) = paths.get(i) else { break };
-                        done.push((i, lint_file(p, opts, fix, unsafe_fixes)));
+                        done.push((i, one(p)));
                     }
                     done
                 })

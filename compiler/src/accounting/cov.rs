@@ -36,11 +36,9 @@ impl Mat {
     pub fn outer(u: &[f64], v: &[f64]) -> Mat {
         debug_assert_eq!(u.len(), v.len());
         let n = u.len();
-        let mut d = Vec::with_capacity(n * n);
+        let mut d = Vec::with_capacity(n * v.len());
         for a in u {
-            for b in v {
-                d.push(a * b);
-            }
+            d.extend(v.iter().map(|b| a * b));
         }
         Mat { n, d }
     }
@@ -147,6 +145,54 @@ pub struct Cov {
 
 /// More terms than this and the representation is given up (the caller states no number).
 pub const MAX_TERMS: usize = 256;
+/// The outer products of [`Cov::positional`], each formed once: by the bits of their factors.
+#[derive(Default)]
+struct Products {
+    /// The factors' bits, side by side (`None`: the all-ones matrix), and the index into `mats`.
+    made: Vec<(Option<Vec<u64>>, usize)>,
+    mats: Vec<Mat>,
+    /// Whether each matrix equals itself (holds no NaN): then one index is one value.
+    reflexive: Vec<bool>,
+}
+
+impl Products {
+    fn add(&mut self, key: Option<Vec<u64>>, m: Mat) -> usize {
+        // Folded without an early exit: the compiler vectorizes it.
+        self.reflexive
+            .push(!m.d.iter().fold(false, |nan, x| nan | x.is_nan()));
+        self.mats.push(m);
+        self.made.push((key, self.mats.len() - 1));
+        self.mats.len() - 1
+    }
+    fn outer(&mut self, u: &[f64], v: &[f64]) -> usize {
+        let same = |k: &[u64]| {
+            k.len() == u.len() + v.len()
+                && k.iter()
+                    .zip(u.iter().chain(v))
+                    .all(|(a, b)| *a == b.to_bits())
+        };
+        if let Some((_, i)) = self
+            .made
+            .iter()
+            .find(|(k, _)| k.as_deref().is_some_and(same))
+        {
+            return *i;
+        }
+        let key = u.iter().chain(v).map(|f| f.to_bits()).collect();
+        self.add(Some(key), Mat::outer(u, v))
+    }
+    fn ones(&mut self, n: usize) -> usize {
+        match self.made.iter().find(|(k, _)| k.is_none()) {
+            Some((_, i)) => *i,
+            None => self.add(None, Mat::ones(n)),
+        }
+    }
+    /// Whether the products `a` and `b` are equal (`==`, as [`Cov::push`] compares).
+    fn equal(&self, a: usize, b: usize) -> bool {
+        (a == b && self.reflexive[a]) || self.mats[a] == self.mats[b]
+    }
+}
+
 /// Largest spatial side tracked exactly (the matrices are side x side).
 pub const MAX_SIDE: usize = 512;
 
@@ -208,21 +254,37 @@ impl Cov {
                 None => distinct.push((pat, chan)),
             }
         }
+        // Each outer product is formed once, however many patterns share its factors (the row
+        // and column factors recur across patterns), and two terms made of the same products
+        // are known equal without comparing them; other pairs compare as `push` compares, so
+        // the terms, their order and their sums are those of pushing each in turn.
+        let (mut rows, mut cols) = (Products::default(), Products::default());
+        let mut terms: Vec<(usize, usize, Vec<f64>)> = Vec::new();
         for ((u, v), chan) in distinct {
             // (u ⊗ 1 + 1 ⊗ v)(u ⊗ 1 + 1 ⊗ v)ᵀ: four separable terms.
             for (rh, rw) in [
-                (Mat::outer(&u, &u), Mat::ones(w)),
-                (Mat::outer(&u, &ones_h), Mat::outer(&ones_w, &v)),
-                (Mat::outer(&ones_h, &u), Mat::outer(&v, &ones_w)),
-                (Mat::ones(h), Mat::outer(&v, &v)),
+                (rows.outer(&u, &u), cols.ones(w)),
+                (rows.outer(&u, &ones_h), cols.outer(&ones_w, &v)),
+                (rows.outer(&ones_h, &u), cols.outer(&v, &ones_w)),
+                (rows.ones(h), cols.outer(&v, &v)),
             ] {
-                cov.push(Term {
-                    chan: chan.clone(),
-                    rh,
-                    rw,
-                });
+                let merged = terms
+                    .iter_mut()
+                    .find(|(a, b, _)| rows.equal(*a, rh) && cols.equal(*b, rw));
+                match merged {
+                    Some((_, _, seen)) => seen.iter_mut().zip(&chan).for_each(|(a, b)| *a += b),
+                    None => terms.push((rh, rw, chan.clone())),
+                }
             }
         }
+        cov.terms = terms
+            .into_iter()
+            .map(|(rh, rw, chan)| Term {
+                chan,
+                rh: rows.mats[rh].clone(),
+                rw: cols.mats[rw].clone(),
+            })
+            .collect();
         cov
     }
 

@@ -22,6 +22,29 @@ pub fn work_limit_reason(model: &str, node: &str) -> String {
     )
 }
 
+thread_local! {
+    /// Nodes accounted and parts carried on this thread so far ([`work_done`]).
+    static DONE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The work the accounting has done on this thread so far: nodes accounted, and (origin, node)
+/// parts carried. With the bytes parsed, the work measure of the tests that keep lint linear
+/// in the size of a model (counted, not timed); the parts grow as sites x nodes where every
+/// site's signal stays alive into every later node, up to [`MAX_ACCOUNTING_WORK`].
+pub fn work_done() -> (u64, u64) {
+    DONE.with(|d| d.get())
+}
+
+pub(super) fn count_work(nodes: usize, parts: usize) {
+    DONE.with(|d| {
+        let (n, p) = d.get();
+        d.set((
+            n.saturating_add(nodes as u64),
+            p.saturating_add(parts as u64),
+        ))
+    });
+}
+
 #[cfg(test)]
 thread_local! {
     /// Tests lower the limit to reach it with a small model.

@@ -43,13 +43,14 @@ mod state;
 use crate::ast::Span;
 use crate::ir::*;
 use cov::Cov;
-use limit::track_limit;
 #[cfg(test)]
 pub(crate) use limit::TRACK_LIMIT;
-pub use limit::{work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
+use limit::{count_work, track_limit};
+pub use limit::{work_done, work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
 use parts::*;
 use serde::Serialize;
-use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var, Centered, NormInput};
+use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var};
+use state::{Centered, ConcatKey, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 use std::borrow::Cow;
 
@@ -185,6 +186,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         tracked: 0,
         truncated: None,
         labeled: Vec::new(),
+        concat: Vec::new(),
     };
     let gi = a.graph(&m.graph, m.output, String::new());
     let output = a.graphs[gi]
@@ -196,6 +198,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         Sig::TimeOnly { .. } => Sig::Independent,
         s => s,
     };
+    count_work(a.graphs.iter().map(|g| g.states.len()).sum(), a.tracked);
     Accounting {
         origins: a.origins,
         norms: a.norms,
@@ -224,6 +227,9 @@ pub(super) struct Acc {
     pub(super) truncated: Option<(Span, String)>,
     /// Per graph, per node so far: whether the value depends on the class label.
     pub(super) labeled: Vec<Vec<bool>>,
+    /// ConcatConv time channels made so far ([`ConcatKey`]): their energy and covariance after
+    /// the conv.
+    pub(super) concat: Vec<(ConcatKey, (f64, Cov))>,
 }
 
 impl Acc {
@@ -502,20 +508,31 @@ impl Acc {
                 }
                 if *time != TimeChannel::None {
                     let (_, h, w) = spatial(&in_shape(0));
-                    let (kind, src, from_constant) = match time {
-                        TimeChannel::Positional => (
-                            OriginKind::ConcatPositional,
-                            Cov::positional(1, h, w, PATTERN_PERIOD, |c| pattern(c, h, w)),
-                            false,
-                        ),
-                        _ => (OriginKind::ConcatConstant, Cov::offset(1, h, w), true),
+                    let positional = *time == TimeChannel::Positional;
+                    let from_constant = !positional;
+                    let kind = [OriginKind::ConcatConstant, OriginKind::ConcatPositional];
+                    let o = self.origin(gi, gpath, id, n, kind[usize::from(positional)]);
+                    // The same channel through the same conv: formed once per accounting.
+                    let key = (positional, h, w, *cout, var.to_bits(), geo, (h_out, w_out));
+                    let known = self.concat.iter().find(|(k, _)| *k == key);
+                    let (src_energy, cov) = match known {
+                        Some((_, v)) => v.clone(),
+                        None => {
+                            let src = match positional {
+                                true => {
+                                    Cov::positional(1, h, w, PATTERN_PERIOD, |c| pattern(c, h, w))
+                                }
+                                false => Cov::offset(1, h, w),
+                            };
+                            let v = (src.energy(), src.conv(*cout, 1, var, geo, (h_out, w_out)));
+                            self.concat.push((key, v.clone()));
+                            v
+                        }
                     };
-                    let o = self.origin(gi, gpath, id, n, kind);
-                    let cov = src.conv(*cout, 1, var, geo, (h_out, w_out));
                     // The taps may see only zeros of the pattern (its centre on a 1 x 1 or
                     // 3 x 3 map, where the cosines vanish): then nothing enters.
-                    if src.energy() > 1e-12 * (h * w) as f64
-                        && cov.energy() > 1e-12 * var * src.energy()
+                    if src_energy > 1e-12 * (h * w) as f64
+                        && cov.energy() > 1e-12 * var * src_energy
                     {
                         let mut p = fresh_lin(o, cov, (gi, id), from_constant);
                         p.flat = from_constant && *pad == 0;

@@ -40,6 +40,7 @@ impl Accounting {
             tracked: 0,
             truncated: None,
             labeled: Vec::new(),
+            concat: Vec::new(),
         };
         acc.norm(
             v.graph_index,

@@ -172,3 +172,15 @@ pub(super) fn single_value_units(kind: NormKind, m: usize) -> bool {
 pub(super) fn weight_var(fan_in: usize) -> f64 {
     1.0 / (3.0 * fan_in.max(1) as f64)
 }
+
+/// A ConcatConv's time channel through its conv: (positional, h, w, output channels, weight
+/// variance's bits, kernel, output size).
+pub(super) type ConcatKey = (
+    bool,
+    usize,
+    usize,
+    usize,
+    u64,
+    (usize, usize, usize),
+    (usize, usize),
+);

@@ -39,10 +39,17 @@ impl Op {
     /// The parameters a node with this op owns, named `<name>.<tensor>` and shaped as PyTorch
     /// names and shapes them; biases are time-branch biases when the node is on the time branch.
     pub fn params(&self, name: &str, time_branch: bool) -> Vec<ParamInfo> {
-        let p = |t: &str, shape: Vec<usize>, role| ParamInfo {
-            name: format!("{name}.{t}"),
-            shape,
-            role,
+        let p = |t: &str, shape: Vec<usize>, role| {
+            // `{name}.{t}`, sized once (every node makes its parameters' names).
+            let mut full = String::with_capacity(name.len() + 1 + t.len());
+            full.push_str(name);
+            full.push('.');
+            full.push_str(t);
+            ParamInfo {
+                name: full,
+                shape,
+                role,
+            }
         };
         let bias_role = if time_branch {
             ParamRole::TimeBias

@@ -3,10 +3,11 @@
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
+use super::patch::{self, Patch};
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
-use crate::diagnostics::{Diagnostic, Edit, Fix, Severity, SourceFile};
+use crate::diagnostics::{Edit, Fix, Severity};
 use crate::ir::{ModelIr, NormKind};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -83,7 +84,11 @@ impl<'a> FixCx<'a> {
 /// the number of models in the file. Re-analyses are remembered by their edits, and the edited
 /// text is built only for a new one: fixes past the budget cost nothing of the model's size.
 /// `None` when the model's budget ([`reanalysis_budget`]) is spent.
-pub(crate) fn reanalyze_model(cx: &FixCx, edits: &[Edit]) -> Option<Reanalysis> {
+pub(crate) fn reanalyze_model(
+    cx: &FixCx,
+    edits: &[Edit],
+    patch: Option<Patch>,
+) -> Option<Reanalysis> {
     let Some(m) = cx.file.models.iter().find(|m| m.name.name == cx.model.name) else {
         return Some(Rc::new(None));
     };
@@ -98,17 +103,46 @@ pub(crate) fn reanalyze_model(cx: &FixCx, edits: &[Edit]) -> Option<Reanalysis> 
     if cx.seen.borrow().len() >= reanalysis_budget(m.span.end - m.span.start) && !unlimited {
         return None;
     }
-    let (text, _) = apply_edits(cx.src, &key);
+    // A one-argument edit of a layer call is made on the IR (see `patch`); the rewritten
+    // text's re-analysis otherwise, and in tests beside every patch, which must equal it.
+    let fast = match (patch, key.as_slice()) {
+        (Some(p), [e]) => patch::patched(cx.model, m, p, e),
+        _ => None,
+    };
+    #[cfg(test)]
+    if let Some(ir) = &fast {
+        let text = text_reanalysis(cx, m, &key);
+        let models: Option<Vec<&ModelIr>> = text.as_ref().map(|v| v.iter().map(|x| &x.0).collect());
+        assert_eq!(
+            models,
+            Some(vec![ir]),
+            "a patched model differs from its re-analysis"
+        );
+        PATCHES_CHECKED.with(|c| c.set(c.get() + 1));
+    }
+    let r = Rc::new(match fast {
+        Some(ir) => {
+            let a = account(&ir);
+            Some(vec![(ir, a)])
+        }
+        None => text_reanalysis(cx, m, &key),
+    });
+    cx.seen.borrow_mut().push((key, r.clone()));
+    Some(r)
+}
+
+/// The model `m` of `cx` re-analyzed from the text `key` makes of it: parsed alone, its spans
+/// counted from the file's start.
+fn text_reanalysis(cx: &FixCx, m: &ast::Model, key: &[Edit]) -> Option<Vec<(ModelIr, Accounting)>> {
+    let (text, _) = apply_edits(cx.src, key);
     let grown = text.len() as isize - cx.src.len() as isize;
     let end = (m.span.end as isize + grown).clamp(m.span.start as isize, text.len() as isize);
     let (start, end) = (m.span.start, end as usize);
-    let r = Rc::new(text.get(start..end).and_then(|piece| {
+    text.get(start..end).and_then(|piece| {
         crate::syntax::parse_at(piece, start)
             .ok()
             .and_then(|file| analyzed(&file))
-    }));
-    cx.seen.borrow_mut().push((key, r.clone()));
-    Some(r)
+    })
 }
 
 fn analyzed(file: &crate::ast::File) -> Option<Vec<(ModelIr, Accounting)>> {
@@ -625,7 +659,9 @@ pub(crate) fn build_fix(
     if kept_edits(cx.src, &edits).1 > 0 {
         return None;
     }
-    let Some(models) = reanalyze_model(cx, &edits) else {
+    let Some(models) =
+        reanalyze_model(cx, &edits, patch::plan_patch(plan, groups_choice.is_none()))
+    else {
         return Some(Fix {
             description: format!(
                 "{action}; not re-analyzed (this model has more than {} fixes to predict; \
@@ -707,6 +743,12 @@ pub(crate) struct GroupChoice {
 
 #[cfg(test)]
 thread_local! {
+    /// Patched models checked against the re-analysis of their text so far.
+    pub(crate) static PATCHES_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
     /// Tests turn the judgement from a norm's input (and the budget) off, to compare it with
     /// re-analysis.
     pub(crate) static ALWAYS_REANALYZE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -780,7 +822,8 @@ pub(crate) fn choose_groups(
                         continue;
                     }
                     // Over budget: no choice rather than an unchecked one.
-                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit)) else {
+                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit), None)
+                    else {
                         break;
                     };
                     let Some((_, a2)) = models
@@ -809,54 +852,6 @@ pub(crate) fn choose_groups(
             }
             break;
         }
-    }
-    out
-}
-
-/// The fix of a diagnostic as text lines: its description, then each changed source line
-/// before and after. Line numbers come from the file's line index: a file with a fix at every
-/// site renders in time linear in its size.
-pub fn render_fix(file: &SourceFile, d: &Diagnostic) -> String {
-    let Some(fix) = &d.fix else {
-        return String::new();
-    };
-    let src = file.text.as_str();
-    let mut out = format!(
-        "  fix{}: {}\n",
-        if fix.unsafe_ { " (unsafe)" } else { "" },
-        fix.description
-    );
-    let mut lines: Vec<(usize, usize)> = Vec::new();
-    for e in &fix.edits {
-        let start = src
-            .get(..e.span.start.min(src.len()))
-            .and_then(|s| s.rfind('\n'))
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let end = src
-            .get(e.span.end.min(src.len())..)
-            .and_then(|s| s.find('\n'))
-            .map(|i| i + e.span.end)
-            .unwrap_or(src.len());
-        if !lines.contains(&(start, end)) {
-            lines.push((start, end));
-        }
-    }
-    for (start, end) in lines {
-        let (line_no, _) = file.line_col(start);
-        let old = src.get(start..end).unwrap_or("");
-        let local: Vec<Edit> = fix
-            .edits
-            .iter()
-            .filter(|e| e.span.start >= start && e.span.end <= end)
-            .map(|e| Edit {
-                span: Span::new(e.span.start - start, e.span.end - start),
-                replacement: e.replacement.clone(),
-            })
-            .collect();
-        let (new, _) = apply_edits(old, &local);
-        out.push_str(&format!("    {line_no:>4} - {}\n", old.trim_end()));
-        out.push_str(&format!("    {line_no:>4} + {}\n", new.trim_end()));
     }
     out
 }

@@ -7,13 +7,16 @@
 //! re-accounting the rewritten spec. [`sarif`] turns the result into SARIF 2.1.0.
 
 mod fix;
+mod patch;
+mod render;
 pub mod rule;
 pub mod rules;
 pub mod sarif;
 #[cfg(test)]
 mod tests;
 
-pub use fix::{apply_edits, render_fix};
+pub use fix::apply_edits;
+pub use render::render_fix;
 pub use rule::{Rule, ATTENUATION_THRESHOLD};
 pub use rules::RULES;
 

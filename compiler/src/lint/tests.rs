@@ -1,6 +1,6 @@
 //! The lint's shortcuts give what the long way gives: a group count judged from a norm's input
 //! equals a re-analysis of the rewritten spec, and the re-analysis budget bounds the work of
-//! a model with many fixes.
+//! a model with many fixes, and a fix made on the IR equals the re-analysis of its text.
 
 use super::fix::{ALWAYS_REANALYZE, MAX_REANALYSES};
 use super::{lint_source, LintOptions};
@@ -150,4 +150,78 @@ fn the_accounting_limit_is_an_error_at_the_node_not_a_claim() {
     assert!((10..45).contains(&line), "stopped on line {line}");
     // Five sites stay under it: a scale-shift after each norm keeps t, nothing to report.
     assert!(short.is_empty(), "{short:#?}");
+}
+
+/// Lints `texts` (those that check) with fixes, the re-analysis budget on and off, and gives
+/// how many patched models were checked against the re-analysis of their text meanwhile (the
+/// check is an assertion inside every re-analysis a test makes).
+fn patches_checked(texts: &[String]) -> usize {
+    let before = super::fix::PATCHES_CHECKED.with(|c| c.get());
+    for t in texts
+        .iter()
+        .filter(|t| crate::sema::check_source(t).is_ok())
+    {
+        lint(t, false);
+        lint(t, true);
+    }
+    super::fix::PATCHES_CHECKED.with(|c| c.get()) - before
+}
+
+fn spec_dir(dir: &str) -> Vec<String> {
+    let dir = format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the directory exists")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tds"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("readable"))
+        .collect()
+}
+
+#[test]
+fn every_patched_model_equals_the_reanalysis_of_its_text() {
+    // The corpora: each kind of patch is made there (255 checks at this writing).
+    let mut corpus = spec_dir("../specs");
+    corpus.extend(spec_dir("tests/lint_fixtures"));
+    corpus.extend(spec_dir("../experiments/specs"));
+    let checked = patches_checked(&corpus);
+    assert!(checked >= 100, "{checked} patches checked");
+    // Generated: a bias fix per site (an instance norm cancels the conv's bias), positional
+    // injections inside a block instantiated several times, ConcatConv sites before each
+    // kind of norm, injection sites before each kind of norm.
+    let bias = sites(4, "instance", "inject(temb)", 1).replace(
+        "conv(32, k = 3, pad = 1)",
+        "conv(32, k = 3, pad = 1) | instance",
+    );
+    let block = "model b {\n    input x: image[3, 8, 8]\n    time t: step(1000), per_sample\n    \
+                 embed temb = sinusoidal(16) | linear(16)\n    \
+                 block res(c)(h) {\n        a = h | conv(c, k = 3)\n        a = a + inject(temb)\n        \
+                 return a | instance | silu | conv(c, k = 3)\n    }\n    \
+                 h = x | conv(8, k = 3) | res(8) | res(8) | res(8)\n    return h | conv1(3)\n}\n"
+        .to_string();
+    let concat = |norm: &str| {
+        let mut s = String::from(
+            "model c {\n    input x: image[1, 10, 10]\n    time t: continuous, shared\n    h = x | conv(8, k = 3)\n",
+        );
+        for _ in 0..3 {
+            s += &format!("    h = h | conv(8, k = 3, time = concat) | {norm} | relu\n");
+        }
+        s + "    return h | conv1(1)\n}\n"
+    };
+    let mut generated = vec![
+        bias,
+        block,
+        concat("instance"),
+        concat("group(8)"),
+        concat("batch"),
+    ];
+    for norm in ["instance", "group(8)", "layer", "batch"] {
+        generated.push(sites(3, norm, "inject(temb)", 0));
+        generated.push(sites(3, norm, "inject(temb | silu)", 1));
+    }
+    let checked = patches_checked(&generated);
+    assert!(checked >= 10, "{checked} patches checked");
 }

@@ -81,13 +81,13 @@ impl<'a> Sema<'a> {
 
     fn unique_name(&mut self, name: String) -> String {
         let g = self.gctx();
-        let n = g.names.entry(name.clone()).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            name
-        } else {
-            format!("{name}_{n}")
+        // The key is cloned only for a name not seen before.
+        if let Some(n) = g.names.get_mut(&name) {
+            *n += 1;
+            return format!("{name}_{n}");
         }
+        g.names.insert(name.clone(), 1);
+        name
     }
 
     pub(super) fn node_shape(&self, id: NodeId) -> Shape {

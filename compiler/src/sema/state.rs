@@ -8,7 +8,7 @@ use crate::diagnostics::Diagnostic;
 use crate::ir::{
     BiasInit, BiasPolicy, Graph, InjectionSite, InputInfo, LabelInfo, NodeId, TimeInfo,
 };
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 /// A compile-time value: what names and arguments can stand for.
 #[derive(Debug, Clone)]
@@ -83,8 +83,8 @@ impl Scope {
     /// A scope whose nodes are named under `prefix`.
     pub(super) fn new(prefix: String, stmt_span: Span) -> Self {
         Scope {
-            vars: HashMap::new(),
-            assigned: HashMap::new(),
+            vars: HashMap::default(),
+            assigned: HashMap::default(),
             prefix,
             allow: Vec::new(),
             stmt_span,
@@ -116,9 +116,9 @@ impl GraphCtx {
         GraphCtx {
             graph: Graph::default(),
             time_node: None,
-            embeds: HashMap::new(),
+            embeds: HashMap::default(),
             prefix,
-            names: HashMap::new(),
+            names: HashMap::default(),
             scope_floor,
             open: Vec::new(),
             time_range: None,
@@ -133,7 +133,7 @@ pub(super) struct Sema<'a> {
     pub(super) blocks: HashMap<String, &'a BlockDef>,
     pub(super) embeds: HashMap<String, (&'a Expr, Span)>,
     /// Embeddings whose pipeline failed (reported once, not at every use).
-    pub(super) failed_embeds: std::collections::HashSet<String>,
+    pub(super) failed_embeds: FxHashSet<String>,
     pub(super) default_norm: Option<(NormSpec, Span)>,
     pub(super) bias: BiasPolicy,
     pub(super) input: Option<InputInfo>,
@@ -152,8 +152,8 @@ impl<'a> Sema<'a> {
         Sema {
             model,
             diags,
-            blocks: HashMap::new(),
-            embeds: HashMap::new(),
+            blocks: HashMap::default(),
+            embeds: HashMap::default(),
             failed_embeds: Default::default(),
             default_norm: None,
             bias: BiasPolicy {

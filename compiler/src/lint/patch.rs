@@ -1,0 +1,207 @@
+//! A fix's rewritten model made on its IR: a checked model, the one edit of a fix that changes
+//! one argument of one layer call (`bias = false` on a conv or linear, `inject(e, positional)`,
+//! `time = concat(positional)`) and the call in; the IR that parsing and checking the
+//! rewritten text would give out, spans included, without parsing or checking it. Such an edit
+//! changes the op of every node the call made (a block's body call makes one per instance)
+//! and those nodes' parameters, nothing upstream or beside them; every span after the edit
+//! moves by the edit's growth. Anything else (a call that is not a pipeline stage, a node of
+//! an unexpected op, a span the edit cuts) is left to the re-analysis of the rewritten text,
+//! which stays the reference: the lint tests check every patch made on the spec corpora
+//! against it.
+
+use super::rule::FixPlan;
+use crate::accounting::OriginKind;
+use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
+use crate::diagnostics::Edit;
+use crate::ir::{Graph, InjectMode, InjectionMode, ModelIr, Node, Op, Shape, TimeChannel};
+
+/// What a fix's edit does to the call at `span`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patch {
+    /// `bias = false` on a conv or linear.
+    NoBias(Span),
+    /// `inject(e)` becomes `inject(e, positional)`.
+    InjectPositional(Span),
+    /// `time = concat` becomes `time = concat(positional)`.
+    ConcatPositional(Span),
+}
+
+impl Patch {
+    fn span(self) -> Span {
+        match self {
+            Patch::NoBias(s) | Patch::InjectPositional(s) | Patch::ConcatPositional(s) => s,
+        }
+    }
+}
+
+/// The patch that makes a plan's edit, where one does (`ungrouped`: a fewer-groups plan that
+/// found no group count, whose fix is its origin's positional one).
+pub(crate) fn plan_patch(plan: &FixPlan, ungrouped: bool) -> Option<Patch> {
+    let positional = |span: Span, kind: OriginKind| match kind {
+        OriginKind::InjectOffset => Some(Patch::InjectPositional(span)),
+        OriginKind::ConcatConstant => Some(Patch::ConcatPositional(span)),
+        _ => None,
+    };
+    match plan {
+        FixPlan::NoBias { span } => Some(Patch::NoBias(*span)),
+        FixPlan::Positional { span, kind } => positional(*span, *kind),
+        FixPlan::FewerGroups {
+            origin: Some((span, kind)),
+            ..
+        } if ungrouped => positional(*span, *kind),
+        _ => None,
+    }
+}
+
+/// `m` after `edit` made at the call `patch` names, or `None` where only a re-analysis of the
+/// rewritten text can say (the caller then makes one).
+pub(crate) fn patched(
+    m: &ModelIr,
+    model: &ast::Model,
+    patch: Patch,
+    edit: &Edit,
+) -> Option<ModelIr> {
+    let span = patch.span();
+    let call = stage_call(model, span)?;
+    let (a, b) = (edit.span.start, edit.span.end);
+    let name = call.name.name.as_str();
+    let fits = match patch {
+        Patch::NoBias(_) => matches!(name, "conv" | "conv3" | "conv1" | "linear"),
+        Patch::InjectPositional(_) => name == "inject",
+        Patch::ConcatPositional(_) => matches!(name, "conv" | "conv3" | "conv1"),
+    };
+    // The edit lies inside the call's parentheses.
+    if !fits || a <= call.name.span.end || b >= span.end {
+        return None;
+    }
+    let mut out = m.clone();
+    let mut made = 0;
+    let ok = each_node(&mut out.graph, &mut |n| {
+        if n.span != span {
+            return true;
+        }
+        let changed = match (patch, &mut n.op) {
+            (Patch::NoBias(_), Op::Conv { bias, .. } | Op::Linear { bias, .. }) => {
+                *bias = false;
+                true
+            }
+            (Patch::ConcatPositional(_), Op::Conv { time, .. }) => {
+                let was = *time == TimeChannel::Constant;
+                *time = TimeChannel::Positional;
+                was
+            }
+            (Patch::InjectPositional(_), Op::Inject { mode, .. }) => {
+                // A positional map needs a feature map to add to (else sema refuses it).
+                let was = *mode == InjectMode::Offset;
+                *mode = InjectMode::Positional;
+                was && matches!(n.shape, Shape::Image { .. })
+            }
+            _ => false,
+        };
+        n.params = n.op.params(&n.name, n.time_branch);
+        made += 1;
+        changed
+    });
+    if !ok || made == 0 {
+        return None;
+    }
+    for site in out.injections.iter_mut().filter(|s| s.span == span) {
+        site.mode = match (patch, site.mode) {
+            (Patch::NoBias(_), mode) => mode,
+            (Patch::ConcatPositional(_), InjectionMode::ConcatConstant) => {
+                InjectionMode::ConcatPositional
+            }
+            (Patch::InjectPositional(_), InjectionMode::Offset) => InjectionMode::PositionalMap,
+            _ => return None,
+        };
+    }
+    shift_spans(&mut out, a, b, edit.replacement.len())?;
+    Some(out)
+}
+
+/// Visits every node, ODE functions' included, while `f` says all is well.
+fn each_node(g: &mut Graph, f: &mut impl FnMut(&mut Node) -> bool) -> bool {
+    g.nodes.iter_mut().all(|n| {
+        f(n) && match &mut n.op {
+            Op::Ode { func, .. } => each_node(&mut func.graph, f),
+            _ => true,
+        }
+    })
+}
+
+/// The call at `span` where it is a stage of a statement's pipeline (or its whole value) in the
+/// model or a block body: every node it makes is made where it is written, with its span.
+fn stage_call(model: &ast::Model, span: Span) -> Option<&ast::Call> {
+    fn expr(e: &Expr, span: Span) -> Option<&ast::Call> {
+        if !e.span.contains(span) {
+            return None;
+        }
+        match &e.kind {
+            ExprKind::Pipe(v) | ExprKind::Sum(v) => v.iter().find_map(|x| expr(x, span)),
+            ExprKind::Labeled(inner, _) => expr(inner, span),
+            ExprKind::Call(c) if c.span == span => Some(c),
+            _ => None,
+        }
+    }
+    fn stmts(ss: &[ast::Stmt], span: Span) -> Option<&ast::Call> {
+        ss.iter()
+            .filter(|s| s.span.contains(span))
+            .find_map(|s| match &s.kind {
+                // `norm = ...` and `bias = ...` are settings, not values.
+                StmtKind::Assign { name, value }
+                    if !matches!(name.name.as_str(), "norm" | "bias") =>
+                {
+                    expr(value, span)
+                }
+                StmtKind::Embed { value, .. } => expr(value, span),
+                StmtKind::Return(e) | StmtKind::Expr(e) => expr(e, span),
+                StmtKind::Block(b) => stmts(&b.body, span),
+                _ => None,
+            })
+    }
+    stmts(&model.stmts, span)
+}
+
+/// Moves every span of `m` as replacing `a..b` with `len` bytes moves the text: spans after
+/// the edit by its growth, spans around it at their end. `None` when a span starts or ends
+/// inside the replaced text, or starts where an insertion goes.
+fn shift_spans(m: &mut ModelIr, a: usize, b: usize, len: usize) -> Option<()> {
+    let grown = len as isize - (b - a) as isize;
+    let moved = |p: usize| (p as isize + grown) as usize;
+    let shift = |s: &mut Span| -> Option<()> {
+        let cut = |p: usize| p > a && p < b;
+        if cut(s.start) || cut(s.end) || (a == b && s.start == a) {
+            return None;
+        }
+        let end = if s.end > b || (s.end == b && a < b) {
+            moved(s.end)
+        } else {
+            s.end
+        };
+        let start = if s.start >= b {
+            moved(s.start)
+        } else {
+            s.start
+        };
+        *s = Span::new(start, end);
+        Some(())
+    };
+    fn graph(g: &mut Graph, shift: &impl Fn(&mut Span) -> Option<()>) -> Option<()> {
+        for n in &mut g.nodes {
+            shift(&mut n.span)?;
+            shift(&mut n.stmt_span)?;
+            if let Op::Ode { func, .. } = &mut n.op {
+                graph(&mut func.graph, shift)?;
+            }
+        }
+        g.instances.iter_mut().try_for_each(|i| shift(&mut i.span))
+    }
+    graph(&mut m.graph, &shift)?;
+    shift(&mut m.span)?;
+    shift(&mut m.input.span)?;
+    shift(&mut m.time.span)?;
+    if let Some(l) = &mut m.label {
+        shift(&mut l.span)?;
+    }
+    m.injections.iter_mut().try_for_each(|s| shift(&mut s.span))
+}
