@@ -167,6 +167,46 @@ pub(crate) fn sgemm(
     }
 }
 
+/// Items `0..n` split into one contiguous run per worker thread (fewer when `n` is smaller).
+pub(crate) fn runs(n: usize) -> Vec<std::ops::Range<usize>> {
+    let t = rayon::current_num_threads().clamp(1, n.max(1));
+    (0..t).map(|k| k * n / t..(k + 1) * n / t).collect()
+}
+
+/// The sum over the chunks of `data` (`size` elements each, the last one shorter) of what
+/// `f(acc, chunk index, chunk)` adds to an accumulator of `len` zeros, computed in parallel but
+/// in an order that does not depend on scheduling: the chunks are split into [`runs`], each run
+/// folded in order into its own accumulator, and those added in run order. Rayon's `fold` makes
+/// one accumulator per split it happens to make, so its float sums changed from run to run;
+/// training must repeat exactly (a resumed run equals an uninterrupted one). `None` when there
+/// are no chunks.
+pub(crate) fn fold_chunks(
+    data: &[f32],
+    size: usize,
+    len: usize,
+    f: impl Fn(&mut Vec<f32>, usize, &[f32]) + Sync,
+) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    let n = data.len().div_ceil(size.max(1));
+    let parts: Vec<Vec<f32>> = runs(n)
+        .into_par_iter()
+        .map(|r| {
+            let mut acc = vec![0.0f32; len];
+            for ci in r {
+                let chunk = &data[ci * size..((ci + 1) * size).min(data.len())];
+                f(&mut acc, ci, chunk);
+            }
+            acc
+        })
+        .collect();
+    parts.into_iter().reduce(|mut a, b| {
+        for (x, y) in a.iter_mut().zip(&b) {
+            *x += y;
+        }
+        a
+    })
+}
+
 /// Defines a function compiled twice, plainly and with AVX-512F enabled, dispatching at run time:
 /// the elementwise loops of its body (and of the `#[inline(always)]` helpers it calls) then
 /// vectorize 16 lanes wide instead of SSE2's 4.

@@ -320,31 +320,47 @@ pub(crate) fn gn_backward(
     if per == 0 || g.b == 0 {
         return (vec![0.0; g.c], vec![0.0; g.c]);
     }
-    let gx_rows: Vec<Option<&mut [f32]>> = match gx {
-        Some(gx) => gx.chunks_mut(per).map(Some).collect(),
-        None => (0..g.b).map(|_| None).collect(),
-    };
-    let (dgamma, dbeta, _) = gx_rows
+    // One contiguous run of samples per worker, summed in order (see `fold_chunks`): the
+    // parameter gradients must not depend on scheduling.
+    let runs = super::math::runs(g.b);
+    let mut gx_runs: Vec<Option<&mut [f32]>> = Vec::with_capacity(runs.len());
+    match gx {
+        Some(mut rest) => {
+            for r in &runs {
+                let (head, tail) = rest.split_at_mut(r.len() * per);
+                gx_runs.push(Some(head));
+                rest = tail;
+            }
+        }
+        None => gx_runs.extend(runs.iter().map(|_| None)),
+    }
+    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = runs
         .into_par_iter()
-        .enumerate()
-        .fold(zero, |(mut dgm, mut dbt, mut scratch), (bi, gxr)| {
-            let gs = bi * g.groups..(bi + 1) * g.groups;
-            gn_backward_sample_mv(
-                g,
-                &x[bi * per..][..per],
-                &dz[bi * per..][..per],
-                gamma,
-                beta,
-                &mean[gs.clone()],
-                &rstd[gs],
-                &mut dgm,
-                &mut dbt,
-                gxr,
-                &mut scratch,
-            );
+        .zip(gx_runs)
+        .map(|(r, mut gxr)| {
+            let (mut dgm, mut dbt, mut scratch) = zero();
+            for (k, bi) in r.enumerate() {
+                let gs = bi * g.groups..(bi + 1) * g.groups;
+                gn_backward_sample_mv(
+                    g,
+                    &x[bi * per..][..per],
+                    &dz[bi * per..][..per],
+                    gamma,
+                    beta,
+                    &mean[gs.clone()],
+                    &rstd[gs],
+                    &mut dgm,
+                    &mut dbt,
+                    gxr.as_deref_mut().map(|s| &mut s[k * per..][..per]),
+                    &mut scratch,
+                );
+            }
             (dgm, dbt, scratch)
         })
-        .reduce(zero, |mut a, b| {
+        .collect();
+    let (dgamma, dbeta, _) = parts
+        .into_iter()
+        .reduce(|mut a, b| {
             for (x, y) in a.0.iter_mut().zip(&b.0) {
                 *x += y;
             }
@@ -352,7 +368,8 @@ pub(crate) fn gn_backward(
                 *x += y;
             }
             a
-        });
+        })
+        .unwrap_or_else(zero);
     (dgamma, dbeta)
 }
 

@@ -15,6 +15,7 @@ use std::cell::RefCell;
 
 use super::geom::ConvGeom;
 use crate::ops::gemm512;
+use crate::ops::math::fold_chunks;
 
 /// Positions per register tile (forward) or weight rows per tile (weight gradient).
 const MR: usize = 12;
@@ -221,60 +222,51 @@ pub(super) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
     let nb = g.chunk();
     // Per worker: [groups][kk rounded up to MR][ogp], the transpose of gw's layout.
     let kkp = kk.div_ceil(MR) * MR;
-    let partial = go
-        .par_chunks(nb * g.cout * howo)
-        .enumerate()
-        .fold(
-            || vec![0.0f32; g.groups * kkp * ogp],
-            |mut acc, (ci, gochunk)| {
-                SCRATCH.with(|cell| {
-                    let mut guard = cell.borrow_mut();
-                    let (xpad, tab, got) = &mut *guard;
-                    let nbc = gochunk.len() / (g.cout * howo);
-                    let n = nbc * howo;
-                    pad_images(g, &x[ci * nb * g.cin * g.hw()..], nbc, xpad);
-                    position_table(g, nbc, tab);
-                    let mut tile_buf = [0.0f32; MR * NR];
-                    for grp in 0..g.groups {
-                        transpose_go(g, gochunk, grp, nbc, ogp, got);
-                        let rows = &offsets[grp];
-                        for q0 in (0..kk).step_by(MR) {
-                            // Rows past kk repeat the last one; their sums are dropped.
-                            let ptrs: [*const f32; MR] = std::array::from_fn(|i| {
-                                xpad[rows[(q0 + i).min(kk - 1)]..].as_ptr()
-                            });
-                            for j in 0..np {
-                                // SAFETY: AVX-512F was detected (`usable`); `tab[..n]` plus
-                                // every row offset indexes `xpad`; `got` holds n rows of ogp.
-                                unsafe {
-                                    tile(
-                                        n,
-                                        &ptrs,
-                                        tab.as_ptr(),
-                                        got[j * NR..].as_ptr(),
-                                        ogp,
-                                        &mut tile_buf,
-                                    )
-                                };
-                                let dst = &mut acc[(grp * kkp + q0) * ogp + j * NR..];
-                                for (i, row) in tile_buf.chunks_exact(NR).enumerate() {
-                                    for (d, v) in dst[i * ogp..][..NR].iter_mut().zip(row) {
-                                        *d += v;
-                                    }
+    let partial = fold_chunks(
+        go,
+        nb * g.cout * howo,
+        g.groups * kkp * ogp,
+        |acc, ci, gochunk| {
+            SCRATCH.with(|cell| {
+                let mut guard = cell.borrow_mut();
+                let (xpad, tab, got) = &mut *guard;
+                let nbc = gochunk.len() / (g.cout * howo);
+                let n = nbc * howo;
+                pad_images(g, &x[ci * nb * g.cin * g.hw()..], nbc, xpad);
+                position_table(g, nbc, tab);
+                let mut tile_buf = [0.0f32; MR * NR];
+                for grp in 0..g.groups {
+                    transpose_go(g, gochunk, grp, nbc, ogp, got);
+                    let rows = &offsets[grp];
+                    for q0 in (0..kk).step_by(MR) {
+                        // Rows past kk repeat the last one; their sums are dropped.
+                        let ptrs: [*const f32; MR] =
+                            std::array::from_fn(|i| xpad[rows[(q0 + i).min(kk - 1)]..].as_ptr());
+                        for j in 0..np {
+                            // SAFETY: AVX-512F was detected (`usable`); `tab[..n]` plus
+                            // every row offset indexes `xpad`; `got` holds n rows of ogp.
+                            unsafe {
+                                tile(
+                                    n,
+                                    &ptrs,
+                                    tab.as_ptr(),
+                                    got[j * NR..].as_ptr(),
+                                    ogp,
+                                    &mut tile_buf,
+                                )
+                            };
+                            let dst = &mut acc[(grp * kkp + q0) * ogp + j * NR..];
+                            for (i, row) in tile_buf.chunks_exact(NR).enumerate() {
+                                for (d, v) in dst[i * ogp..][..NR].iter_mut().zip(row) {
+                                    *d += v;
                                 }
                             }
                         }
                     }
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += y;
-            }
-            a
-        });
+                }
+            });
+        },
+    );
     if let Some(p) = partial {
         for grp in 0..g.groups {
             for o in 0..og {

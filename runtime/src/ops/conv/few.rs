@@ -13,6 +13,7 @@ use std::cell::RefCell;
 
 use super::geom::ConvGeom;
 use crate::ops::gemm512;
+use crate::ops::math::fold_chunks;
 
 /// Whether this path runs the convolution: AVX-512, stride 1, and fewer than 16 output
 /// channels per group.
@@ -202,49 +203,34 @@ pub(super) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
     let (_, wp, ext) = grid(g);
     let offsets: Vec<Vec<usize>> = (0..g.groups).map(|grp| row_offsets(g, grp)).collect();
     let blocks = channel_blocks(og);
-    let partial = go
-        .par_chunks(g.cout * howo)
-        .enumerate()
-        .fold(
-            || vec![0.0f32; gw.len()],
-            |mut acc, (img, goimg)| {
-                SCRATCH.with(|cell| {
-                    let mut guard = cell.borrow_mut();
-                    let (xpad, goext) = &mut *guard;
-                    pad_image(g, &x[img * g.cin * g.hw()..][..g.cin * g.hw()], xpad);
-                    // The output gradient on the extended grid, zero in the extra columns.
-                    let ldg = ext.next_multiple_of(16);
-                    goext.clear();
-                    goext.resize(g.cout * ldg, 0.0);
-                    for (dst, src) in goext.chunks_exact_mut(ldg).zip(goimg.chunks_exact(howo)) {
-                        for (d, s) in dst.chunks_mut(wp).zip(src.chunks_exact(g.wo)) {
-                            d[..g.wo].copy_from_slice(s);
-                        }
-                    }
-                    for grp in 0..g.groups {
-                        for &(o0, c, _) in &blocks {
-                            for q0 in (0..kk).step_by(24 / c) {
-                                let gorows = &goext[(grp * og + o0) * ldg..][..c * ldg];
-                                let dst = &mut acc[(grp * og + o0) * kk..][..c * kk];
-                                // SAFETY: AVX-512F was detected (`usable`); every offset plus
-                                // every position below `ldg` lies in `xpad` (its slack covers
-                                // the overhang); `gorows` holds `c` rows of `ldg`.
-                                unsafe {
-                                    weight_block(c, q0, kk, xpad, &offsets[grp], gorows, ldg, dst)
-                                };
-                            }
-                        }
-                    }
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += y;
+    let partial = fold_chunks(go, g.cout * howo, gw.len(), |acc, img, goimg| {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (xpad, goext) = &mut *guard;
+            pad_image(g, &x[img * g.cin * g.hw()..][..g.cin * g.hw()], xpad);
+            // The output gradient on the extended grid, zero in the extra columns.
+            let ldg = ext.next_multiple_of(16);
+            goext.clear();
+            goext.resize(g.cout * ldg, 0.0);
+            for (dst, src) in goext.chunks_exact_mut(ldg).zip(goimg.chunks_exact(howo)) {
+                for (d, s) in dst.chunks_mut(wp).zip(src.chunks_exact(g.wo)) {
+                    d[..g.wo].copy_from_slice(s);
+                }
             }
-            a
+            for grp in 0..g.groups {
+                for &(o0, c, _) in &blocks {
+                    for q0 in (0..kk).step_by(24 / c) {
+                        let gorows = &goext[(grp * og + o0) * ldg..][..c * ldg];
+                        let dst = &mut acc[(grp * og + o0) * kk..][..c * kk];
+                        // SAFETY: AVX-512F was detected (`usable`); every offset plus
+                        // every position below `ldg` lies in `xpad` (its slack covers
+                        // the overhang); `gorows` holds `c` rows of `ldg`.
+                        unsafe { weight_block(c, q0, kk, xpad, &offsets[grp], gorows, ldg, dst) };
+                    }
+                }
+            }
         });
+    });
     if let Some(p) = partial {
         for (d, s) in gw.iter_mut().zip(&p) {
             *d += s;

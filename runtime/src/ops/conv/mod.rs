@@ -17,7 +17,7 @@ mod time;
 mod window;
 
 use super::gemm512;
-use super::math::{sgemm, Lhs, Mat, Rhs};
+use super::math::{fold_chunks, sgemm, Lhs, Mat, Rhs};
 use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros};
 use super::types::{shape_err, Conv2dCfg, OpsError, Tensor1, Tensor4};
 use geom::ConvGeom;
@@ -218,49 +218,36 @@ pub(crate) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
         return;
     }
     let nb = g.chunk();
-    let partial = go
-        .par_chunks(nb * g.cout * howo)
-        .enumerate()
-        .fold(
-            || vec![0.0f32; gw.len()],
-            |mut acc, (ci, gochunk)| {
-                with_scratch(g, nb, true, |sc| {
-                    let b0 = ci * nb;
-                    let nbc = gochunk.len() / (g.cout * howo);
-                    let n = nbc * howo;
-                    for grp in 0..g.groups {
-                        let c0 = grp * g.cg();
-                        let direct = g.pointwise() && nbc == 1;
-                        if !direct {
-                            for bi in 0..nbc {
-                                let img = &x[(b0 + bi) * g.cin * hw..][..g.cin * hw];
-                                im2col(g, img, c0, sc.cols, n, bi * howo);
-                            }
-                        }
-                        let cols_t = if direct {
-                            Mat::rows_t(&x[b0 * g.cin * hw + c0 * hw..], hw)
-                        } else {
-                            Mat::rows_t(sc.cols, n)
-                        };
-                        let gov = if nbc == 1 {
-                            Mat::rows(&gochunk[grp * og * howo..], howo)
-                        } else {
-                            gather_go(g, gochunk, grp, nbc, sc.tmp);
-                            Mat::rows(sc.tmp, n)
-                        };
-                        let dst = &mut acc[grp * og * kk..][..og * kk];
-                        sgemm(og, kk, n, gov, cols_t, dst, kk, true, Parallelism::None);
+    let partial = fold_chunks(go, nb * g.cout * howo, gw.len(), |acc, ci, gochunk| {
+        with_scratch(g, nb, true, |sc| {
+            let b0 = ci * nb;
+            let nbc = gochunk.len() / (g.cout * howo);
+            let n = nbc * howo;
+            for grp in 0..g.groups {
+                let c0 = grp * g.cg();
+                let direct = g.pointwise() && nbc == 1;
+                if !direct {
+                    for bi in 0..nbc {
+                        let img = &x[(b0 + bi) * g.cin * hw..][..g.cin * hw];
+                        im2col(g, img, c0, sc.cols, n, bi * howo);
                     }
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += y;
+                }
+                let cols_t = if direct {
+                    Mat::rows_t(&x[b0 * g.cin * hw + c0 * hw..], hw)
+                } else {
+                    Mat::rows_t(sc.cols, n)
+                };
+                let gov = if nbc == 1 {
+                    Mat::rows(&gochunk[grp * og * howo..], howo)
+                } else {
+                    gather_go(g, gochunk, grp, nbc, sc.tmp);
+                    Mat::rows(sc.tmp, n)
+                };
+                let dst = &mut acc[grp * og * kk..][..og * kk];
+                sgemm(og, kk, n, gov, cols_t, dst, kk, true, Parallelism::None);
             }
-            a
         });
+    });
     if let Some(p) = partial {
         for (d, s) in gw.iter_mut().zip(&p) {
             *d += s;
@@ -273,56 +260,43 @@ pub(crate) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
 fn backward_weight_fast(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32]) {
     let (howo, hw, og, kk, cg) = (g.howo(), g.hw(), g.og(), g.kk(), g.cg());
     let nb = g.chunk();
-    let partial = go
-        .par_chunks(nb * g.cout * howo)
-        .enumerate()
-        .fold(
-            || vec![0.0f32; gw.len()],
-            |mut acc, (ci, gochunk)| {
-                with_scratch(g, nb, false, |sc| {
-                    let tmp = sc.tmp;
-                    let b0 = ci * nb;
-                    let nbc = gochunk.len() / (g.cout * howo);
-                    let n = nbc * howo;
-                    let xs = &x[b0 * g.cin * hw..][..nbc * g.cin * hw];
-                    let win = g.table_windows().then(|| Windows::new(g, nbc, xs));
-                    for grp in 0..g.groups {
-                        let view = ConvView {
-                            g,
-                            x: win.as_ref().map_or(xs, |w| &w.xpad),
-                            tab: win.as_ref().map_or(&[], |w| &w.tab),
-                            plane: win.as_ref().map_or(0, |w| w.plane),
-                            n,
-                            c0: grp * cg,
-                            lhs: true,
-                        };
-                        let got = if nbc == 1 {
-                            Rhs(Mat {
-                                data: &gochunk[grp * og * howo..][..og * howo],
-                                rs: 1,
-                                cs: howo,
-                            })
-                        } else {
-                            gather_go(g, gochunk, grp, nbc, tmp);
-                            Rhs(Mat {
-                                data: &tmp[..og * n],
-                                rs: 1,
-                                cs: n,
-                            })
-                        };
-                        let dst = &mut acc[grp * kk * og..][..kk * og];
-                        gemm512::gemm(kk, og, n, &view, &got, dst, og, true);
-                    }
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += y;
+    let partial = fold_chunks(go, nb * g.cout * howo, gw.len(), |acc, ci, gochunk| {
+        with_scratch(g, nb, false, |sc| {
+            let tmp = sc.tmp;
+            let b0 = ci * nb;
+            let nbc = gochunk.len() / (g.cout * howo);
+            let n = nbc * howo;
+            let xs = &x[b0 * g.cin * hw..][..nbc * g.cin * hw];
+            let win = g.table_windows().then(|| Windows::new(g, nbc, xs));
+            for grp in 0..g.groups {
+                let view = ConvView {
+                    g,
+                    x: win.as_ref().map_or(xs, |w| &w.xpad),
+                    tab: win.as_ref().map_or(&[], |w| &w.tab),
+                    plane: win.as_ref().map_or(0, |w| w.plane),
+                    n,
+                    c0: grp * cg,
+                    lhs: true,
+                };
+                let got = if nbc == 1 {
+                    Rhs(Mat {
+                        data: &gochunk[grp * og * howo..][..og * howo],
+                        rs: 1,
+                        cs: howo,
+                    })
+                } else {
+                    gather_go(g, gochunk, grp, nbc, tmp);
+                    Rhs(Mat {
+                        data: &tmp[..og * n],
+                        rs: 1,
+                        cs: n,
+                    })
+                };
+                let dst = &mut acc[grp * kk * og..][..kk * og];
+                gemm512::gemm(kk, og, n, &view, &got, dst, og, true);
             }
-            a
         });
+    });
     if let Some(p) = partial {
         for grp in 0..g.groups {
             for o in 0..og {
