@@ -127,3 +127,75 @@ fn the_work_measure_sees_quadratic_accounting() {
     let ratio = large as f64 / small as f64;
     assert!(ratio > 30.0, "10x the sites carried {ratio:.1}x the parts");
 }
+
+#[test]
+fn lint_accounting_work_is_linear_in_the_nodes_whatever_the_shape() {
+    use tdspec_compiler::accounting::{account, work_limit, MIN_ACCOUNTING_WORK};
+    use tdspec_compiler::lint::REANALYSIS_MIN_WORK;
+    // Shapes whose accounting grows as sites x nodes (every site's signal alive into every
+    // later norm), with a fix at every site. The model's own accounting stops at its limit,
+    // linear in the nodes (E303 past it); the fixes' re-analyses stop once they have done
+    // twice that work (or the minimum), the last one at most one accounting more.
+    let stages = [
+        "    h = h | conv(32, k = 3, time = concat) | group(8) | silu\n",
+        "    h = h | group(4) | scale_shift(temb) | silu | conv(32, k = 3)\n",
+    ];
+    for stage in stages {
+        let mut stopped = false;
+        for n in [60, 100, 150, 200, 400, 800] {
+            let src = sites(n, stage);
+            let m = tdspec_compiler::sema::check_source(&src)
+                .expect("the model checks")
+                .remove(0);
+            let mut nodes = 0;
+            m.graph.walk(&mut |_, _, _| nodes += 1);
+            let own = account(&m).work as u64;
+            let (_, parts, _) = work(&src);
+            // Linear in the nodes: a unit costs about 6 ns and `check` about 4 us a node, so
+            // 1,000 units a node keep one accounting near one `check` of the model.
+            let linear = (1000 * nodes as u64).max(2 * MIN_ACCOUNTING_WORK as u64);
+            assert!(
+                own <= linear && own <= 2 * work_limit(nodes) as u64,
+                "{n} sites ({nodes} nodes): one accounting did {own}"
+            );
+            let bound = 2 * own + (2 * own).max(REANALYSIS_MIN_WORK as u64);
+            assert!(
+                parts <= bound,
+                "{n} sites ({nodes} nodes): lint carried {parts} parts, over {bound} ({own} \
+                 for one accounting) for\n{stage}"
+            );
+            let reports = tdspec_compiler::lint::lint_source(&src, &LintOptions::default())
+                .expect("the model checks");
+            stopped |= reports[0].diagnostics.iter().any(|d| d.code == "E303");
+        }
+        assert!(stopped, "800 sites should reach the limit for\n{stage}");
+    }
+}
+
+#[test]
+fn reference_models_account_far_below_their_work_limit() {
+    use tdspec_compiler::accounting::{account, work_limit};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("specs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "tds") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("spec");
+        for m in tdspec_compiler::sema::check_source(&src).expect("a reference spec checks") {
+            let mut nodes = 0;
+            m.graph.walk(&mut |_, _, _| nodes += 1);
+            let a = account(&m);
+            assert!(
+                a.work * 4 <= work_limit(nodes),
+                "{}: {} units of work for {nodes} nodes (limit {})",
+                path.display(),
+                a.work,
+                work_limit(nodes)
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 19, "{seen} reference models");
+}

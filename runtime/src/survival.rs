@@ -425,7 +425,7 @@ pub fn measure<D: Kernels>(
         // analyzed.
         return Err(RuntimeError::TooLarge(format!(
             "{}; probe a model with fewer injection sites",
-            tdspec_compiler::accounting::work_limit_reason(&m.name, node)
+            tdspec_compiler::accounting::work_limit_reason(&m.name, node, acc.limit)
         )));
     }
     let (c, h, w) = (m.input.channels, m.input.height, m.input.width);

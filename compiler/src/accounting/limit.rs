@@ -1,24 +1,46 @@
 //! The bound on the accounting's work: a model whose every injection stays alive into every
 //! later norm costs sites x nodes, so past a limit the accounting stops and claims nothing.
 
-/// The most work one accounting does, in units of one (origin, node) part: a model whose every
-/// injection stays alive into every later norm needs sites x nodes parts and sites x norms
-/// verdicts, which grow as the square of its size while `check` grows linearly. Past the limit
-/// the accounting stops (E303) and nothing of the model is claimed. The reference models and the
-/// diffusers UNets need under 15,000 units; 645 sites of `group | scale_shift | silu | conv`
-/// reach it.
+/// The most work one accounting does, in units of one (origin, node) part, whatever the
+/// model's size (about 1 GB of parts).
 pub const MAX_ACCOUNTING_WORK: usize = 5_000_000;
+
+/// The work one accounting may do per node of the model (ODE functions' nodes included): a
+/// model whose every injection stays alive into every later norm needs sites x nodes parts and
+/// sites x norms verdicts, which grow as the square of its size while `check` grows linearly;
+/// a limit linear in the nodes keeps every accounting under about half a `check` of the same
+/// model (a unit costs about 6 ns, `check` about 4 us a node). The reference models need at
+/// most 58 units a node (`compiler/tests/lint_growth.rs` holds them under a quarter of their
+/// limit); 100 sites of `conv(time = concat) | group | silu` pass it, 150 do not (E303).
+pub const WORK_PER_NODE: usize = 400;
+
+/// The work every accounting may do, however small its model (about 1 ms).
+pub const MIN_ACCOUNTING_WORK: usize = 200_000;
+
+/// The work limit of one accounting of a model of `nodes` nodes.
+pub fn work_limit(nodes: usize) -> usize {
+    #[cfg(test)]
+    if let Some(l) = TRACK_LIMIT.with(|c| c.get()) {
+        return l;
+    }
+    nodes
+        .saturating_mul(WORK_PER_NODE)
+        .clamp(MIN_ACCOUNTING_WORK, MAX_ACCOUNTING_WORK)
+}
 
 /// The work of one verdict (an origin at a norm) in parts: measured, a part costs about 6 ns to
 /// carry through an op and a verdict about 120 ns to state and for the lint's rules to read.
 pub const VERDICT_WORK: usize = 20;
 
-/// Why an accounting stopped, in the words `lint` (E303) and `probe` use.
-pub fn work_limit_reason(model: &str, node: &str) -> String {
+/// Why an accounting stopped after `limit` units of work, in the words `lint` (E303) and
+/// `probe` use.
+pub fn work_limit_reason(model: &str, node: &str, limit: usize) -> String {
     format!(
         "the time accounting of model `{model}` stops at `{node}`: its injection sites meet more \
-         than {} (site, node) pairs, a norm counting {VERDICT_WORK}",
-        crate::diagnostics::thousands(MAX_ACCOUNTING_WORK)
+         than {} (site, node) pairs, a norm counting {VERDICT_WORK} ({WORK_PER_NODE} a node of \
+         the model, at least {})",
+        crate::diagnostics::thousands(limit),
+        crate::diagnostics::thousands(MIN_ACCOUNTING_WORK)
     )
 }
 
@@ -47,14 +69,7 @@ pub(super) fn count_work(nodes: usize, parts: usize) {
 
 #[cfg(test)]
 thread_local! {
-    /// Tests lower the limit to reach it with a small model.
-    pub(crate) static TRACK_LIMIT: std::cell::Cell<usize> =
-        const { std::cell::Cell::new(MAX_ACCOUNTING_WORK) };
-}
-
-pub(super) fn track_limit() -> usize {
-    #[cfg(test)]
-    return TRACK_LIMIT.with(|c| c.get());
-    #[cfg(not(test))]
-    MAX_ACCOUNTING_WORK
+    /// Tests set the limit to reach it with a small model.
+    pub(crate) static TRACK_LIMIT: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
 }

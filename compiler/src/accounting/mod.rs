@@ -43,10 +43,13 @@ mod state;
 use crate::ast::Span;
 use crate::ir::*;
 use cov::Cov;
+use limit::count_work;
 #[cfg(test)]
 pub(crate) use limit::TRACK_LIMIT;
-use limit::{count_work, track_limit};
-pub use limit::{work_done, work_limit_reason, MAX_ACCOUNTING_WORK, VERDICT_WORK};
+pub use limit::{
+    work_done, work_limit, work_limit_reason, MAX_ACCOUNTING_WORK, MIN_ACCOUNTING_WORK,
+    VERDICT_WORK, WORK_PER_NODE,
+};
 use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var};
@@ -146,9 +149,13 @@ pub struct Accounting {
     norm_inputs: Vec<NormInput>,
     batch: usize,
     per_sample: bool,
-    /// Where the accounting stopped because it did more than [`MAX_ACCOUNTING_WORK`]
-    /// (the node's span and name): nothing after it is accounted, so nothing may be claimed.
+    /// Where the accounting stopped because it did more than [`Accounting::limit`] (the node's
+    /// span and name): nothing after it is accounted, so nothing may be claimed.
     pub truncated: Option<(Span, String)>,
+    /// The work done (parts carried, verdicts stated) and the limit it ran under
+    /// ([`work_limit`] of the model's nodes).
+    pub work: usize,
+    pub limit: usize,
 }
 
 impl Accounting {
@@ -176,6 +183,8 @@ pub fn account(m: &ModelIr) -> Accounting {
 
 /// The accounting for batches of `batch` samples (BatchNorm's units span the batch).
 pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
+    let mut nodes = 0usize;
+    m.graph.walk(&mut |_, _, _| nodes += 1);
     let mut a = Acc {
         batch: batch.max(1),
         per_sample: m.time.sharing == Sharing::PerSample,
@@ -184,6 +193,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         norm_inputs: Vec::new(),
         graphs: Vec::new(),
         tracked: 0,
+        limit: work_limit(nodes),
         truncated: None,
         labeled: Vec::new(),
         concat: Vec::new(),
@@ -208,6 +218,8 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         batch: a.batch,
         per_sample: a.per_sample,
         truncated: a.truncated,
+        work: a.tracked,
+        limit: a.limit,
     }
 }
 
@@ -224,6 +236,8 @@ pub(super) struct Acc {
     pub(super) graphs: Vec<GraphAccount>,
     /// Work done so far (parts carried, verdicts stated), against [`MAX_ACCOUNTING_WORK`].
     pub(super) tracked: usize,
+    /// The most work this accounting may do ([`work_limit`]).
+    pub(super) limit: usize,
     pub(super) truncated: Option<(Span, String)>,
     /// Per graph, per node so far: whether the value depends on the class label.
     pub(super) labeled: Vec<Vec<bool>>,
@@ -381,7 +395,7 @@ impl Acc {
                 }
             }
             self.tracked += s.parts().len();
-            if self.tracked > track_limit() {
+            if self.tracked > self.limit {
                 self.truncated = Some((n.span, n.name.clone()));
             }
             // Followed along the time branch only: an origin carries the label when the value

@@ -38,6 +38,7 @@ impl Accounting {
             norm_inputs: Vec::new(),
             graphs: Vec::new(),
             tracked: 0,
+            limit: usize::MAX,
             truncated: None,
             labeled: Vec::new(),
             concat: Vec::new(),

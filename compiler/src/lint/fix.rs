@@ -25,6 +25,9 @@ pub(crate) struct FixCx<'a> {
     /// The calls of the model the fixes point into, sorted by span (built at the first lookup):
     /// a model with a fix at every site looks each one up without walking the model again.
     calls: RefCell<Option<(Span, Vec<&'a ast::Call>)>>,
+    /// The accounting work the re-analyses made so far have done, against
+    /// [`reanalysis_work_budget`].
+    spent: std::cell::Cell<usize>,
 }
 
 /// At most this many re-analyses per model (distinct rewritten texts). Each costs about one
@@ -46,22 +49,24 @@ pub fn reanalysis_budget(len: usize) -> usize {
     (REANALYSIS_BYTES / len.max(1)).clamp(MIN_REANALYSES, MAX_REANALYSES)
 }
 
+/// The accounting work all re-analyses of one model may do together: twice the model's own
+/// accounting, and at least [`REANALYSIS_MIN_WORK`]. A model whose accounting grows as the
+/// square of its size (every site's signal alive into every later norm) then gets one or two
+/// re-analyses, not eight, so lint stays a few `check`s of it; the reference models' re-analyses
+/// all fit under the minimum.
+pub fn reanalysis_work_budget(work: usize) -> usize {
+    work.saturating_mul(2).max(REANALYSIS_MIN_WORK)
+}
+
+/// The accounting work every model's re-analyses may do (about 2 ms; eight re-analyses of the
+/// largest reference UNet need 115,000).
+pub const REANALYSIS_MIN_WORK: usize = 400_000;
+
 /// A model re-analyzed after edits: every model of its text with its accounting, or `None`
 /// when it no longer passes `check`.
 pub(crate) type Reanalysis = Rc<Option<Vec<(ModelIr, Accounting)>>>;
 
 impl<'a> FixCx<'a> {
-    /// The re-analyses this model gets ([`reanalysis_budget`] of its text's length).
-    fn reanalyses(&self) -> usize {
-        let len = self
-            .file
-            .models
-            .iter()
-            .find(|m| m.name.name == self.model.name)
-            .map_or(0, |m| m.span.end - m.span.start);
-        reanalysis_budget(len)
-    }
-
     pub fn new(
         src: &'a str,
         file: &'a ast::File,
@@ -75,6 +80,7 @@ impl<'a> FixCx<'a> {
             acc,
             seen: RefCell::new(Vec::new()),
             calls: RefCell::new(None),
+            spent: std::cell::Cell::new(0),
         }
     }
 }
@@ -83,7 +89,8 @@ impl<'a> FixCx<'a> {
 /// is parsed, its spans counted from the file's start, so the cost of a fix does not grow with
 /// the number of models in the file. Re-analyses are remembered by their edits, and the edited
 /// text is built only for a new one: fixes past the budget cost nothing of the model's size.
-/// `None` when the model's budget ([`reanalysis_budget`]) is spent.
+/// `None` when the model's budget is spent ([`reanalysis_budget`] re-analyses, or
+/// [`reanalysis_work_budget`] of accounting work).
 pub(crate) fn reanalyze_model(
     cx: &FixCx,
     edits: &[Edit],
@@ -100,7 +107,10 @@ pub(crate) fn reanalyze_model(
     let unlimited = ALWAYS_REANALYZE.with(|f| f.get());
     #[cfg(not(test))]
     let unlimited = false;
-    if cx.seen.borrow().len() >= reanalysis_budget(m.span.end - m.span.start) && !unlimited {
+    let spent_all = cx.spent.get() >= reanalysis_work_budget(cx.acc.work);
+    if (cx.seen.borrow().len() >= reanalysis_budget(m.span.end - m.span.start) || spent_all)
+        && !unlimited
+    {
         return None;
     }
     // A one-argument edit of a layer call is made on the IR (see `patch`); the rewritten
@@ -127,6 +137,8 @@ pub(crate) fn reanalyze_model(
         }
         None => text_reanalysis(cx, m, &key),
     });
+    let work: usize = r.iter().flatten().map(|(_, a)| a.work).sum();
+    cx.spent.set(cx.spent.get().saturating_add(work));
     cx.seen.borrow_mut().push((key, r.clone()));
     Some(r)
 }
@@ -664,9 +676,9 @@ pub(crate) fn build_fix(
     else {
         return Some(Fix {
             description: format!(
-                "{action}; not re-analyzed (this model has more than {} fixes to predict; \
+                "{action}; not re-analyzed (the {} re-analyses this model gets are spent; \
                  `--select {code}` predicts fewer at once)",
-                cx.reanalyses()
+                cx.seen.borrow().len()
             ),
             edits,
             unsafe_: true,

@@ -15,7 +15,7 @@ pub mod sarif;
 #[cfg(test)]
 mod tests;
 
-pub use fix::apply_edits;
+pub use fix::{apply_edits, REANALYSIS_MIN_WORK};
 pub use render::render_fix;
 pub use rule::{Rule, ATTENUATION_THRESHOLD};
 pub use rules::RULES;
@@ -183,7 +183,7 @@ pub fn lint_model(file: &ast::File, src: &str, model: ModelIr, opts: &LintOption
         // A partial accounting would let rules claim that t never reaches what lies past it.
         Some((span, node)) => vec![Diagnostic::error(
             "E303",
-            crate::accounting::work_limit_reason(&model.name, node),
+            crate::accounting::work_limit_reason(&model.name, node, accounting.limit),
         )
         .with_primary(*span, "the limit is reached here")
         .with_help(

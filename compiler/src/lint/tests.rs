@@ -138,10 +138,10 @@ fn the_accounting_limit_is_an_error_at_the_node_not_a_claim() {
         }
         s + "    return h | conv1(3)\n}\n"
     };
-    crate::accounting::TRACK_LIMIT.with(|c| c.set(2_000));
+    crate::accounting::TRACK_LIMIT.with(|c| c.set(Some(2_000)));
     let long = lint(&model(40), false);
     let short = lint(&model(5), false);
-    crate::accounting::TRACK_LIMIT.with(|c| c.set(crate::accounting::MAX_ACCOUNTING_WORK));
+    crate::accounting::TRACK_LIMIT.with(|c| c.set(None));
     assert_eq!(long.len(), 1, "{long:#?}");
     assert_eq!(long[0].code, "E303");
     assert!(long[0].message.contains("stops at"), "{}", long[0].message);
