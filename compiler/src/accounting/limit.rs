@@ -32,6 +32,13 @@ pub fn work_limit(nodes: usize) -> usize {
 /// carry through an op and a verdict about 120 ns to state and for the lint's rules to read.
 pub const VERDICT_WORK: usize = 20;
 
+/// [`work_limit`] of the nodes of `m`, ODE functions' included.
+pub(super) fn model_limit(m: &crate::ir::ModelIr) -> usize {
+    let mut nodes = 0usize;
+    m.graph.walk(&mut |_, _, _| nodes += 1);
+    work_limit(nodes)
+}
+
 /// Why an accounting stopped after `limit` units of work, in the words `lint` (E303) and
 /// `probe` use.
 pub fn work_limit_reason(model: &str, node: &str, limit: usize) -> String {

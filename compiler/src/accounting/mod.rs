@@ -46,10 +46,7 @@ use cov::Cov;
 use limit::count_work;
 #[cfg(test)]
 pub(crate) use limit::TRACK_LIMIT;
-pub use limit::{
-    work_done, work_limit, work_limit_reason, MAX_ACCOUNTING_WORK, MIN_ACCOUNTING_WORK,
-    VERDICT_WORK, WORK_PER_NODE,
-};
+pub use limit::*;
 use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var};
@@ -152,8 +149,7 @@ pub struct Accounting {
     /// Where the accounting stopped because it did more than [`Accounting::limit`] (the node's
     /// span and name): nothing after it is accounted, so nothing may be claimed.
     pub truncated: Option<(Span, String)>,
-    /// The work done (parts carried, verdicts stated) and the limit it ran under
-    /// ([`work_limit`] of the model's nodes).
+    /// The work done (parts carried, verdicts stated), and the limit it ran under.
     pub work: usize,
     pub limit: usize,
 }
@@ -183,8 +179,6 @@ pub fn account(m: &ModelIr) -> Accounting {
 
 /// The accounting for batches of `batch` samples (BatchNorm's units span the batch).
 pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
-    let mut nodes = 0usize;
-    m.graph.walk(&mut |_, _, _| nodes += 1);
     let mut a = Acc {
         batch: batch.max(1),
         per_sample: m.time.sharing == Sharing::PerSample,
@@ -193,7 +187,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
         norm_inputs: Vec::new(),
         graphs: Vec::new(),
         tracked: 0,
-        limit: work_limit(nodes),
+        limit: limit::model_limit(m),
         truncated: None,
         labeled: Vec::new(),
         concat: Vec::new(),
