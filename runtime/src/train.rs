@@ -16,7 +16,7 @@ use crate::ops::Kernels;
 use crate::optim::{clip_grad_norm, lr_at, Ema, Optim};
 use crate::params::{normal, Params};
 use crate::RuntimeError;
-use dfdx::losses::{cross_entropy_with_logits_loss, mse_loss};
+use dfdx::losses::cross_entropy_with_logits_loss;
 use dfdx::tensor::{NoneTape, OwnedTape, PutTape, Tensor};
 use dfdx::tensor_ops::Backward;
 use rand::rngs::StdRng;
@@ -343,7 +343,11 @@ impl<'a, D: Kernels> Trainer<'a, D> {
                     .image()?
                     .clone();
                 let target = dev.tensor_from_vec(eps, (b, c, h, w));
-                (mse_loss(pred.put_tape(tape), target), None)
+                (
+                    crate::ops::mse_loss(pred.put_tape(tape), target)
+                        .map_err(|e| RuntimeError::Op(e.to_string()))?,
+                    None,
+                )
             }
             _ => return Err(RuntimeError::Internal("no task".into())),
         };

@@ -332,3 +332,41 @@ fn concat_channels() {
     assert_close32("concat grad b", &g.get(&b).as_vec(), &gb, 0.0);
     assert!(ops::concat_channels(a, t4(&dev, &bv, (2, 2, 3, 2))).is_err());
 }
+
+/// The fused mean squared error against f64: the loss, and the exact gradient
+/// `2 (p - t) / n` of the prediction (scaled by a weight on the loss), on sizes around the
+/// parallel chunk.
+#[test]
+fn mse_loss_against_f64() {
+    let dev = Dev::default();
+    for (i, n) in [1usize, 7, 16_384, 40_000].into_iter().enumerate() {
+        let (pv, tv) = (rand_vec(90 + i as u64, n), rand_vec(190 + i as u64, n));
+        let want: f64 = pv
+            .iter()
+            .zip(&tv)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let p = t1(&dev, &pv);
+        let loss = ops::mse_loss(p.clone().leaky_traced(), t1(&dev, &tv)).unwrap();
+        let got = loss.retaped::<NoneTape>().array() as f64;
+        assert!(
+            (got - want).abs() <= 1e-5 * want.max(1e-3),
+            "n {n}: {got} vs {want}"
+        );
+        let g = (loss * 3.0).backward();
+        let grad: Vec<f64> = pv
+            .iter()
+            .zip(&tv)
+            .map(|(a, b)| 3.0 * 2.0 * (*a as f64 - *b as f64) / n as f64)
+            .collect();
+        assert_close(
+            &format!("mse grad, n {n}"),
+            &g.get(&p).as_vec(),
+            &grad,
+            1e-5,
+        );
+    }
+    let bad = ops::mse_loss(t1(&dev, &[1.0, 2.0]), t1(&dev, &[1.0]));
+    assert!(bad.is_err());
+}

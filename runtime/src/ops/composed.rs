@@ -576,6 +576,20 @@ where
     conv2d(cat, w, b, cfg)
 }
 
+/// Composed [`super::mse_loss`]: dfdx's own.
+pub fn mse_loss<D: Device<f32>, S: Shape, T: Tape<f32, D>>(
+    pred: Tensor<S, f32, D, T>,
+    target: Tensor<S, f32, D>,
+) -> Result<Tensor<(), f32, D, T>, OpsError> {
+    if pred.shape().concrete() != target.shape().concrete() {
+        return Err(shape_err(
+            "mse_loss",
+            "prediction and target differ in shape",
+        ));
+    }
+    Ok(dfdx::losses::mse_loss(pred, target))
+}
+
 /// Composed [`super::add`].
 pub fn add<D: Device<f32>, S: Shape, T: Tape<f32, D>>(
     a: Tensor<S, f32, D, T>,
@@ -695,5 +709,11 @@ impl super::dispatch::Kernels for dfdx::tensor::Cuda {
         b: Tensor<S, f32, Self, T>,
     ) -> Result<Tensor<S, f32, Self, T>, OpsError> {
         add(a, b)
+    }
+    fn mse_loss<S: Shape, T: Tape<f32, Self>>(
+        pred: Tensor<S, f32, Self, T>,
+        target: Tensor<S, f32, Self>,
+    ) -> Result<Tensor<(), f32, Self, T>, OpsError> {
+        mse_loss(pred, target)
     }
 }

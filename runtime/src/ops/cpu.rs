@@ -133,4 +133,11 @@ impl Kernels for Cpu {
     ) -> Result<Tensor<S, f32, Self, T>, OpsError> {
         elementwise::cpu_add(a, b)
     }
+
+    fn mse_loss<S: Shape, T: Tape<f32, Self>>(
+        pred: Tensor<S, f32, Self, T>,
+        target: Tensor<S, f32, Self>,
+    ) -> Result<Tensor<(), f32, Self, T>, OpsError> {
+        elementwise::cpu_mse_loss(pred, target)
+    }
 }

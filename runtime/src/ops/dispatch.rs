@@ -121,4 +121,10 @@ pub trait Kernels: Device<f32> {
         a: Tensor<S, f32, Self, T>,
         b: Tensor<S, f32, Self, T>,
     ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
+
+    /// See [`mse_loss`](super::mse_loss).
+    fn mse_loss<S: Shape, T: Tape<f32, Self>>(
+        pred: Tensor<S, f32, Self, T>,
+        target: Tensor<S, f32, Self>,
+    ) -> Result<Tensor<(), f32, Self, T>, OpsError>;
 }

@@ -186,3 +186,72 @@ pub(crate) fn cpu_add_channel_offset<T: Tape<f32, Cpu>>(
     }
     Ok(out.put_tape(tape))
 }
+
+/// [`super::Kernels::mse_loss`] for [`Cpu`]: the differences and the partial sums of their
+/// squares per chunk in parallel, the partial sums added in chunk order (the same loss on every
+/// run), and the backward `gp += 2 g (p - t) / n` in parallel.
+pub(crate) fn cpu_mse_loss<S: Shape, T: Tape<f32, Cpu>>(
+    pred: Tensor<S, f32, Cpu, T>,
+    target: Tensor<S, f32, Cpu>,
+) -> Result<Tensor<(), f32, Cpu, T>, OpsError> {
+    if pred.shape().concrete() != target.shape().concrete() {
+        return Err(shape_err(
+            "mse_loss",
+            format!(
+                "{:?} vs {:?}",
+                pred.shape().concrete(),
+                target.shape().concrete()
+            ),
+        ));
+    }
+    let (p, mut tape, mut d) = split(pred)?;
+    let (_, _, td) = split(target)?;
+    let n = d.len();
+    let partial: Vec<f32> = d
+        .par_chunks_mut(CHUNK)
+        .zip(td.par_chunks(CHUNK))
+        .map(|(dc, tc)| sq_diff_chunk(dc, tc))
+        .collect();
+    drop(td);
+    let loss = partial.iter().sum::<f32>() / n.max(1) as f32;
+    let out = output(p.device(), vec![loss], ())?;
+    if T::OWNS_TAPE {
+        let (p_ghost, out_ghost) = (p.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            let scale = 2.0 * dy.first().copied().unwrap_or(0.0) / n.max(1) as f32;
+            let mut gp = take_grad!(grads, &p_ghost);
+            gp.par_chunks_mut(CHUNK)
+                .zip(d.par_chunks(CHUNK))
+                .for_each(|(g, dc)| axpy_chunk(g, dc, scale));
+            put_grad!(grads, &p_ghost, gp);
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+multiversion! {
+    /// `dst += a * src`.
+    fn axpy_chunk(dst: &mut [f32], src: &[f32], a: f32) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += a * s;
+        }
+    }
+}
+
+/// `d -= t` on one chunk, returning the sum of the new `d`'s squares.
+fn sq_diff_chunk(d: &mut [f32], t: &[f32]) -> f32 {
+    sub_chunk(d, t);
+    super::math::sum_sq_dev(d, 0.0)
+}
+
+multiversion! {
+    /// `dst -= src`.
+    fn sub_chunk(dst: &mut [f32], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d -= s;
+        }
+    }
+}

@@ -301,6 +301,17 @@ pub fn add_channel_offset<D: Kernels, T: Tape<f32, D>>(
     D::add_channel_offset(x, offset)
 }
 
+/// Mean squared error `mean((pred - target)^2)` (a denoiser's loss); `target` is a constant.
+///
+/// # Shapes
+/// - `pred`, `target`: the same shape; output: a scalar
+pub fn mse_loss<D: Kernels, S: Shape, T: Tape<f32, D>>(
+    pred: Tensor<S, f32, D, T>,
+    target: Tensor<S, f32, D>,
+) -> Result<Tensor<(), f32, D, T>, OpsError> {
+    D::mse_loss(pred, target)
+}
+
 /// Elementwise sum of two tensors of the same shape (residual connections).
 ///
 /// # Shapes

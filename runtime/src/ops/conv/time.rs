@@ -16,21 +16,37 @@ fn plane_at(g: &ConvGeom, plane: &[f32], iy: usize, ix: usize) -> f32 {
     plane[(iy - g.pad) * g.w + ix - g.pad]
 }
 
+/// The plane as each kernel tap sees it: `taps[q][oy * wo + ox] = plane(oy * s + ky, ox * s +
+/// kx)` for `q = (ky, kx)` (zero in the padding).
+fn taps(g: &ConvGeom, plane: &[f32]) -> Vec<f32> {
+    let (k, howo) = (g.k, g.howo());
+    let mut t = vec![0.0f32; k * k * howo];
+    for (q, row) in t.chunks_exact_mut(howo.max(1)).enumerate().take(k * k) {
+        let (ky, kx) = (q / k, q % k);
+        for (pos, v) in row.iter_mut().enumerate() {
+            *v = plane_at(
+                g,
+                plane,
+                (pos / g.wo) * g.stride + ky,
+                (pos % g.wo) * g.stride + kx,
+            );
+        }
+    }
+    t
+}
+
 /// `m[o][oy * wo + ox] = sum_{ky, kx} w0[o][ky][kx] * plane(oy * s + ky, ox * s + kx)`.
 pub(super) fn time_map(g: &ConvGeom, plane: &[f32], w0: &[f32]) -> Vec<f32> {
-    let (k, howo) = (g.k, g.howo());
+    let (kk2, howo) = (g.k * g.k, g.howo());
+    let t = taps(g, plane);
     let mut m = vec![0.0f32; g.cout * howo];
+    if howo == 0 {
+        return m;
+    }
     for (o, row) in m.chunks_exact_mut(howo).enumerate() {
-        for (pos, v) in row.iter_mut().enumerate() {
-            let (oy, ox) = (pos / g.wo, pos % g.wo);
-            let mut s = 0.0;
-            for ky in 0..k {
-                for kx in 0..k {
-                    let p = plane_at(g, plane, oy * g.stride + ky, ox * g.stride + kx);
-                    s += w0[(o * k + ky) * k + kx] * p;
-                }
-            }
-            *v = s;
+        for (q, tap) in t.chunks_exact(howo).enumerate() {
+            let wv = w0[o * kk2 + q];
+            row.iter_mut().zip(tap).for_each(|(d, v)| *d += wv * v);
         }
     }
     m
@@ -63,26 +79,24 @@ pub(super) fn add_time_map(y: &mut [f32], m: &[f32], time: &[f32]) {
 }
 
 /// The time channel's weight gradient `[Cout, k, k]`: `s = sum_b t_b go_b` correlated with
-/// the plane.
+/// the plane, each output channel on its own worker.
 pub(super) fn time_weight_grad(g: &ConvGeom, plane: &[f32], time: &[f32], go: &[f32]) -> Vec<f32> {
-    let (k, howo) = (g.k, g.howo());
-    let mut s = vec![0.0f32; g.cout * howo];
-    if howo > 0 {
-        for (img, t) in go.chunks_exact(g.cout * howo).zip(time) {
-            for (d, v) in s.iter_mut().zip(img) {
-                *d += t * v;
-            }
-        }
+    use rayon::prelude::*;
+    let (kk2, howo) = (g.k * g.k, g.howo());
+    let mut out = vec![0.0f32; g.cout * kk2];
+    if howo == 0 {
+        return out;
     }
-    let mut out = vec![0.0f32; g.cout * k * k];
-    for (o, row) in out.chunks_exact_mut(k * k).enumerate() {
-        for (q, d) in row.iter_mut().enumerate() {
-            let (ky, kx) = (q / k, q % k);
-            for (pos, sv) in s[o * howo..][..howo].iter().enumerate() {
-                let (oy, ox) = (pos / g.wo, pos % g.wo);
-                *d += sv * plane_at(g, plane, oy * g.stride + ky, ox * g.stride + kx);
-            }
+    let t = taps(g, plane);
+    out.par_chunks_mut(kk2).enumerate().for_each(|(o, row)| {
+        let mut s = vec![0.0f32; howo];
+        for (img, tb) in go.chunks_exact(g.cout * howo).zip(time) {
+            let src = &img[o * howo..][..howo];
+            s.iter_mut().zip(src).for_each(|(d, v)| *d += tb * v);
         }
-    }
+        for (d, tap) in row.iter_mut().zip(t.chunks_exact(howo)) {
+            *d = s.iter().zip(tap).map(|(a, b)| a * b).sum();
+        }
+    });
     out
 }
