@@ -29,12 +29,7 @@ pub fn run(a: &CheckArgs) -> Result<u8, u8> {
                 for m in &models {
                     let s = ModelSummary::new(&src, m);
                     match text {
-                        // Formatted whole, then written in one go: the table's many small
-                        // writes to a line-buffered stdout were half of check's time.
-                        true => {
-                            let table = s.to_string();
-                            print!("{table}")
-                        }
+                        true => print!("{}", &s.to_string()),
                         false => json_out.push(json!(s)),
                     }
                 }

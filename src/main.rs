@@ -21,17 +21,6 @@ mod run_cmd;
 mod sample_cmd;
 mod train_cmd;
 
-/// mimalloc instead of the system allocator: lint and check make many small short-lived
-/// allocations per spec (parse, sema, accounting), where glibc's malloc took about a third of the
-/// time; the training kernels allocate from their own pools either way.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers): with purging
-/// off, memory freed by one training step stays mapped for the next instead of being returned
-/// to the OS and faulted in again (2% of a DDPM step otherwise).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -93,8 +82,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: sets a plain integer option of the allocator; no memory is touched.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     // Die quietly on a closed pipe (`tdspec check specs | head`) instead of panicking in print!.
     #[cfg(unix)]
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
@@ -103,7 +90,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // Training allocates and frees the same large buffers every step; keep them mapped.
-    tdspec_runtime::ops::keep_freed_memory();
+    tdspec_runtime::alloc::keep_freed_memory();
     // This thread records the tape: let it compute its share of every kernel.
     tdspec_runtime::ops::join_worker_pool();
     let code = match &cli.command {

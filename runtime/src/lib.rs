@@ -9,6 +9,7 @@
 //! CPU-vs-device comparison and the yardstick workloads, [`survival`] the per-origin survival
 //! probe, [`spec`] spec files on disk, [`summary`] what `check` and `compile` report.
 
+pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

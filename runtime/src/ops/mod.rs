@@ -323,29 +323,6 @@ pub fn add<D: Kernels, S: Shape, T: Tape<f32, D>>(
     D::add(a, b)
 }
 
-/// Makes the C allocator keep freed memory for reuse instead of returning it to the OS.
-///
-/// Training frees and re-allocates the same large activation and gradient buffers every step;
-/// glibc's defaults hand them back with `munmap` / heap trimming, so every step pays a page fault
-/// per 4 KiB (plus a TLB shootdown across threads for gradient buffers that are read before being
-/// written). Call once at program start; a no-op off glibc. Process-wide: the memory high-water
-/// mark stays reserved.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_MMAP_THRESHOLD: i32 = -3;
-        extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        // SAFETY: mallopt only adjusts glibc allocator parameters; both values are in range.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 1 << 30);
-            mallopt(M_TRIM_THRESHOLD, i32::MAX);
-        }
-    }
-}
-
 /// Makes the calling thread one of the kernels' worker threads. Call once at program start,
 /// before any parallel work: the global pool then has as many threads as cores (or
 /// `RAYON_NUM_THREADS`), the caller among them, so a kernel called from this thread runs its
