@@ -89,8 +89,8 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    // Training allocates and frees the same large buffers every step; keep them mapped.
-    tdspec_runtime::alloc::keep_freed_memory();
+    // Freed memory stays mapped for the next training step (see `alloc::configure`).
+    tdspec_runtime::alloc::configure();
     // This thread records the tape: let it compute its share of every kernel.
     tdspec_runtime::ops::join_worker_pool();
     let code = match &cli.command {

@@ -14,7 +14,7 @@ fn main() -> Result<(), OpsError> {
     // Other arguments select workloads by substring (all yardsticks when none is given).
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     if !args.iter().any(|a| a == "--no-keep-memory") {
-        tdspec_runtime::alloc::keep_freed_memory();
+        tdspec_runtime::alloc::configure();
     }
     ops::join_worker_pool();
     let dev = Cpu::default();
