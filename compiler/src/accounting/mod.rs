@@ -527,9 +527,7 @@ impl Acc {
                         Some((_, v)) => v.clone(),
                         None => {
                             let src = match positional {
-                                true => {
-                                    Cov::positional(1, h, w, PATTERN_PERIOD, |c| pattern(c, h, w))
-                                }
+                                true => positional_cov(1, h, w),
                                 false => Cov::offset(1, h, w),
                             };
                             let v = (src.energy(), src.conv(*cout, 1, var, geo, (h_out, w_out)));
@@ -720,9 +718,7 @@ impl Acc {
                             ),
                             InjectMode::Positional => (
                                 OriginKind::InjectPositional,
-                                Cov::positional(c_out, h_out, w_out, PATTERN_PERIOD, |c| {
-                                    pattern(c, h_out, w_out)
-                                }),
+                                positional_cov(c_out, h_out, w_out),
                                 false,
                             ),
                         };

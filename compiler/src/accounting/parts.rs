@@ -36,6 +36,33 @@ pub(super) fn pattern(c: usize, h: usize, w: usize) -> (Vec<f64>, Vec<f64>) {
     (u, v)
 }
 
+/// [`Cov::positional`] of the fixed patterns ([`pattern`], period [`PATTERN_PERIOD`]) on `c`
+/// channels of `h x w`. Remembered per thread by its size where the maps are small (a model's
+/// positional sites, and the re-analyses of its fixes, share a few sizes; forming the products
+/// costs far more than copying them), at most 64 sizes at a time.
+pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Cov {
+    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Cov>>;
+    thread_local! {
+        static SEEN: Seen = Seen::default();
+    }
+    let make = || Cov::positional(c, h, w, PATTERN_PERIOD, |k| pattern(k, h, w));
+    if h.max(w) > 64 || c > 4096 {
+        return make();
+    }
+    SEEN.with(|seen| {
+        if let Some(cov) = seen.borrow().get(&(c, h, w)) {
+            return cov.clone();
+        }
+        let cov = make();
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 64 {
+            seen.clear();
+        }
+        seen.insert((c, h, w), cov.clone());
+        cov
+    })
+}
+
 pub(super) fn fresh_lin(
     origin: usize,
     cov: Cov,

@@ -442,6 +442,10 @@ pub struct Node {
     pub time_branch: bool,
     /// Lint codes suppressed by attributes on the enclosing statements.
     pub allow: Vec<String>,
+    /// A norm (or attention's inner norm) whose kind comes from the model's `norm = ...`
+    /// setting: a fix that rewrites the setting changes exactly these nodes.
+    #[serde(skip)]
+    pub norm_from_setting: bool,
 }
 
 impl Node {

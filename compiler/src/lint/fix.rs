@@ -473,6 +473,31 @@ enum Setting {
     PerGroup(usize),
 }
 
+/// `setting` written into the `group(...)` call `c`, as the IR patch takes it (`None` when the
+/// call's `min_per_group` is not a whole number: the re-analysis of the text then says).
+fn new_groups(c: &ast::Call, setting: Setting) -> Option<patch::NewGroups> {
+    // Named, or third by position (sema's argument order: groups, per_group, min_per_group).
+    let min_per_group = match c.args.iter().enumerate().find(|(i, a)| match &a.name {
+        Some(n) => n.name == "min_per_group",
+        None => *i == 2,
+    }) {
+        None => None,
+        Some((_, a)) => match &a.value.kind {
+            ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => {
+                Some(*v as usize)
+            }
+            _ => return None,
+        },
+    };
+    Some(match setting {
+        Setting::Groups(groups) => patch::NewGroups::Count {
+            groups,
+            min_per_group,
+        },
+        Setting::PerGroup(q) => patch::NewGroups::PerGroup(q),
+    })
+}
+
 /// Candidate rewrites of a `group(...)` call toward more channels per group, closest first.
 fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
     let num = |e: &Expr| match &e.kind {
@@ -834,7 +859,8 @@ pub(crate) fn choose_groups(
                         continue;
                     }
                     // Over budget: no choice rather than an unchecked one.
-                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit), None)
+                    let patch = new_groups(c, setting).map(|n| Patch::Groups(call_span, n));
+                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit), patch)
                     else {
                         break;
                     };

@@ -1,6 +1,7 @@
 //! A fix's rewritten model made on its IR: a checked model, the one edit of a fix that changes
 //! one argument of one layer call (`bias = false` on a conv or linear, `inject(e, positional)`,
-//! `time = concat(positional)`) and the call in; the IR that parsing and checking the
+//! `time = concat(positional)`, a new group count in a `group(...)` call) and the call in; the
+//! IR that parsing and checking the
 //! rewritten text would give out, spans included, without parsing or checking it. Such an edit
 //! changes the op of every node the call made (a block's body call makes one per instance)
 //! and those nodes' parameters, nothing upstream or beside them; every span after the edit
@@ -13,7 +14,9 @@ use super::rule::FixPlan;
 use crate::accounting::OriginKind;
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
 use crate::diagnostics::Edit;
-use crate::ir::{Graph, InjectMode, InjectionMode, ModelIr, Node, Op, Shape, TimeChannel};
+use crate::ir::{
+    Graph, InjectMode, InjectionMode, ModelIr, Node, NormKind, Op, Shape, TimeChannel,
+};
 
 /// What a fix's edit does to the call at `span`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +27,45 @@ pub(crate) enum Patch {
     InjectPositional(Span),
     /// `time = concat` becomes `time = concat(positional)`.
     ConcatPositional(Span),
+    /// The `group(...)` call at the span (a pipeline stage, or the value of the model's `norm =
+    /// ...` setting) gets a new group count or channels per group.
+    Groups(Span, NewGroups),
+}
+
+/// A `group(...)` call's new setting, as sema resolves it per norm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewGroups {
+    /// `group(groups, min_per_group = m)`: `groups`, capped at channels / m when m is given.
+    Count {
+        groups: usize,
+        min_per_group: Option<usize>,
+    },
+    /// `group(per_group = q)`.
+    PerGroup(usize),
+}
+
+impl NewGroups {
+    /// The group count on `c` channels, or `None` where sema refuses it.
+    fn on(self, c: usize) -> Option<usize> {
+        let g = match self {
+            NewGroups::Count {
+                groups,
+                min_per_group,
+            } => min_per_group.map_or(groups, |m| groups.min((c / m.max(1)).max(1))),
+            NewGroups::PerGroup(q) if q > 0 && c.is_multiple_of(q) => c / q,
+            NewGroups::PerGroup(_) => return None,
+        };
+        (g > 0 && c.is_multiple_of(g)).then_some(g)
+    }
 }
 
 impl Patch {
     fn span(self) -> Span {
         match self {
-            Patch::NoBias(s) | Patch::InjectPositional(s) | Patch::ConcatPositional(s) => s,
+            Patch::NoBias(s)
+            | Patch::InjectPositional(s)
+            | Patch::ConcatPositional(s)
+            | Patch::Groups(s, _) => s,
         }
     }
 }
@@ -62,6 +98,9 @@ pub(crate) fn patched(
     edit: &Edit,
 ) -> Option<ModelIr> {
     let span = patch.span();
+    if let Patch::Groups(_, new) = patch {
+        return patched_groups(m, model, span, new, edit);
+    }
     let call = stage_call(model, span)?;
     let (a, b) = (edit.span.start, edit.span.end);
     let name = call.name.name.as_str();
@@ -69,6 +108,7 @@ pub(crate) fn patched(
         Patch::NoBias(_) => matches!(name, "conv" | "conv3" | "conv1" | "linear"),
         Patch::InjectPositional(_) => name == "inject",
         Patch::ConcatPositional(_) => matches!(name, "conv" | "conv3" | "conv1"),
+        Patch::Groups(..) => false,
     };
     // The edit lies inside the call's parentheses.
     if !fits || a <= call.name.span.end || b >= span.end {
@@ -114,6 +154,69 @@ pub(crate) fn patched(
             (Patch::InjectPositional(_), InjectionMode::Offset) => InjectionMode::PositionalMap,
             _ => return None,
         };
+    }
+    shift_spans(&mut out, a, b, edit.replacement.len())?;
+    Some(out)
+}
+
+/// `m` with the `group(...)` call at `span` rewritten to `new` by `edit`: every norm the call
+/// made gets the group count sema would resolve for its channels (the model's `norm = group(...)`
+/// setting made the nodes sema marked; a stage call the nodes at its span). `None` where sema
+/// would refuse a count, or where the call or a node is not one this can account for.
+fn patched_groups(
+    m: &ModelIr,
+    model: &ast::Model,
+    span: Span,
+    new: NewGroups,
+    edit: &Edit,
+) -> Option<ModelIr> {
+    let setting = model.stmts.iter().find_map(|s| match &s.kind {
+        StmtKind::Assign { name, value } if name.name == "norm" && value.span == span => {
+            match &value.kind {
+                ExprKind::Call(c) => Some(c),
+                _ => None,
+            }
+        }
+        _ => None,
+    });
+    let call = match setting {
+        Some(c) => c,
+        None => stage_call(model, span)?,
+    };
+    let (a, b) = (edit.span.start, edit.span.end);
+    if call.name.name != "group" || a <= call.name.span.end || b >= span.end {
+        return None;
+    }
+    let mut out = m.clone();
+    let mut made = 0;
+    let ok = each_node(&mut out.graph, &mut |n| {
+        let ours = match setting {
+            Some(_) => n.norm_from_setting,
+            None => n.span == span,
+        };
+        if !ours {
+            return true;
+        }
+        made += 1;
+        let (kind, c) = match &mut n.op {
+            Op::Norm { kind, channels, .. } => (kind, *channels),
+            Op::Attention {
+                norm: Some(kind),
+                channels,
+                ..
+            } => (kind, *channels),
+            _ => return false,
+        };
+        match (*kind, new.on(c)) {
+            (NormKind::Group { .. }, Some(groups)) => {
+                *kind = NormKind::Group { groups };
+                true
+            }
+            _ => false,
+        }
+    });
+    if !ok || made == 0 {
+        return None;
     }
     shift_spans(&mut out, a, b, edit.replacement.len())?;
     Some(out)

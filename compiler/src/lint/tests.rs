@@ -183,7 +183,7 @@ fn spec_dir(dir: &str) -> Vec<String> {
 
 #[test]
 fn every_patched_model_equals_the_reanalysis_of_its_text() {
-    // The corpora: each kind of patch is made there (255 checks at this writing).
+    // The corpora: each kind of patch is made there (235 checks at this writing).
     let mut corpus = spec_dir("../specs");
     corpus.extend(spec_dir("tests/lint_fixtures"));
     corpus.extend(spec_dir("../experiments/specs"));
@@ -222,6 +222,22 @@ fn every_patched_model_equals_the_reanalysis_of_its_text() {
         generated.push(sites(3, norm, "inject(temb)", 0));
         generated.push(sites(3, norm, "inject(temb | silu)", 1));
     }
+    // Group counts rewritten in the model's setting (norms in a block used three times and an
+    // attention's inner norm), with `min_per_group`, with `per_group`, and at a block's stage.
+    let groups = |setting: &str, stage: &str| {
+        format!(
+            "model g {{\n    input x: image[3, 8, 8]\n    time t: step(1000), per_sample\n    \
+             norm = {setting}\n    embed temb = sinusoidal(16) | linear(32)\n    \
+             block res()(h) {{\n        a = h + inject(temb)\n        \
+             return a | {stage} | silu | conv(32, k = 3)\n    }}\n    \
+             h = x | conv(32, k = 3) | res() | res() | res() | attention(heads = 1)\n    \
+             return h | conv1(3)\n}}\n"
+        )
+    };
+    generated.push(groups("group(32)", "norm"));
+    generated.push(groups("group(16, min_per_group = 2)", "norm"));
+    generated.push(groups("group(per_group = 1)", "norm"));
+    generated.push(groups("group(4)", "group(32)"));
     let checked = patches_checked(&generated);
     assert!(checked >= 10, "{checked} patches checked");
 }

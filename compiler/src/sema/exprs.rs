@@ -377,7 +377,9 @@ impl<'a> Sema<'a> {
                 );
                 return None;
             };
-            return self.norm(input, spec, c.span, Some(decl), name);
+            let id = self.norm(input, spec, c.span, Some(decl), name)?;
+            self.mark_norm_from_setting(id);
+            return Some(id);
         }
         if let Some(def) = self.blocks.get(word).copied() {
             return self.invoke_block(def, c, input, name);

@@ -98,6 +98,11 @@ impl<'a> Sema<'a> {
         self.graphs.last().expect("a graph").graph.nodes[id].span
     }
 
+    /// Marks node `id` of the current graph as a norm made by the model's `norm = ...` setting.
+    pub(super) fn mark_norm_from_setting(&mut self, id: NodeId) {
+        self.graphs.last_mut().expect("a graph").graph.nodes[id].norm_from_setting = true;
+    }
+
     pub(super) fn push_raw(
         &mut self,
         op: Op,
@@ -139,6 +144,7 @@ impl<'a> Sema<'a> {
             stmt_span,
             time_branch,
             allow,
+            norm_from_setting: false,
         });
         for &i in &g.open {
             g.graph.instances[i].nodes.push(id);

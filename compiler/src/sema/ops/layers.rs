@@ -238,7 +238,9 @@ pub(super) fn attention(s: &mut Sema, l: Layer) -> Option<NodeId> {
         norm: Some(kind),
         eps: spec.eps(),
     };
-    Some(s.push_raw(op, vec![input], shape, name, c.span))
+    let id = s.push_raw(op, vec![input], shape, name, c.span);
+    s.mark_norm_from_setting(id);
+    Some(id)
 }
 
 /// An attention's inner norm learns its scale and shift (DDPM's and diffusers' do).
