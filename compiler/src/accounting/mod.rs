@@ -505,9 +505,8 @@ impl Acc {
                 for p in input(0).parts().iter().filter(|_| !blind) {
                     let keep = p.centered.filter(|c| pointwise && c.m <= 1);
                     let mut q = map_lin(p, keep, |l| Lin {
-                        cov: l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)),
                         lineage: (gi, id),
-                        ..l.clone()
+                        ..l.with_cov(l.cov.conv(*cout, *groups, var, geo, (h_out, w_out)))
                     });
                     q.inexact = p.inexact.map(|_| false);
                     // All taps valid everywhere: a constant map stays constant.
@@ -555,10 +554,9 @@ impl Acc {
                     // Mixing features keeps a batch-mean-free change batch-mean-free.
                     let keep = p.centered.filter(|c| c.m == 0);
                     let mut q = map_lin(p, keep, |l| Lin {
-                        cov: l.cov.linear(*dout, var),
                         lineage: (gi, id),
                         flat: false,
-                        ..l.clone()
+                        ..l.with_cov(l.cov.linear(*dout, var))
                     });
                     q.inexact = p.inexact.map(|_| false);
                     out.push(q);
@@ -573,7 +571,7 @@ impl Acc {
                             l
                         }),
                         centered: if h * w == 1 { p.centered } else { None },
-                        ..p.clone()
+                        ..p.shell()
                     });
                 }
             }
@@ -599,8 +597,7 @@ impl Acc {
                     };
                     let p = &*p;
                     out.push(map_lin(p, p.centered.filter(|_| tiles), |l| Lin {
-                        cov: l.cov.pool(*k, *stride, (h_out, w_out)),
-                        ..l.clone()
+                        ..l.with_cov(l.cov.pool(*k, *stride, (h_out, w_out)))
                     }));
                 }
             }
@@ -612,8 +609,7 @@ impl Acc {
                         Some(c) if c.m == 1 => {}
                         // Mean-free per channel over the batch: so are the averages.
                         keep => out.push(map_lin(p, keep.filter(|c| c.m == 0), |l| Lin {
-                            cov: l.cov.global_pool(),
-                            ..l.clone()
+                            ..l.with_cov(l.cov.global_pool())
                         })),
                     }
                 }
@@ -621,8 +617,7 @@ impl Acc {
             Op::Upsample { factor } => {
                 for p in input(0).parts() {
                     out.push(map_lin(p, p.centered, |l| Lin {
-                        cov: l.cov.upsample(*factor),
-                        ..l.clone()
+                        ..l.with_cov(l.cov.upsample(*factor))
                     }));
                 }
             }
@@ -631,8 +626,7 @@ impl Acc {
             Op::Pad { before, after } => {
                 for p in input(0).parts() {
                     let mut q = map_lin(p, p.centered, |l| Lin {
-                        cov: l.cov.pad(*before, *after),
-                        ..l.clone()
+                        ..l.with_cov(l.cov.pad(*before, *after))
                     });
                     q.flat = false;
                     out.push(q);
@@ -747,7 +741,7 @@ impl Acc {
                                     None
                                 },
                                 centered: None,
-                                ..p.clone()
+                                ..p.shell()
                             });
                         }
                         let o = self.origin(gi, gpath, id, n, OriginKind::Feature);

@@ -105,7 +105,7 @@ pub(super) fn fix_lin(mut p: Part) -> Part {
 pub(super) fn map_lin(p: &Part, centered: Option<Centered>, f: impl Fn(&Lin) -> Lin) -> Part {
     let mut out = Part {
         centered,
-        ..p.clone()
+        ..p.shell()
     };
     if let Some(l) = &p.lin {
         let before = l.cov.energy();
@@ -396,7 +396,7 @@ pub(super) fn rescaled(p: &Part, keep: impl Fn(&Centered) -> bool) -> Part {
             l
         }),
         centered: p.centered.filter(keep),
-        ..p.clone()
+        ..p.shell()
     }
 }
 

@@ -96,6 +96,37 @@ pub struct Part {
     pub(super) scaled_mean_free: bool,
 }
 
+impl Part {
+    /// The part without its linear covariance: everything else copied, none of the matrices
+    /// (for a caller about to set `lin` anew; `..p.clone()` would copy them and drop them).
+    pub(super) fn shell(&self) -> Part {
+        Part {
+            origin: self.origin,
+            lin: None,
+            inexact: self.inexact,
+            alive: self.alive,
+            centered: self.centered,
+            unsure: self.unsure,
+            flat: self.flat,
+            input_free: self.input_free,
+            scaled_mean_free: self.scaled_mean_free,
+        }
+    }
+}
+
+impl Lin {
+    /// This change's bookkeeping with the covariance `cov` (none of the old one copied).
+    pub(super) fn with_cov(&self, cov: Cov) -> Lin {
+        Lin {
+            cov,
+            lineage: self.lineage,
+            scale_known: self.scale_known,
+            from_constant: self.from_constant,
+            flat: self.flat,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Centered {
     /// Channels per unit (per sample, all of H, W); 0 for BatchNorm's per-channel-over-batch.
