@@ -7,7 +7,7 @@ use crate::render;
 use crate::report::{fail, print_json, OrExit};
 use crate::Format;
 use clap::{Args, ValueEnum};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
@@ -94,9 +94,8 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let json = match args.format {
         LintFormat::Text => {
             messages.push(spec::lint_summary(&results, args.fix));
-            let tail = messages.iter().map(|m| format!("{m}\n"));
-            let all: String = shown.into_iter().chain(tail).collect();
-            let _ = std::io::stdout().lock().write_all(all.as_bytes());
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let _ = spec::write_report(&mut out, &shown, &messages);
             return exit(failed);
         }
         LintFormat::Json => {
