@@ -3,7 +3,7 @@
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
-use super::patch::{self, Patch};
+use super::patch::{self, new_groups, Patch, Setting};
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
@@ -121,14 +121,7 @@ pub(crate) fn reanalyze_model(
     };
     #[cfg(test)]
     if let Some(ir) = &fast {
-        let text = text_reanalysis(cx, m, &key);
-        let models: Option<Vec<&ModelIr>> = text.as_ref().map(|v| v.iter().map(|x| &x.0).collect());
-        assert_eq!(
-            models,
-            Some(vec![ir]),
-            "a patched model differs from its re-analysis"
-        );
-        PATCHES_CHECKED.with(|c| c.set(c.get() + 1));
+        check_patch(cx, m, &key, ir);
     }
     let r = Rc::new(match fast {
         Some(ir) => {
@@ -141,6 +134,38 @@ pub(crate) fn reanalyze_model(
     cx.spent.set(cx.spent.get().saturating_add(work));
     cx.seen.borrow_mut().push((key, r.clone()));
     Some(r)
+}
+
+/// Asserts that a patched model equals the re-analysis of its text (tests only).
+#[cfg(test)]
+fn check_patch(cx: &FixCx, m: &ast::Model, key: &[Edit], ir: &ModelIr) {
+    let text = text_reanalysis(cx, m, key);
+    let models: Option<Vec<&ModelIr>> = text.as_ref().map(|v| v.iter().map(|x| &x.0).collect());
+    assert_eq!(
+        models,
+        Some(vec![ir]),
+        "a patched model differs from its re-analysis"
+    );
+    PATCHES_CHECKED.with(|c| c.set(c.get() + 1));
+}
+
+/// The model after a one-edit fix made on its IR, not accounted: for a fix that needs only
+/// the model (dropping a bias: how many parameters go). It spends none of the re-analysis
+/// budget; `None` where only a re-analysis can say.
+fn patched_model(cx: &FixCx, edits: &[Edit], patch: Option<Patch>) -> Option<ModelIr> {
+    let m = cx
+        .file
+        .models
+        .iter()
+        .find(|m| m.name.name == cx.model.name)?;
+    let key: Vec<Edit> = kept_edits(cx.src, edits).0.into_iter().cloned().collect();
+    let [e] = key.as_slice() else { return None };
+    let ir = patch::patched(cx.model, m, patch?, e)?;
+    #[cfg(test)]
+    if ALWAYS_REANALYZE.with(|f| f.get()) {
+        check_patch(cx, m, &key, &ir);
+    }
+    Some(ir)
 }
 
 /// The model `m` of `cx` re-analyzed from the text `key` makes of it: parsed alone, its spans
@@ -466,38 +491,6 @@ fn group_call<'a>(cx: &FixCx<'a>, norm_span: Span) -> Option<&'a ast::Call> {
     }
 }
 
-/// A candidate group setting: a group count, or channels per group.
-#[derive(Debug, Clone, Copy)]
-enum Setting {
-    Groups(usize),
-    PerGroup(usize),
-}
-
-/// `setting` written into the `group(...)` call `c`, as the IR patch takes it (`None` when the
-/// call's `min_per_group` is not a whole number: the re-analysis of the text then says).
-fn new_groups(c: &ast::Call, setting: Setting) -> Option<patch::NewGroups> {
-    // Named, or third by position (sema's argument order: groups, per_group, min_per_group).
-    let min_per_group = match c.args.iter().enumerate().find(|(i, a)| match &a.name {
-        Some(n) => n.name == "min_per_group",
-        None => *i == 2,
-    }) {
-        None => None,
-        Some((_, a)) => match &a.value.kind {
-            ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => {
-                Some(*v as usize)
-            }
-            _ => return None,
-        },
-    };
-    Some(match setting {
-        Setting::Groups(groups) => patch::NewGroups::Count {
-            groups,
-            min_per_group,
-        },
-        Setting::PerGroup(q) => patch::NewGroups::PerGroup(q),
-    })
-}
-
 /// Candidate rewrites of a `group(...)` call toward more channels per group, closest first.
 fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
     let num = |e: &Expr| match &e.kind {
@@ -696,9 +689,19 @@ pub(crate) fn build_fix(
     if kept_edits(cx.src, &edits).1 > 0 {
         return None;
     }
-    let Some(models) =
-        reanalyze_model(cx, &edits, patch::plan_patch(plan, groups_choice.is_none()))
-    else {
+    let patch = patch::plan_patch(plan, groups_choice.is_none());
+    if code == "TD104" {
+        if let Some(m2) = patched_model(cx, &edits, patch) {
+            let fewer = cx.model.param_count().saturating_sub(m2.param_count());
+            let description = format!("{action}; {fewer} fewer parameters, same function");
+            return Some(Fix {
+                description,
+                edits,
+                unsafe_: true,
+            });
+        }
+    }
+    let Some(models) = reanalyze_model(cx, &edits, patch) else {
         return Some(Fix {
             description: format!(
                 "{action}; not re-analyzed (the {} re-analyses this model gets are spent; \

@@ -44,6 +44,38 @@ pub(crate) enum NewGroups {
     PerGroup(usize),
 }
 
+/// A candidate group setting: a group count, or channels per group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Setting {
+    Groups(usize),
+    PerGroup(usize),
+}
+
+/// `setting` written into the `group(...)` call `c`, as the IR patch takes it (`None` when the
+/// call's `min_per_group` is not a whole number: the re-analysis of the text then says).
+pub(crate) fn new_groups(c: &ast::Call, setting: Setting) -> Option<NewGroups> {
+    // Named, or third by position (sema's argument order: groups, per_group, min_per_group).
+    let min_per_group = match c.args.iter().enumerate().find(|(i, a)| match &a.name {
+        Some(n) => n.name == "min_per_group",
+        None => *i == 2,
+    }) {
+        None => None,
+        Some((_, a)) => match &a.value.kind {
+            ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => {
+                Some(*v as usize)
+            }
+            _ => return None,
+        },
+    };
+    Some(match setting {
+        Setting::Groups(groups) => NewGroups::Count {
+            groups,
+            min_per_group,
+        },
+        Setting::PerGroup(q) => NewGroups::PerGroup(q),
+    })
+}
+
 impl NewGroups {
     /// The group count on `c` channels, or `None` where sema refuses it.
     fn on(self, c: usize) -> Option<usize> {

@@ -92,11 +92,17 @@ fn a_model_with_many_fixes_is_reanalyzed_at_most_the_budget() {
         parsed as usize <= bound,
         "{parsed} bytes parsed, bound {bound}"
     );
-    let fixes: Vec<&str> = diags
+    // Dropping a bias is made on the IR and needs no accounting: outside the budget, every one
+    // states its parameters.
+    let (biases, fixes): (Vec<&str>, Vec<&str>) = diags
         .iter()
         .filter_map(|d| d.fix.as_ref())
         .map(|f| f.description.as_str())
-        .collect();
+        .partition(|d| d.starts_with("drop the bias"));
+    assert!(
+        !biases.is_empty() && biases.iter().all(|d| d.contains("fewer parameters")),
+        "{biases:#?}"
+    );
     let predicted = fixes
         .iter()
         .filter(|d| d.contains("predicted survival"))
@@ -183,7 +189,7 @@ fn spec_dir(dir: &str) -> Vec<String> {
 
 #[test]
 fn every_patched_model_equals_the_reanalysis_of_its_text() {
-    // The corpora: each kind of patch is made there (235 checks at this writing).
+    // The corpora: each kind of patch is made there (195 checks at this writing).
     let mut corpus = spec_dir("../specs");
     corpus.extend(spec_dir("tests/lint_fixtures"));
     corpus.extend(spec_dir("../experiments/specs"));
