@@ -3,7 +3,7 @@
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
-use super::patch::{self, new_groups, Patch, Setting};
+use super::patch::{self, new_groups, whole, Patch, Setting};
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
@@ -493,10 +493,6 @@ fn group_call<'a>(cx: &FixCx<'a>, norm_span: Span) -> Option<&'a ast::Call> {
 
 /// Candidate rewrites of a `group(...)` call toward more channels per group, closest first.
 fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
-    let num = |e: &Expr| match &e.kind {
-        ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => Some(*v as usize),
-        _ => None,
-    };
     let arg = |name: &str, pos: Option<usize>| {
         c.args.iter().enumerate().find(|(i, a)| match &a.name {
             Some(n) => n.name == name,
@@ -505,7 +501,7 @@ fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
     };
     let mut out = Vec::new();
     if let Some((_, a)) = arg("groups", Some(0)) {
-        let Some(g) = num(&a.value) else { return out };
+        let Some(g) = whole(&a.value) else { return out };
         for d in (1..g).rev().filter(|d| g % d == 0) {
             let e = Edit {
                 span: a.value.span,
@@ -514,7 +510,7 @@ fn group_candidates(c: &ast::Call) -> Vec<(Edit, String, Setting)> {
             out.push((e, format!("{d}"), Setting::Groups(d)));
         }
     } else if let Some((_, a)) = arg("per_group", None) {
-        let Some(p) = num(&a.value) else { return out };
+        let Some(p) = whole(&a.value) else { return out };
         let mut q = p * 2;
         while q <= 1024 {
             out.push((

@@ -1,10 +1,10 @@
 //! A fix's rewritten model made on its IR: a checked model, the one edit of a fix that changes
 //! one argument of one layer call (`bias = false` on a conv or linear, `inject(e, positional)`,
-//! `time = concat(positional)`, a new group count in a `group(...)` call) and the call in; the
-//! IR that parsing and checking the
-//! rewritten text would give out, spans included, without parsing or checking it. Such an edit
-//! changes the op of every node the call made (a block's body call makes one per instance)
-//! and those nodes' parameters, nothing upstream or beside them; every span after the edit
+//! `time = concat(positional)`, a new count in a `group(...)` call) and the call in; the IR that
+//! parsing and checking the rewritten text would give out, spans included, without parsing or
+//! checking it. Such an edit changes the op of every node the call made (a block's body call
+//! makes one per instance; the model's `norm = group(...)` setting, every norm sema marked as
+//! its) and those nodes' parameters, nothing upstream or beside them; every span after the edit
 //! moves by the edit's growth. Anything else (a call that is not a pipeline stage, a node of
 //! an unexpected op, a span the edit cuts) is left to the re-analysis of the rewritten text,
 //! which stays the reference: the lint tests check every patch made on the spec corpora
@@ -51,6 +51,14 @@ pub(crate) enum Setting {
     PerGroup(usize),
 }
 
+/// A literal whole number in 1..=1e6 (a group count or channels per group as written).
+pub(crate) fn whole(e: &Expr) -> Option<usize> {
+    match &e.kind {
+        ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => Some(*v as usize),
+        _ => None,
+    }
+}
+
 /// `setting` written into the `group(...)` call `c`, as the IR patch takes it (`None` when the
 /// call's `min_per_group` is not a whole number: the re-analysis of the text then says).
 pub(crate) fn new_groups(c: &ast::Call, setting: Setting) -> Option<NewGroups> {
@@ -60,12 +68,7 @@ pub(crate) fn new_groups(c: &ast::Call, setting: Setting) -> Option<NewGroups> {
         None => *i == 2,
     }) {
         None => None,
-        Some((_, a)) => match &a.value.kind {
-            ExprKind::Number(v, _) if v.fract() == 0.0 && *v >= 1.0 && *v <= 1e6 => {
-                Some(*v as usize)
-            }
-            _ => return None,
-        },
+        Some((_, a)) => Some(whole(&a.value)?),
     };
     Some(match setting {
         Setting::Groups(groups) => NewGroups::Count {
