@@ -18,7 +18,7 @@ mod window;
 
 use super::gemm512;
 use super::math::{fold_chunks, sgemm, Lhs, Mat, Rhs};
-use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros};
+use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros, Data};
 use super::types::{shape_err, Conv2dCfg, OpsError, Tensor1, Tensor4};
 use geom::ConvGeom;
 use window::{col2im, im2col, ConvView, Windows};
@@ -395,6 +395,64 @@ pub(crate) fn backward_bias(g: &ConvGeom, go: &[f32], gb: &mut [f32]) {
     }
 }
 
+/// A conv op's operands split off their tapes: the input, the weight and the bias (each
+/// without tape, with a copy of its data) and the merged tape.
+#[allow(clippy::type_complexity)]
+fn split_operands<Tx, T>(
+    x: Tensor4<Cpu, Tx>,
+    w: Tensor4<Cpu, T>,
+    b: Option<Tensor1<Cpu, T>>,
+) -> Result<
+    (
+        Tensor4<Cpu>,
+        Data,
+        Tensor4<Cpu>,
+        Data,
+        Option<Tensor1<Cpu>>,
+        Option<Data>,
+        T,
+    ),
+    OpsError,
+>
+where
+    Tx: Tape<f32, Cpu>,
+    T: Tape<f32, Cpu> + Merge<Tx>,
+{
+    let (x, tx, xd) = split(x)?;
+    let (w, tw, wd) = split(w)?;
+    let mut tape = merge_tapes(tw, tx);
+    let (b, bd) = match b {
+        Some(b) => {
+            let (b, tb, bd) = split(b)?;
+            tape = tape.merge(tb);
+            (Some(b), Some(bd))
+        }
+        None => (None, None),
+    };
+    Ok((x, xd, w, wd, b, bd, tape))
+}
+
+/// The end of a conv op's backward, once its weight gradient is in: the bias gradient (when
+/// there is a bias ghost), the input gradient through the weights `w` (when the input needs
+/// one), then the output gradient `go` put back. (A macro: dfdx's ghost tensors and the trait
+/// `Gradients` takes them by are not nameable outside it.)
+macro_rules! backward_rest {
+    ($grads:expr, $g:expr, $go:expr, $w:expr, $b:expr, $x:expr, $out:expr) => {{
+        if let Some(b) = $b {
+            let mut gb = take_grad!($grads, b);
+            backward_bias($g, &$go, &mut gb);
+            put_grad!($grads, b, gb);
+        }
+        if let Some(x) = $x {
+            let mut gx = take_grad!($grads, x);
+            backward_input($g, $w, &$go, &mut gx);
+            put_grad!($grads, x, gx);
+        }
+        put_grad!($grads, $out, $go);
+        Ok(())
+    }};
+}
+
 /// [`super::Kernels::conv2d`] for [`Cpu`].
 pub(crate) fn cpu_conv2d<Tx, T>(
     x: Tensor4<Cpu, Tx>,
@@ -407,17 +465,7 @@ where
     T: Tape<f32, Cpu> + Merge<Tx>,
 {
     let g = ConvGeom::new(*x.shape(), *w.shape(), b.as_ref().map(|b| b.shape().0), cfg)?;
-    let (x, tx, xd) = split(x)?;
-    let (w, tw, wd) = split(w)?;
-    let mut tape = merge_tapes(tw, tx);
-    let (b, bd) = match b {
-        Some(b) => {
-            let (b, tb, bd) = split(b)?;
-            tape = tape.merge(tb);
-            (Some(b), Some(bd))
-        }
-        None => (None, None),
-    };
+    let (x, xd, w, wd, b, bd, mut tape) = split_operands(x, w, b)?;
     let y = forward(&g, &xd, &wd, bd.as_deref());
     let out = output(x.device(), y, (g.b, g.cout, g.ho, g.wo))?;
     if T::OWNS_TAPE {
@@ -429,18 +477,8 @@ where
             let mut gw = take_grad!(grads, &w_ghost);
             backward_weight(&g, &xd, &go, &mut gw);
             put_grad!(grads, &w_ghost, gw);
-            if let Some(b_ghost) = &b_ghost {
-                let mut gb = take_grad!(grads, b_ghost);
-                backward_bias(&g, &go, &mut gb);
-                put_grad!(grads, b_ghost, gb);
-            }
-            if need_x {
-                let mut gx = take_grad!(grads, &x_ghost);
-                backward_input(&g, &wd, &go, &mut gx);
-                put_grad!(grads, &x_ghost, gx);
-            }
-            put_grad!(grads, &out_ghost, go);
-            Ok(())
+            let x_ghost = need_x.then_some(&x_ghost);
+            backward_rest!(grads, &g, go, &wd, b_ghost.as_ref(), x_ghost, &out_ghost)
         });
     }
     Ok(out.put_tape(tape))
@@ -488,17 +526,7 @@ where
         b.as_ref().map(|b| b.shape().0),
         cfg,
     )?;
-    let (x, tx, xd) = split(x)?;
-    let (w, tw, wd) = split(w)?;
-    let mut tape = merge_tapes(tw, tx);
-    let (b, bd) = match b {
-        Some(b) => {
-            let (b, tb, bd) = split(b)?;
-            tape = tape.merge(tb);
-            (Some(b), Some(bd))
-        }
-        None => (None, None),
-    };
+    let (x, xd, w, wd, b, bd, mut tape) = split_operands(x, w, b)?;
     let (w0, wx) = time::split_weights(&g, &wd);
     let mut y = forward(&g, &xd, &wx, bd.as_deref());
     time::add_time_map(&mut y, &time::time_map(&g, plane, &w0), time);
@@ -525,18 +553,8 @@ where
                 }
             }
             put_grad!(grads, &w_ghost, gw);
-            if let Some(b_ghost) = &b_ghost {
-                let mut gb = take_grad!(grads, b_ghost);
-                backward_bias(&g, &go, &mut gb);
-                put_grad!(grads, b_ghost, gb);
-            }
-            if need_x {
-                let mut gx = take_grad!(grads, &x_ghost);
-                backward_input(&g, &wx, &go, &mut gx);
-                put_grad!(grads, &x_ghost, gx);
-            }
-            put_grad!(grads, &out_ghost, go);
-            Ok(())
+            let x_ghost = need_x.then_some(&x_ghost);
+            backward_rest!(grads, &g, go, &wx, b_ghost.as_ref(), x_ghost, &out_ghost)
         });
     }
     Ok(out.put_tape(tape))
