@@ -149,7 +149,7 @@ pub(crate) fn patched(
     if !fits || a <= call.name.span.end || b >= span.end {
         return None;
     }
-    let mut out = m.clone();
+    let mut out = copy(m);
     let mut made = 0;
     let ok = each_node(&mut out.graph, &mut |n| {
         if n.span != span {
@@ -194,6 +194,48 @@ pub(crate) fn patched(
     Some(out)
 }
 
+/// The parameters [`patched`] with [`Patch::NoBias`] at `span` would remove, counted on `m`'s
+/// nodes without copying it: the bias of every conv or linear node the call made. `None`
+/// where [`patched`] would make no model.
+pub(crate) fn dropped_bias(
+    m: &ModelIr,
+    model: &ast::Model,
+    span: Span,
+    edit: &Edit,
+) -> Option<usize> {
+    let call = stage_call(model, span)?;
+    let (a, b) = (edit.span.start, edit.span.end);
+    let layer = matches!(
+        call.name.name.as_str(),
+        "conv" | "conv3" | "conv1" | "linear"
+    );
+    if !layer || a <= call.name.span.end || b >= span.end {
+        return None;
+    }
+    fn visit(g: &Graph, span: Span, fewer: &mut usize, made: &mut usize) -> bool {
+        g.nodes.iter().all(|n| {
+            let here = n.span != span || {
+                *made += 1;
+                let mut op = n.op.clone();
+                match &mut op {
+                    Op::Conv { bias, .. } | Op::Linear { bias, .. } => *bias = false,
+                    _ => return false,
+                }
+                let count =
+                    |ps: &[crate::ir::ParamInfo]| ps.iter().map(|p| p.numel()).sum::<usize>();
+                *fewer += count(&n.params) - count(&op.params(&n.name, n.time_branch));
+                true
+            };
+            here && match &n.op {
+                Op::Ode { func, .. } => visit(&func.graph, span, fewer, made),
+                _ => true,
+            }
+        })
+    }
+    let (mut fewer, mut made) = (0, 0);
+    (visit(&m.graph, span, &mut fewer, &mut made) && made > 0).then_some(fewer)
+}
+
 /// `m` with the `group(...)` call at `span` rewritten to `new` by `edit`: every norm the call
 /// made gets the group count sema would resolve for its channels (the model's `norm = group(...)`
 /// setting made the nodes sema marked; a stage call the nodes at its span). `None` where sema
@@ -222,7 +264,7 @@ fn patched_groups(
     if call.name.name != "group" || a <= call.name.span.end || b >= span.end {
         return None;
     }
-    let mut out = m.clone();
+    let mut out = copy(m);
     let mut made = 0;
     let ok = each_node(&mut out.graph, &mut |n| {
         let ours = match setting {
@@ -255,6 +297,19 @@ fn patched_groups(
     }
     shift_spans(&mut out, a, b, edit.replacement.len())?;
     Some(out)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many whole models the patches copied (a test holds it to the re-analysis budget).
+    pub(crate) static MODELS_COPIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A copy of `m` for a patch to change.
+fn copy(m: &ModelIr) -> ModelIr {
+    #[cfg(test)]
+    MODELS_COPIED.with(|c| c.set(c.get() + 1));
+    m.clone()
 }
 
 /// Visits every node, ODE functions' included, while `f` says all is well.

@@ -117,6 +117,28 @@ fn a_model_with_many_fixes_is_reanalyzed_at_most_the_budget() {
 }
 
 #[test]
+fn bias_fixes_at_every_site_copy_no_model() {
+    // A conv bias before each instance norm: a bias fix (TD104) at every site, counted on the
+    // checked model; only the positional fixes' re-analyses (within the budget) copy it.
+    for n in [10, 60] {
+        let src = sites(n, "instance", "inject(temb)", 1);
+        let before = super::patch::MODELS_COPIED.with(|c| c.get());
+        let diags = lint(&src, false);
+        let copied = super::patch::MODELS_COPIED.with(|c| c.get()) - before;
+        let biases = diags
+            .iter()
+            .filter_map(|d| d.fix.as_ref())
+            .filter(|f| f.description.contains("fewer parameters"))
+            .count();
+        assert!(biases >= n, "{n} sites: {biases} bias fixes");
+        assert!(
+            copied <= MAX_REANALYSES,
+            "{n} sites: {copied} models copied"
+        );
+    }
+}
+
+#[test]
 fn group_fixes_at_their_own_norms_need_no_reanalysis() {
     // One parse for the lint itself, however many group fixes: linear in the sites.
     for n in [10, 100] {
