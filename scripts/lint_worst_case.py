@@ -6,8 +6,9 @@ Builds the release binary and, for each family of generated models and each size
 prints the ratio and what lint reported. The families are the worst cases known: every
 injection site's signal alive into every later norm (the accounting states a verdict for each
 site at each norm, so its work grows as sites x norms until E303 stops it), sites without
-norms, a residual per site, a finding with a fix at every site, and a ConcatConv at every
-site (each one's constant channel alive into every later norm).
+norms, a residual per site, a finding with a fix at every site, a ConcatConv at every site
+(each one's constant channel alive into every later norm), and a bias fix plus a positional
+fix at every site.
 
     python3 scripts/lint_worst_case.py [--sizes 100,300,600,1000,2000] [--repeat 3]
 """
@@ -28,6 +29,7 @@ FAMILIES = {
     "residual per site": "    h = h + (h | group(4) | scale_shift(temb) | silu | conv(16, k = 3))\n",
     "a group fix per site": "    h = h + inject(temb)\n    h = h | group(8) | silu | conv(16, k = 3)\n",
     "ConcatConv per site": "    h = h | conv(16, k = 3, time = concat) | group(4) | silu\n",
+    "bias and positional fix per site": "    h = h + inject(temb)\n    h = h | conv(16, k = 3) | instance | silu\n",
 }
 
 
