@@ -136,19 +136,8 @@ pub(crate) fn patched(
     if let Patch::Groups(_, new) = patch {
         return patched_groups(m, model, span, new, edit);
     }
-    let call = stage_call(model, span)?;
+    layer_call(model, patch, edit)?;
     let (a, b) = (edit.span.start, edit.span.end);
-    let name = call.name.name.as_str();
-    let fits = match patch {
-        Patch::NoBias(_) => matches!(name, "conv" | "conv3" | "conv1" | "linear"),
-        Patch::InjectPositional(_) => name == "inject",
-        Patch::ConcatPositional(_) => matches!(name, "conv" | "conv3" | "conv1"),
-        Patch::Groups(..) => false,
-    };
-    // The edit lies inside the call's parentheses.
-    if !fits || a <= call.name.span.end || b >= span.end {
-        return None;
-    }
     let mut out = copy(m);
     let mut made = 0;
     let ok = each_node(&mut out.graph, &mut |n| {
@@ -194,6 +183,25 @@ pub(crate) fn patched(
     Some(out)
 }
 
+/// The layer call a one-argument patch rewrites: a pipeline stage of the layer the patch is
+/// for, with the edit inside its parentheses; `None` otherwise.
+fn layer_call<'a>(model: &'a ast::Model, patch: Patch, edit: &Edit) -> Option<&'a ast::Call> {
+    let call = stage_call(model, patch.span())?;
+    let name = call.name.name.as_str();
+    let fits = match patch {
+        Patch::NoBias(_) => matches!(name, "conv" | "conv3" | "conv1" | "linear"),
+        Patch::InjectPositional(_) => name == "inject",
+        Patch::ConcatPositional(_) => matches!(name, "conv" | "conv3" | "conv1"),
+        Patch::Groups(..) => false,
+    };
+    (fits && edit_inside(call, patch.span(), edit)).then_some(call)
+}
+
+/// Whether `edit` lies inside the parentheses of `call` (written at `span`).
+fn edit_inside(call: &ast::Call, span: Span, edit: &Edit) -> bool {
+    edit.span.start > call.name.span.end && edit.span.end < span.end
+}
+
 /// The parameters [`patched`] with [`Patch::NoBias`] at `span` would remove, counted on `m`'s
 /// nodes without copying it: the bias of every conv or linear node the call made. `None`
 /// where [`patched`] would make no model.
@@ -203,15 +211,7 @@ pub(crate) fn dropped_bias(
     span: Span,
     edit: &Edit,
 ) -> Option<usize> {
-    let call = stage_call(model, span)?;
-    let (a, b) = (edit.span.start, edit.span.end);
-    let layer = matches!(
-        call.name.name.as_str(),
-        "conv" | "conv3" | "conv1" | "linear"
-    );
-    if !layer || a <= call.name.span.end || b >= span.end {
-        return None;
-    }
+    layer_call(model, Patch::NoBias(span), edit)?;
     fn visit(g: &Graph, span: Span, fewer: &mut usize, made: &mut usize) -> bool {
         g.nodes.iter().all(|n| {
             let here = n.span != span || {
@@ -261,7 +261,7 @@ fn patched_groups(
         None => stage_call(model, span)?,
     };
     let (a, b) = (edit.span.start, edit.span.end);
-    if call.name.name != "group" || a <= call.name.span.end || b >= span.end {
+    if call.name.name != "group" || !edit_inside(call, span, edit) {
         return None;
     }
     let mut out = copy(m);
