@@ -53,6 +53,7 @@ use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var};
 use state::{Centered, ConcatKey, NormInput};
 pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
 use std::borrow::Cow;
+use std::rc::Rc;
 
 /// How the time signal entered the feature path at an origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -237,7 +238,7 @@ pub(super) struct Acc {
     pub(super) labeled: Vec<Vec<bool>>,
     /// ConcatConv time channels made so far ([`ConcatKey`]): their energy and covariance after
     /// the conv.
-    pub(super) concat: Vec<(ConcatKey, (f64, Cov))>,
+    pub(super) concat: Vec<(ConcatKey, (f64, Rc<Cov>))>,
 }
 
 impl Acc {
@@ -527,9 +528,10 @@ impl Acc {
                         None => {
                             let src = match positional {
                                 true => positional_cov(1, h, w),
-                                false => Cov::offset(1, h, w),
+                                false => Rc::new(Cov::offset(1, h, w)),
                             };
-                            let v = (src.energy(), src.conv(*cout, 1, var, geo, (h_out, w_out)));
+                            let conv = src.conv(*cout, 1, var, geo, (h_out, w_out));
+                            let v = (src.energy(), Rc::new(conv));
                             self.concat.push((key, v.clone()));
                             v
                         }
@@ -639,7 +641,12 @@ impl Acc {
                         Sig::TimeOnly { iid } => {
                             let o = self.origin(gi, gpath, id, n, OriginKind::Add);
                             out.push(if *iid {
-                                fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true)
+                                fresh_lin(
+                                    o,
+                                    Rc::new(Cov::offset(c_out, h_out, w_out)),
+                                    (gi, id),
+                                    true,
+                                )
                             } else {
                                 Part {
                                     origin: o,
@@ -707,7 +714,7 @@ impl Acc {
                         let (kind, cov, constant) = match mode {
                             InjectMode::Offset => (
                                 OriginKind::InjectOffset,
-                                Cov::offset(c_out, h_out, w_out),
+                                Rc::new(Cov::offset(c_out, h_out, w_out)),
                                 true,
                             ),
                             InjectMode::Positional => (
@@ -763,7 +770,8 @@ impl Acc {
                         let o = self.origin(gi, gpath, id, n, OriginKind::ScaleShift);
                         // Δ = h·Δs + Δb: a per-channel scale of the features and an offset;
                         // features that are exactly 0 leave only the offset.
-                        let mut p = fresh_lin(o, Cov::offset(c_out, h_out, w_out), (gi, id), true);
+                        let mut p =
+                            fresh_lin(o, Rc::new(Cov::offset(c_out, h_out, w_out)), (gi, id), true);
                         if !n.inputs.first().is_some_and(|&i| zero[i]) {
                             p.inexact = Some(true);
                             p.flat = false;

@@ -7,6 +7,7 @@ use super::cov::Cov;
 use super::state::{pool_tiles, Centered, Lin, OriginVerdict, Part, Prediction, Sig};
 use crate::ir::{Graph, Node, NodeId, NormKind, Op};
 use std::borrow::Cow;
+use std::rc::Rc;
 
 pub(super) fn vector_units_align(l: &Lin, kind: NormKind, m: usize) -> bool {
     let hw = l.cov.h * l.cov.w;
@@ -40,12 +41,16 @@ pub(super) fn pattern(c: usize, h: usize, w: usize) -> (Vec<f64>, Vec<f64>) {
 /// channels of `h x w`. Remembered per thread by its size where the maps are small (a model's
 /// positional sites, and the re-analyses of its fixes, share a few sizes; forming the products
 /// costs far more than copying them), at most 64 sizes at a time.
-pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Cov {
-    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Cov>>;
+pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Rc<Cov> {
+    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Rc<Cov>>>;
     thread_local! {
         static SEEN: Seen = Seen::default();
     }
-    let make = || Cov::positional(c, h, w, PATTERN_PERIOD, |k| pattern(k, h, w));
+    let make = || {
+        Rc::new(Cov::positional(c, h, w, PATTERN_PERIOD, |k| {
+            pattern(k, h, w)
+        }))
+    };
     if h.max(w) > 64 || c > 4096 {
         return make();
     }
@@ -65,7 +70,7 @@ pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Cov {
 
 pub(super) fn fresh_lin(
     origin: usize,
-    cov: Cov,
+    cov: Rc<Cov>,
     lineage: (usize, NodeId),
     from_constant: bool,
 ) -> Part {
@@ -141,7 +146,7 @@ pub(super) fn combine_sum(a: Part, b: Part) -> Part {
             if x.lineage != y.lineage && x.scale_known && y.scale_known && x.flat == y.flat {
                 (
                     Some(Box::new(Lin {
-                        cov: x.cov.add(&y.cov),
+                        cov: Rc::new(x.cov.add(&y.cov)),
                         from_constant: x.from_constant && y.from_constant,
                         ..*x
                     })),
@@ -224,13 +229,12 @@ pub(super) fn concat_parts(
         let slots: Vec<(usize, Option<&Cov>)> = widths
             .iter()
             .enumerate()
-            .map(|(k, &c)| (c, lins.iter().find(|l| l.0 == k).map(|l| &l.1.cov)))
+            .map(|(k, &c)| (c, lins.iter().find(|l| l.0 == k).map(|l| &*l.1.cov)))
             .collect();
         let first = lins[0].1;
         Some(Box::new(Lin {
-            cov: Cov::concat(&slots, h, w),
             from_constant: lins.iter().all(|l| l.1.from_constant),
-            ..first.clone()
+            ..first.with_cov(Cov::concat(&slots, h, w))
         }))
     } else {
         inexact = Some(false);

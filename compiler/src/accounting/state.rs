@@ -54,7 +54,8 @@ pub struct OriginVerdict {
 /// The exact linear part of one origin's change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lin {
-    pub cov: Cov,
+    /// Shared: a covariance passes unchanged through many nodes and is never edited in place.
+    pub cov: std::rc::Rc<Cov>,
     /// The node whose random weights last mixed this change (or the origin): two parts with
     /// different lineages are uncorrelated.
     pub(super) lineage: (usize, NodeId),
@@ -118,7 +119,7 @@ impl Lin {
     /// This change's bookkeeping with the covariance `cov` (none of the old one copied).
     pub(super) fn with_cov(&self, cov: Cov) -> Lin {
         Lin {
-            cov,
+            cov: std::rc::Rc::new(cov),
             lineage: self.lineage,
             scale_known: self.scale_known,
             from_constant: self.from_constant,
