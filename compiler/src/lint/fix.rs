@@ -3,7 +3,7 @@
 //! the predicted surviving fraction after the fix. Applying a set of fixes to a text (sorted,
 //! deduplicated, overlapping edits skipped) lives here too.
 
-use super::patch::{self, new_groups, whole, Patch, Setting};
+use super::patch::{self, new_groups, whole, NewGroups, Patch, Setting};
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
 use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
@@ -543,7 +543,11 @@ fn lone_norm(
     norm_spans: &[Span],
     pairs: &[(String, String)],
 ) -> Option<usize> {
-    if capped(c) || norm_spans.iter().any(|s| *s != c.span) {
+    let capped = c
+        .args
+        .iter()
+        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "min_per_group"));
+    if capped || norm_spans.iter().any(|s| *s != c.span) {
         return None;
     }
     let mut at = cx
@@ -557,29 +561,22 @@ fn lone_norm(
     (single && pairs.iter().all(|(_, n)| *n == v.node)).then_some(i)
 }
 
-/// Whether a `group(...)` call caps its groups (`min_per_group`): then the groups each norm
-/// gets depend on its channels, not on the setting alone.
-fn capped(c: &ast::Call) -> bool {
-    c.args
-        .iter()
-        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "min_per_group"))
-}
-
-/// Whether the pair (`origin`, `norm`) stays reported when `norm` alone takes `setting`, judged
-/// from what it received in the checked model (`false` where that cannot be judged).
-fn judged_reported(cx: &FixCx, origin: &str, norm: &str, setting: Setting) -> bool {
+/// Whether the pair (`origin`, `norm`) stays reported when `norm` alone takes the groups a
+/// new setting gives it, judged from what it received in the checked model (`false` where
+/// that cannot be judged).
+fn judged_reported(cx: &FixCx, origin: &str, norm: &str, groups: NewGroups) -> bool {
     let Some(oi) = cx.acc.origins.iter().position(|o| o.path == origin) else {
         return false;
     };
-    let Some(ni) = cx
-        .acc
-        .norms
-        .iter()
-        .position(|v| v.node == norm && !v.in_attention)
-    else {
+    let mut at = cx.acc.norms.iter().enumerate();
+    let Some((ni, v)) = at.find(|(_, v)| v.node == norm && !v.in_attention) else {
         return false;
     };
-    judged(cx, ni, setting).is_some_and(|v| reported_at(&v, oi))
+    let Some(groups) = groups.on(v.channels) else {
+        return false;
+    };
+    let judged = cx.acc.norm_as(ni, NormKind::Group { groups });
+    judged.is_some_and(|v| reported_at(&v, oi))
 }
 
 /// Tests only: a setting passed over by [`judged_reported`] is one the re-analysis of its text
@@ -905,17 +902,16 @@ pub(crate) fn choose_groups(
                     // A setting that leaves some pair reported at its norm, judged from what
                     // that norm received here, is passed over unre-analyzed; the setting
                     // chosen is always re-analyzed below, so what the fix states is measured.
-                    if !capped(c)
-                        && pairs
-                            .iter()
-                            .any(|(o, n)| judged_reported(cx, o, n, setting))
+                    let groups = new_groups(c, setting);
+                    if groups
+                        .is_some_and(|g| pairs.iter().any(|(o, n)| judged_reported(cx, o, n, g)))
                     {
                         #[cfg(test)]
                         check_passed_over(cx, &edit, pairs.as_slice());
                         continue;
                     }
                     // Over budget: no choice rather than an unchecked one.
-                    let patch = new_groups(c, setting).map(|n| Patch::Groups(call_span, n));
+                    let patch = groups.map(|n| Patch::Groups(call_span, n));
                     let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit), patch)
                     else {
                         break;

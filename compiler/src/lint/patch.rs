@@ -81,7 +81,7 @@ pub(crate) fn new_groups(c: &ast::Call, setting: Setting) -> Option<NewGroups> {
 
 impl NewGroups {
     /// The group count on `c` channels, or `None` where sema refuses it.
-    fn on(self, c: usize) -> Option<usize> {
+    pub(crate) fn on(self, c: usize) -> Option<usize> {
         let g = match self {
             NewGroups::Count {
                 groups,
