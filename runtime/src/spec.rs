@@ -34,10 +34,10 @@ pub enum SpecError {
 /// Expands directories to the `.tds` files under them (sorted); files are kept as given.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
-    // Each file once, however often it is named or linked (by its canonical path).
+    // Each file once, however often it is named or linked (by the file it resolves to).
     let mut seen = std::collections::HashSet::new();
     let mut keep = |p: PathBuf, out: &mut Vec<PathBuf>| {
-        if seen.insert(std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone())) {
+        if seen.insert(file_identity(&p)) {
             out.push(p);
         }
     };
@@ -62,15 +62,38 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// What a path resolves to: the device and inode of the file behind any links (one `stat`,
+/// where resolving the canonical path reads every component's link), or the canonical path
+/// where the platform has no inodes.
+#[derive(PartialEq, Eq, Hash)]
+enum FileIdentity {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_identity(p: &Path) -> FileIdentity {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(p) {
+        use std::os::unix::fs::MetadataExt;
+        return FileIdentity::Inode(m.dev(), m.ino());
+    }
+    FileIdentity::Path(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
 /// The `.tds` files under `dir`. Linked directories are not followed (a link back into the
 /// tree would loop); linked files are listed.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let linked = entry.file_type()?.is_symlink();
-        if path.is_dir() {
-            if !linked {
+        // The entry's own type needs no `stat` on most file systems; a link is resolved.
+        let kind = entry.file_type()?;
+        let dir = match kind.is_symlink() {
+            true => path.is_dir(),
+            false => kind.is_dir(),
+        };
+        if dir {
+            if !kind.is_symlink() {
                 walk(&path, out)?;
             }
         } else if path.extension().is_some_and(|e| e == "tds") {
@@ -89,7 +112,13 @@ pub fn read(path: &Path) -> Result<SourceFile, String> {
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
+        .and_then(|f| {
+            // Sized from the file's length (a spec is read in one call, not grown into),
+            // capped: a file that grows, or claims to be huge, is still read only so far.
+            let len = f.metadata().map_or(0, |m| m.len()).min(MAX_SPEC_BYTES + 1);
+            bytes.reserve_exact(len as usize + 1);
+            f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes)
+        })
         .map_err(cannot)?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(format!(

@@ -381,12 +381,32 @@ pub(super) fn pooled_whole(p: &Part) -> Option<Cow<'_, Part>> {
 }
 
 /// Whether every channel's positional pattern sums to zero over the `h x w` plane.
+/// Remembered per thread by the size (the cosines cost more than the lookup).
 pub(super) fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
-    (0..c.min(PATTERN_PERIOD)).all(|ch| {
-        let (u, v) = pattern(ch, h, w);
-        let su: f64 = u.iter().sum();
-        let sv: f64 = v.iter().sum();
-        (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
+    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), bool>>;
+    thread_local! {
+        static SEEN: Seen = Seen::default();
+    }
+    let key = (c.min(PATTERN_PERIOD), h, w);
+    let make = || {
+        (0..key.0).all(|ch| {
+            let (u, v) = pattern(ch, h, w);
+            let su: f64 = u.iter().sum();
+            let sv: f64 = v.iter().sum();
+            (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
+        })
+    };
+    SEEN.with(|seen| {
+        if let Some(&z) = seen.borrow().get(&key) {
+            return z;
+        }
+        let z = make();
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 256 {
+            seen.clear();
+        }
+        seen.insert(key, z);
+        z
     })
 }
 

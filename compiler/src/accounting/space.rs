@@ -15,7 +15,6 @@
 
 use super::state::spatial;
 use crate::ir::{InjectMode, Node, Op, TimeChannel};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Zero padding: a class of its own (the value 0).
@@ -31,7 +30,7 @@ pub(super) struct Classes {
 
 /// Numbers keys by first appearance: equal keys, equal classes.
 fn canon<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> Vec<u32> {
-    let mut ids: HashMap<K, u32> = HashMap::new();
+    let mut ids: rustc_hash::FxHashMap<K, u32> = Default::default();
     keys.map(|k| {
         let next = ids.len() as u32;
         *ids.entry(k).or_insert(next)
