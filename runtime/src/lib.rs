@@ -26,6 +26,7 @@ pub mod params;
 pub mod parity;
 pub mod plot;
 pub mod probe;
+pub mod render;
 pub mod run;
 pub mod sample;
 pub mod spec;

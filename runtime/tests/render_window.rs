@@ -1,10 +1,9 @@
-//! The binary's renderer hands miette only the lines around a diagnostic: the text it prints is
-//! the text a whole-file source gives, for `\n`, `\r\n` and `\r` line ends, and the window stays
-//! a few lines long however long the file is (rendering was quadratic in a file's size).
+//! The renderer hands miette only the lines around a diagnostic: the text it prints is the text
+//! a whole-file source gives, for `\n`, `\r\n` and `\r` line ends, and the window stays a few
+//! lines long however long the file is (rendering was quadratic in a file's size). Where the
+//! renderer draws a report itself (no color, plain shapes), the text is miette's too.
 
-#[allow(dead_code)]
-#[path = "../../src/render.rs"]
-mod render;
+use tdspec_runtime::render;
 
 use tdspec_compiler::ast::Span;
 use tdspec_compiler::diagnostics::{Diagnostic, Label, Severity, SourceFile};
