@@ -7,7 +7,7 @@ use crate::render;
 use crate::report::{fail, print_json, OrExit};
 use crate::Format;
 use clap::{Args, ValueEnum};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
@@ -59,43 +59,45 @@ pub struct ExplainArgs {
 pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let mut opts = spec::lint_options(&args.select, &args.ignore, &args.deny).or_exit()?;
     opts.survival = args.survival;
-    let (mut results, mut messages, mut shown) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut results, mut messages, mut tally) =
+        (Vec::new(), Vec::new(), spec::LintTally::default());
     // A file that cannot be read is reported and the others are still linted (exit 2).
-    let mut unreadable = 0;
+    let (mut unreadable, mut failed) = (0, false);
     let paths = spec::expand(&args.paths).or_exit()?;
     let (threads, text) = (spec::lint_threads(), args.format == LintFormat::Text);
     let color = render::use_color() && std::io::stdout().is_terminal();
-    // Each file's text is rendered on the thread that linted it.
-    let each = |r: &spec::Linted| match text {
+    // Each file's text is rendered on the thread that linted it, and written in order as
+    // soon as it is ready; only what the closing line counts is kept of it.
+    let render_text = |r: &spec::Linted| match text {
         true => r.text(|s, d| render::render(s, d, color), args.survival),
         false => String::new(),
     };
-    for linted in spec::lint_files_with(&paths, &opts, args.fix, args.unsafe_fixes, threads, each) {
-        match linted {
-            Ok((r, t)) => {
-                messages.extend(r.fix_note());
-                results.push(r);
-                shown.push(t);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                unreadable += 1;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let each = |linted: Result<(spec::Linted, String), String>| match linted {
+        Ok((r, t)) => {
+            messages.extend(r.fix_note());
+            failed |= r.diagnostics.iter().any(|d| d.severity == Severity::Error);
+            tally.add(&r);
+            match text {
+                true => drop(out.write_all(t.as_bytes())),
+                false => results.push(r),
             }
         }
-    }
+        Err(e) => {
+            eprintln!("error: {e}");
+            unreadable += 1;
+        }
+    };
+    let how = (&opts, args.fix, args.unsafe_fixes);
+    spec::lint_files_each(&paths, how, threads, render_text, each);
     let exit = |failed: bool| match unreadable {
         0 => Ok(u8::from(failed)),
         _ => Err(2),
     };
-    let failed = results
-        .iter()
-        .flat_map(|r| &r.diagnostics)
-        .any(|d| d.severity == Severity::Error);
     let json = match args.format {
         LintFormat::Text => {
-            messages.push(spec::lint_summary(&results, args.fix));
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-            let _ = spec::write_report(&mut out, &shown, &messages);
+            messages.push(tally.summary(args.fix));
+            let _ = spec::write_messages(&mut out, &messages);
             return exit(failed);
         }
         LintFormat::Json => {

@@ -422,17 +422,9 @@ impl Linted {
     }
 }
 
-/// Writes `lint`'s text report to `out`: each file's text, then each message on its line. The
-/// pieces go through `out` as they are (gathering them into one string first made a serial
-/// tail of copies and page faults after the parallel linting).
-pub fn write_report(
-    out: &mut impl std::io::Write,
-    texts: &[String],
-    messages: &[String],
-) -> std::io::Result<()> {
-    for t in texts {
-        out.write_all(t.as_bytes())?;
-    }
+/// Writes `lint`'s closing messages to `out`, each on its line, and flushes it (the files'
+/// texts went through `out` as they were ready).
+pub fn write_messages(out: &mut impl std::io::Write, messages: &[String]) -> std::io::Result<()> {
     for m in messages {
         out.write_all(m.as_bytes())?;
         out.write_all(b"\n")?;
@@ -440,50 +432,77 @@ pub fn write_report(
     out.flush()
 }
 
-/// The closing line of `tdspec lint`: findings by severity over `files`, and how many have a
-/// fix (mentioned unless fixes were asked for).
+/// What `tdspec lint`'s closing line counts, gathered file by file (so a caller need not keep
+/// every file's findings to state it).
+#[derive(Debug, Clone, Default)]
+pub struct LintTally {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    /// Findings with a fix.
+    pub fixable: usize,
+    pub specs: usize,
+    /// Diffusers configs among the files.
+    pub configs: usize,
+}
+
+impl LintTally {
+    pub fn add(&mut self, f: &Linted) {
+        for d in &f.diagnostics {
+            match d.severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warning => self.warnings += 1,
+                Severity::Info => self.infos += 1,
+            }
+            self.fixable += usize::from(d.fix.is_some());
+        }
+        match is_config(Path::new(&f.src.name)) {
+            true => self.configs += 1,
+            false => self.specs += 1,
+        }
+    }
+
+    /// The closing line: findings by severity, and how many have a fix (mentioned unless
+    /// fixes were asked for).
+    pub fn summary(&self, fix: bool) -> String {
+        let s = |k: usize| if k == 1 { "" } else { "s" };
+        let (specs, configs) = (self.specs, self.configs);
+        // Specs and diffusers configs, each called what it is.
+        let what = match (specs, configs) {
+            (_, 0) => format!("{specs} spec{}", s(specs)),
+            (0, _) => format!("{configs} config{}", s(configs)),
+            _ => format!(
+                "{specs} spec{} and {configs} config{}",
+                s(specs),
+                s(configs)
+            ),
+        };
+        let (errors, warnings, infos) = (self.errors, self.warnings, self.infos);
+        let total = errors + warnings + infos;
+        if total == 0 {
+            return format!("no findings in {what}");
+        }
+        let mut line = format!(
+            "{total} finding{} in {what}: {errors} error{}, {warnings} warning{}, {infos} info",
+            s(total),
+            s(errors),
+            s(warnings),
+        );
+        if self.fixable > 0 && !fix {
+            line += &format!(
+                "; {} with an unsafe fix (--fix --unsafe-fixes)",
+                self.fixable
+            );
+        }
+        line
+    }
+}
+
+/// The closing line of `tdspec lint` over `files` ([`LintTally::summary`]).
 pub fn lint_summary(files: &[Linted], fix: bool) -> String {
-    let all = || files.iter().flat_map(|f| &f.diagnostics);
-    let count = |s: Severity| all().filter(|d| d.severity == s).count();
-    let (errors, warnings, infos) = (
-        count(Severity::Error),
-        count(Severity::Warning),
-        count(Severity::Info),
-    );
-    let (total, n, fixable) = (
-        errors + warnings + infos,
-        files.len(),
-        all().filter(|d| d.fix.is_some()).count(),
-    );
-    let s = |k: usize| if k == 1 { "" } else { "s" };
-    // Specs and diffusers configs, each called what it is.
-    let configs = files
-        .iter()
-        .filter(|f| is_config(Path::new(&f.src.name)))
-        .count();
-    let specs = n - configs;
-    let what = match (specs, configs) {
-        (_, 0) => format!("{specs} spec{}", s(specs)),
-        (0, _) => format!("{configs} config{}", s(configs)),
-        _ => format!(
-            "{specs} spec{} and {configs} config{}",
-            s(specs),
-            s(configs)
-        ),
-    };
-    if total == 0 {
-        return format!("no findings in {what}");
-    }
-    let mut line = format!(
-        "{total} finding{} in {what}: {errors} error{}, {warnings} warning{}, {infos} info",
-        s(total),
-        s(errors),
-        s(warnings),
-    );
-    if fixable > 0 && !fix {
-        line += &format!("; {fixable} with an unsafe fix (--fix --unsafe-fixes)");
-    }
-    line
+    let mut tally = LintTally::default();
+    files.iter().for_each(|f| tally.add(f));
+    tally.summary(fix)
 }
 
 type Survival = Vec<(String, String, Vec<NormReport>)>;
@@ -539,6 +558,23 @@ pub fn lint_files_with<T: Send>(
     threads: usize,
     then: impl Fn(&Linted) -> T + Sync,
 ) -> Vec<Result<(Linted, T), String>> {
+    let mut all = Vec::with_capacity(paths.len());
+    let each = |r| all.push(r);
+    lint_files_each(paths, (opts, fix, unsafe_fixes), threads, then, each);
+    all
+}
+
+/// [`lint_files_with`], each result handed to `each` on the calling thread, in the order of
+/// `paths`, as soon as it and those before it are done: a caller that writes each file's
+/// report then holds no more than the files still out of order (not every file's findings
+/// until the last is linted), and its writing overlaps the linting.
+pub fn lint_files_each<T: Send>(
+    paths: &[PathBuf],
+    (opts, fix, unsafe_fixes): (&LintOptions, bool, bool),
+    threads: usize,
+    then: impl Fn(&Linted) -> T + Sync,
+    mut each: impl FnMut(Result<(Linted, T), String>),
+) {
     let one = |p: &PathBuf| {
         lint_file(p, opts, fix, unsafe_fixes).map(|l| {
             let t = then(&l);
@@ -547,38 +583,59 @@ pub fn lint_files_with<T: Send>(
     };
     let threads = threads.clamp(1, paths.len().max(1));
     if threads == 1 {
-        return paths.iter().map(one).collect();
+        return paths.iter().map(one).for_each(each);
     }
-    // Files are handed out one at a time: one large file does not hold up a fixed share.
+    // Files are handed out one at a time: one large file does not hold up a fixed share. The
+    // calling thread lints too, and hands out what is ready between its files (a thread of its
+    // own would compete with the workers for the cores).
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        paths.get(i).map(|p| (i, p))
+    };
     let mut slots: Vec<Option<Result<(Linted, T), String>>> =
         (0..paths.len()).map(|_| None).collect();
+    let mut ready = 0;
+    let mut hand_out = |slots: &mut Vec<Option<_>>| {
+        while let Some(r) = slots.get_mut(ready).and_then(Option::take) {
+            each(r);
+            ready += 1;
+        }
+    };
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let workers: Vec<_> = (1..threads)
             .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = paths.get(i) else { break };
-                        done.push((i, one(p)));
+                let (tx, take, one) = (tx.clone(), &take, &one);
+                scope.spawn(move || {
+                    while let Some((i, p)) = take() {
+                        if tx.send((i, one(p))).is_err() {
+                            break;
+                        }
                     }
-                    done
                 })
             })
             .collect();
+        drop(tx);
+        while let Some((i, p)) = take() {
+            slots[i] = Some(one(p));
+            rx.try_iter().for_each(|(i, r)| slots[i] = Some(r));
+            hand_out(&mut slots);
+        }
+        // Ends when every worker has finished (or panicked: its sender is dropped too).
+        for (i, r) in rx {
+            slots[i] = Some(r);
+            hand_out(&mut slots);
+        }
         for w in workers {
-            match w.join() {
-                Ok(done) => done.into_iter().for_each(|(i, r)| slots[i] = Some(r)),
-                Err(panic) => std::panic::resume_unwind(panic),
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
             }
         }
     });
-    slots
-        .into_iter()
-        .zip(paths)
-        .map(|(r, p)| r.unwrap_or_else(|| Err(format!("{}: not linted", p.display()))))
-        .collect()
+    for (r, p) in slots.into_iter().zip(paths).skip(ready) {
+        each(r.unwrap_or_else(|| Err(format!("{}: not linted", p.display()))));
+    }
 }
 
 /// The threads `lint` uses: what the machine offers.
