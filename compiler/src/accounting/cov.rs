@@ -31,20 +31,39 @@ pub fn sum(v: &[f64]) -> f64 {
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + rest
 }
 
-/// A dense `n x n` matrix (row-major), small: one spatial axis.
+use std::rc::Rc;
+
+/// A dense `n x n` matrix (row-major), small: one spatial axis. The entries are shared: a
+/// matrix passes unchanged through most ops (a term's factors are copied, not recomputed), and
+/// every offset of a size has the same all-ones factors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mat {
     pub n: usize,
-    pub d: Vec<f64>,
+    pub d: Rc<[f64]>,
 }
 
 impl Mat {
-    /// The all-ones matrix `J`: a change constant along the axis.
+    /// The all-ones matrix `J`: a change constant along the axis (one per size and thread).
     pub fn ones(n: usize) -> Mat {
-        Mat {
-            n,
-            d: vec![1.0; n * n],
+        thread_local! {
+            static ONES: std::cell::RefCell<Vec<Option<Rc<[f64]>>>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        if n > 64 {
+            return Mat {
+                n,
+                d: vec![1.0; n * n].into(),
+            };
+        }
+        let d = ONES.with(|ones| {
+            let mut ones = ones.borrow_mut();
+            if ones.len() <= n {
+                ones.resize(n + 1, None);
+            }
+            ones[n]
+                .get_or_insert_with(|| vec![1.0; n * n].into())
+                .clone()
+        });
+        Mat { n, d: d.into() }
     }
 
     /// `u vᵀ`.
@@ -55,7 +74,7 @@ impl Mat {
         for a in u {
             d.extend(v.iter().map(|b| a * b));
         }
-        Mat { n, d }
+        Mat { n, d: d.into() }
     }
 
     fn at(&self, i: isize, j: isize) -> f64 {
@@ -91,7 +110,10 @@ impl Mat {
                 d[q * n_out + q2] = acc;
             }
         }
-        Mat { n: n_out, d }
+        Mat {
+            n: n_out,
+            d: d.into(),
+        }
     }
 
     /// `A R Aᵀ` for a linear map `A` given as rows of (index, weight).
@@ -109,7 +131,10 @@ impl Mat {
                 d[q * n_out + q2] = acc;
             }
         }
-        Mat { n: n_out, d }
+        Mat {
+            n: n_out,
+            d: d.into(),
+        }
     }
 
     /// Average pooling with window `k` and stride `s`, no padding.
@@ -136,7 +161,7 @@ impl Mat {
         let n = self.n.max(1) as f64;
         Mat {
             n: 1,
-            d: vec![self.total() / (n * n)],
+            d: vec![self.total() / (n * n)].into(),
         }
     }
 }

@@ -72,11 +72,15 @@ fn conv_axis(cls: &[u32], k: usize, s: usize, p: usize, n_out: usize) -> Vec<u32
             })
             .collect();
     }
-    canon((0..n_out).map(|q| {
-        (0..k)
-            .map(|d| at(cls, (q * s + d) as isize - p as isize))
-            .collect::<Vec<u32>>()
-    }))
+    if k == 0 {
+        return vec![0; n_out];
+    }
+    // The windows side by side in one buffer, each numbered by its slice.
+    let taps: Vec<u32> = (0..n_out)
+        .flat_map(|q| (0..k).map(move |d| (q * s + d) as isize - p as isize))
+        .map(|i| at(cls, i))
+        .collect();
+    canon(taps.chunks(k))
 }
 
 /// An average pool along one axis: the multiset of classes in its window.
