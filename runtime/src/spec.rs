@@ -36,8 +36,8 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     // Each file once, however often it is named or linked (by the file it resolves to).
     let mut seen = std::collections::HashSet::new();
-    let mut keep = |p: PathBuf, out: &mut Vec<PathBuf>| {
-        if seen.insert(file_identity(&p)) {
+    let mut keep = |p: PathBuf, id: Option<FileIdentity>, out: &mut Vec<PathBuf>| {
+        if seen.insert(id.unwrap_or_else(|| file_identity(&p))) {
             out.push(p);
         }
     };
@@ -46,15 +46,15 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let mut found = Vec::new();
             walk(p, &mut found)
                 .map_err(|e| format!("cannot read directory {}: {e}", p.display()))?;
-            found.sort();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
             if found.is_empty() {
                 return Err(format!("no .tds files under {}", p.display()));
             }
-            for f in found {
-                keep(f, &mut out);
+            for (f, id) in found {
+                keep(f, id, &mut out);
             }
         } else if p.exists() {
-            keep(p.clone(), &mut out);
+            keep(p.clone(), None, &mut out);
         } else {
             return Err(format!("no such file or directory: {}", p.display()));
         }
@@ -80,9 +80,16 @@ fn file_identity(p: &Path) -> FileIdentity {
     FileIdentity::Path(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
-/// The `.tds` files under `dir`. Linked directories are not followed (a link back into the
-/// tree would loop); linked files are listed.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The `.tds` files under `dir`, each with its identity where the directory listing gives it
+/// (a file that is not a link: the directory's device and the entry's inode, no `stat` per
+/// file). Linked directories are not followed (a link back into the tree would loop); linked
+/// files are listed.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<FileIdentity>)>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    let device = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| m.dev())
+    };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -97,7 +104,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
                 walk(&path, out)?;
             }
         } else if path.extension().is_some_and(|e| e == "tds") {
-            out.push(path);
+            #[cfg(unix)]
+            let id = {
+                use std::os::unix::fs::DirEntryExt;
+                device
+                    .filter(|_| !kind.is_symlink())
+                    .map(|dev| FileIdentity::Inode(dev, entry.ino()))
+            };
+            #[cfg(not(unix))]
+            let id = None;
+            out.push((path, id));
         }
     }
     Ok(())
@@ -110,16 +126,13 @@ pub const MAX_SPEC_BYTES: u64 = 64 << 20;
 pub fn read(path: &Path) -> Result<SourceFile, String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let mut bytes = Vec::new();
+    // Room for a reference-size spec: it is read in one call, with no `stat` to size the
+    // buffer; a larger file grows it as it is read, and is read only so far.
+    let mut bytes = Vec::with_capacity(32 << 10);
     std::fs::File::open(path)
-        .and_then(|f| {
-            // Sized from the file's length (a spec is read in one call, not grown into),
-            // capped: a file that grows, or claims to be huge, is still read only so far.
-            let len = f.metadata().map_or(0, |m| m.len()).min(MAX_SPEC_BYTES + 1);
-            bytes.reserve_exact(len as usize + 1);
-            f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes)
-        })
+        .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
         .map_err(cannot)?;
+    bytes.shrink_to_fit();
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(format!(
             "{} is larger than the {} MiB a spec may have",
