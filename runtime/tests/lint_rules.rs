@@ -2,16 +2,14 @@
 //! report the rule and every `neg_*` model must not; the rendered text (fixes included), JSON
 //! and SARIF outputs are snapshot-tested.
 
-#[allow(dead_code)]
-#[path = "../../src/render.rs"]
-mod render;
+use tdspec_runtime::render;
 
 use tdspec_compiler::diagnostics::{Diagnostic, SourceFile};
 use tdspec_compiler::lint::{self, lint_source, LintOptions, RULES};
 
 fn fixture(code: &str) -> SourceFile {
     let name = format!("lint_fixtures/{}.tds", code.to_ascii_lowercase());
-    let path = format!("{}/tests/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../compiler/tests/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     SourceFile::new(name, text)
 }
@@ -140,7 +138,7 @@ fn td109_fixture() {
 fn every_rule_has_a_fixture() {
     for r in RULES {
         let path = format!(
-            "{}/tests/lint_fixtures/{}.tds",
+            "{}/../compiler/tests/lint_fixtures/{}.tds",
             env!("CARGO_MANIFEST_DIR"),
             r.code.to_ascii_lowercase()
         );
