@@ -63,7 +63,7 @@ impl Mat {
                 .get_or_insert_with(|| vec![1.0; n * n].into())
                 .clone()
         });
-        Mat { n, d: d.into() }
+        Mat { n, d }
     }
 
     /// `u vᵀ`.

@@ -42,6 +42,7 @@ impl Accounting {
             truncated: None,
             labeled: Vec::new(),
             concat: Vec::new(),
+            focus: None,
         };
         acc.norm(
             v.graph_index,
@@ -160,6 +161,13 @@ impl Acc {
         } else {
             Some(total(&verdicts, lin_only))
         };
+        if let Some(f) = &mut self.focus {
+            for v in &verdicts {
+                if let Some(k) = f.of_origin.get(v.origin).copied().flatten() {
+                    f.pending[k].1.retain(|x| *x != name);
+                }
+            }
+        }
         self.norms.push(NormAccount {
             graph: gpath.to_string(),
             node: name,

@@ -5,7 +5,7 @@
 
 use super::patch::{self, new_groups, whole, NewGroups, Patch, Setting};
 use super::rule::{fmt_frac, FixPlan, ATTENUATION_THRESHOLD};
-use crate::accounting::{account, Accounting, NormAccount, OriginKind, Prediction};
+use crate::accounting::{account, account_pairs, Accounting, NormAccount, OriginKind, Prediction};
 use crate::ast::{self, Expr, ExprKind, Span, StmtKind};
 use crate::diagnostics::{Edit, Fix, Severity};
 use crate::ir::{ModelIr, NormKind};
@@ -21,7 +21,8 @@ pub(crate) struct FixCx<'a> {
     pub acc: &'a Accounting,
     /// Re-analyses made so far, by the edits that rewrote the model: the group search and the
     /// fix it picks, or two findings sharing one remedy, analyze the same edit once.
-    pub seen: RefCell<Vec<(Vec<Edit>, Reanalysis)>>,
+    /// Re-analyses made: by their edits, with the pairs a focused one followed (`None`: all).
+    pub seen: RefCell<Vec<Seen>>,
     /// The calls of the model the fixes point into, sorted by span (built at the first lookup):
     /// a model with a fix at every site looks each one up without walking the model again.
     calls: RefCell<Option<(Span, Vec<&'a ast::Call>)>>,
@@ -91,16 +92,26 @@ impl<'a> FixCx<'a> {
 /// text is built only for a new one: fixes past the budget cost nothing of the model's size.
 /// `None` when the model's budget is spent ([`reanalysis_budget`] re-analyses, or
 /// [`reanalysis_work_budget`] of accounting work).
+///
+/// With `focus`, the caller reads the verdicts at those (origin, norm) pairs alone: a patched
+/// model is then accounted for them only ([`account_pairs`]), and a re-analysis made for
+/// other pairs serves where it followed these.
 pub(crate) fn reanalyze_model(
     cx: &FixCx,
     edits: &[Edit],
     patch: Option<Patch>,
+    focus: Option<&[(String, String)]>,
 ) -> Option<Reanalysis> {
     let Some(m) = cx.file.models.iter().find(|m| m.name.name == cx.model.name) else {
         return Some(Rc::new(None));
     };
     let key: Vec<Edit> = kept_edits(cx.src, edits).0.into_iter().cloned().collect();
-    if let Some((_, r)) = cx.seen.borrow().iter().find(|(k, _)| *k == key) {
+    let serves = |followed: &Option<Pairs>| match (followed, focus) {
+        (None, _) => true,
+        (Some(had), Some(want)) => want.iter().all(|p| had.contains(p)),
+        (Some(_), None) => false,
+    };
+    if let Some((.., r)) = (cx.seen.borrow().iter()).find(|(k, f, _)| *k == key && serves(f)) {
         return Some(r.clone());
     }
     #[cfg(test)]
@@ -123,17 +134,48 @@ pub(crate) fn reanalyze_model(
     if let Some(ir) = &fast {
         check_patch(cx, m, &key, ir);
     }
+    let focus = focus.filter(|_| fast.is_some()).map(<[_]>::to_vec);
     let r = Rc::new(match fast {
         Some(ir) => {
-            let a = account(&ir);
+            let a = match &focus {
+                Some(pairs) => account_pairs(&ir, pairs),
+                None => account(&ir),
+            };
+            #[cfg(test)]
+            if let Some(pairs) = &focus {
+                check_focus(&account(&ir), &a, pairs);
+            }
             Some(vec![(ir, a)])
         }
         None => text_reanalysis(cx, m, &key),
     });
     let work: usize = r.iter().flatten().map(|(_, a)| a.work).sum();
     cx.spent.set(cx.spent.get().saturating_add(work));
-    cx.seen.borrow_mut().push((key, r.clone()));
+    cx.seen.borrow_mut().push((key, focus, r.clone()));
     Some(r)
+}
+
+/// (origin path, norm path) pairs.
+pub(crate) type Pairs = Vec<(String, String)>;
+
+/// A re-analysis made: its edits, the pairs it followed (`None`: all), the result.
+pub(crate) type Seen = (Vec<Edit>, Option<Pairs>, Reanalysis);
+
+/// Asserts that an accounting of `pairs` alone states at each pair what the whole accounting
+/// states there (tests only).
+#[cfg(test)]
+fn check_focus(whole: &Accounting, focused: &Accounting, pairs: &[(String, String)]) {
+    let at = |a: &Accounting, o: &str, n: &str| {
+        let oi = a.origins.iter().position(|x| x.path == o);
+        let v = a.norm(n)?;
+        Some(v.origins.iter().find(|ov| Some(ov.origin) == oi).cloned())
+    };
+    for (o, n) in pairs {
+        assert_eq!(at(whole, o, n), at(focused, o, n), "the pair ({o}, {n})");
+        assert_eq!(still_reported(whole, o, n), still_reported(focused, o, n));
+    }
+    assert_eq!(whole.origins, focused.origins);
+    FOCUSES_CHECKED.with(|c| c.set(c.get() + 1));
 }
 
 /// Asserts that a patched model equals the re-analysis of its text (tests only).
@@ -737,7 +779,12 @@ pub(crate) fn build_fix(
             });
         }
     }
-    let Some(models) = reanalyze_model(cx, &edits, patch) else {
+    // A group count's fix reads the verdicts at its pairs alone.
+    let focus = match (plan, groups_choice) {
+        (FixPlan::FewerGroups { .. }, Some(_)) => Some(pairs),
+        _ => None,
+    };
+    let Some(models) = reanalyze_model(cx, &edits, patch, focus) else {
         return Some(Fix {
             description: format!(
                 "{action}; not re-analyzed (the {} re-analyses this model gets are spent; \
@@ -821,6 +868,8 @@ pub(crate) struct GroupChoice {
 thread_local! {
     /// Patched models checked against the re-analysis of their text so far.
     pub(crate) static PATCHES_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Re-analyses of pairs alone checked against the whole accounting (tests).
+    pub(crate) static FOCUSES_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Group settings passed over without re-analysis and checked against one (tests).
     pub(crate) static PASSED_OVER_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -912,8 +961,8 @@ pub(crate) fn choose_groups(
                     }
                     // Over budget: no choice rather than an unchecked one.
                     let patch = groups.map(|n| Patch::Groups(call_span, n));
-                    let Some(models) = reanalyze_model(cx, std::slice::from_ref(&edit), patch)
-                    else {
+                    let edit = std::slice::from_ref(&edit);
+                    let Some(models) = reanalyze_model(cx, edit, patch, Some(&pairs)) else {
                         break;
                     };
                     let Some((_, a2)) = models

@@ -209,12 +209,14 @@ fn spec_dir(dir: &str) -> Vec<String> {
         .collect()
 }
 
-/// Also: every group setting passed over without a re-analysis (judged from its norms' inputs
+/// Also: every re-analysis of a fix's pairs alone states at each pair what the whole
+/// re-analysis states there; and every group setting passed over without a re-analysis (judged from its norms' inputs
 /// to leave a pair reported) is one the re-analysis of the rewritten text rejects too, so the
 /// setting chosen is the one trying each in turn would choose.
 #[test]
 fn every_patched_model_equals_the_reanalysis_of_its_text() {
     let passed_over = super::fix::PASSED_OVER_CHECKED.with(|c| c.get());
+    let focused = super::fix::FOCUSES_CHECKED.with(|c| c.get());
     // The corpora: each kind of patch is made there (195 checks at this writing).
     let mut corpus = spec_dir("../specs");
     corpus.extend(spec_dir("tests/lint_fixtures"));
@@ -223,6 +225,11 @@ fn every_patched_model_equals_the_reanalysis_of_its_text() {
     assert!(checked >= 100, "{checked} patches checked");
     let passed_over = super::fix::PASSED_OVER_CHECKED.with(|c| c.get()) - passed_over;
     assert!(passed_over >= 20, "{passed_over} settings passed over");
+    let focused = super::fix::FOCUSES_CHECKED.with(|c| c.get()) - focused;
+    assert!(
+        focused >= 10,
+        "{focused} re-analyses of pairs alone checked"
+    );
     // Generated: a bias fix per site (an instance norm cancels the conv's bias), positional
     // injections inside a block instantiated several times, ConcatConv sites before each
     // kind of norm, injection sites before each kind of norm.
