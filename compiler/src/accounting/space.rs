@@ -83,6 +83,31 @@ fn conv_axis(cls: &[u32], k: usize, s: usize, p: usize, n_out: usize) -> Vec<u32
     canon(taps.chunks(k))
 }
 
+/// [`conv_axis`], remembered per thread for the last few axes and geometries (`[k, s, p,
+/// n_out]`): a network's convolutions mostly read maps of the same classes (a UNet level's
+/// every conv, each re-analysis of a model). An entry holds its axis, so a match by pointer is
+/// a match by value.
+fn conv_axis_seen(cls: &Rc<Vec<u32>>, geo: [usize; 4]) -> Rc<Vec<u32>> {
+    type Seen = std::cell::RefCell<Vec<(Rc<Vec<u32>>, [usize; 4], Rc<Vec<u32>>)>>;
+    thread_local! {
+        static SEEN: Seen = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SEEN.with(|seen| {
+        let same = |c: &Rc<Vec<u32>>| Rc::ptr_eq(c, cls) || **c == **cls;
+        if let Some((.., out)) = seen.borrow().iter().find(|(c, g, _)| *g == geo && same(c)) {
+            return out.clone();
+        }
+        let [k, s, p, n_out] = geo;
+        let out = Rc::new(conv_axis(cls, k, s, p, n_out));
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 16 {
+            seen.remove(0);
+        }
+        seen.push((cls.clone(), geo, out.clone()));
+        out
+    })
+}
+
 /// An average pool along one axis: the multiset of classes in its window.
 fn pool_axis(cls: &[u32], k: usize, s: usize, n_out: usize) -> Vec<u32> {
     if distinct(cls) && (n_out.saturating_sub(1)) * s + k <= cls.len() {
@@ -138,8 +163,8 @@ impl Classes {
                 ..
             } => match input(0) {
                 Some(c) if *time != TimeChannel::Positional => Classes {
-                    rows: Rc::new(conv_axis(&c.rows, *k, *stride, *pad, h)),
-                    cols: Rc::new(conv_axis(&c.cols, *k, *stride, *pad, w)),
+                    rows: conv_axis_seen(&c.rows, [*k, *stride, *pad, h]),
+                    cols: conv_axis_seen(&c.cols, [*k, *stride, *pad, w]),
                 },
                 _ => Classes::distinct(h, w),
             },
