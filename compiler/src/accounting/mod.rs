@@ -578,7 +578,7 @@ impl Acc {
                         None => {
                             let src = match positional {
                                 true => positional_cov(1, h, w),
-                                false => Rc::new(Cov::offset(1, h, w)),
+                                false => offset_cov(1, h, w),
                             };
                             let conv = src.conv(*cout, 1, var, geo, (h_out, w_out));
                             let v = (src.energy(), Rc::new(conv));
@@ -691,12 +691,7 @@ impl Acc {
                         Sig::TimeOnly { iid } => {
                             let o = self.origin(gi, gpath, id, n, OriginKind::Add);
                             out.push(if *iid {
-                                fresh_lin(
-                                    o,
-                                    Rc::new(Cov::offset(c_out, h_out, w_out)),
-                                    (gi, id),
-                                    true,
-                                )
+                                fresh_lin(o, offset_cov(c_out, h_out, w_out), (gi, id), true)
                             } else {
                                 Part {
                                     origin: o,
@@ -764,7 +759,7 @@ impl Acc {
                         let (kind, cov, constant) = match mode {
                             InjectMode::Offset => (
                                 OriginKind::InjectOffset,
-                                Rc::new(Cov::offset(c_out, h_out, w_out)),
+                                offset_cov(c_out, h_out, w_out),
                                 true,
                             ),
                             InjectMode::Positional => (
@@ -820,8 +815,7 @@ impl Acc {
                         let o = self.origin(gi, gpath, id, n, OriginKind::ScaleShift);
                         // Δ = h·Δs + Δb: a per-channel scale of the features and an offset;
                         // features that are exactly 0 leave only the offset.
-                        let mut p =
-                            fresh_lin(o, Rc::new(Cov::offset(c_out, h_out, w_out)), (gi, id), true);
+                        let mut p = fresh_lin(o, offset_cov(c_out, h_out, w_out), (gi, id), true);
                         if !n.inputs.first().is_some_and(|&i| zero[i]) {
                             p.inexact = Some(true);
                             p.flat = false;

@@ -68,6 +68,30 @@ pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Rc<Cov> {
     })
 }
 
+/// [`Cov::offset`] on `c` channels of `h x w`, shared: remembered per thread by its size (a
+/// model's injection sites, and its re-analyses, repeat a few sizes), at most 64 at a time.
+pub(super) fn offset_cov(c: usize, h: usize, w: usize) -> Rc<Cov> {
+    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Rc<Cov>>>;
+    thread_local! {
+        static SEEN: Seen = Seen::default();
+    }
+    if h.max(w) > 64 || c > 4096 {
+        return Rc::new(Cov::offset(c, h, w));
+    }
+    SEEN.with(|seen| {
+        if let Some(cov) = seen.borrow().get(&(c, h, w)) {
+            return cov.clone();
+        }
+        let cov = Rc::new(Cov::offset(c, h, w));
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 64 {
+            seen.clear();
+        }
+        seen.insert((c, h, w), cov.clone());
+        cov
+    })
+}
+
 pub(super) fn fresh_lin(
     origin: usize,
     cov: Rc<Cov>,
