@@ -175,12 +175,21 @@ pub struct Term {
 }
 
 /// The exact second moments of one origin's linear time change at a node, per sample.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Cov {
     pub c: usize,
     pub h: usize,
     pub w: usize,
     pub terms: Vec<Term>,
+    /// [`Cov::energy`], once asked for (a covariance is shared, and each op and norm asks it
+    /// of what arrives and of what it makes). Reset by every change of `terms` made here.
+    energy: std::cell::OnceCell<f64>,
+}
+
+impl PartialEq for Cov {
+    fn eq(&self, o: &Cov) -> bool {
+        (self.c, self.h, self.w) == (o.c, o.h, o.w) && self.terms == o.terms
+    }
 }
 
 /// More terms than this and the representation is given up (the caller states no number).
@@ -255,6 +264,7 @@ impl Cov {
                 rh: Mat::ones(h),
                 rw: Mat::ones(w),
             }],
+            energy: Default::default(),
         }
     }
 
@@ -275,6 +285,7 @@ impl Cov {
             h,
             w,
             terms: Vec::new(),
+            energy: Default::default(),
         };
         // Channels sharing a pattern share its four spatial factors: group them first (in order
         // of first appearance, the order `push` would merge them in), so each pattern and its
@@ -317,6 +328,7 @@ impl Cov {
                 }
             }
         }
+        cov.energy = Default::default();
         cov.terms = terms
             .into_iter()
             .map(|(rh, rw, chan)| Term {
@@ -330,6 +342,7 @@ impl Cov {
 
     /// Adds a term, merging it into one with the same spatial factors.
     fn push(&mut self, t: Term) {
+        self.energy = Default::default();
         if let Some(e) = self.terms.iter_mut().find(|e| e.rh == t.rh && e.rw == t.rw) {
             for (a, b) in e.chan.iter_mut().zip(&t.chan) {
                 *a += b;
@@ -340,6 +353,7 @@ impl Cov {
     }
 
     fn compact(mut self) -> Cov {
+        self.energy = Default::default();
         let terms = std::mem::take(&mut self.terms);
         for t in terms {
             if t.chan.iter().any(|v| *v != 0.0) {
@@ -356,10 +370,12 @@ impl Cov {
 
     /// Expected energy `E‖Δ‖²` per sample.
     pub fn energy(&self) -> f64 {
-        self.terms
-            .iter()
-            .map(|t| sum(&t.chan) * t.rh.trace() * t.rw.trace())
-            .sum()
+        *self.energy.get_or_init(|| {
+            self.terms
+                .iter()
+                .map(|t| sum(&t.chan) * t.rh.trace() * t.rw.trace())
+                .sum()
+        })
     }
 
     /// Expected energy the mean subtraction over `unit` removes, per sample.
@@ -392,6 +408,7 @@ impl Cov {
             h: h_out,
             w: w_out,
             terms: Vec::new(),
+            energy: Default::default(),
         };
         for t in &self.terms {
             // Each group's input variance, summed once for all of its outputs.
@@ -427,6 +444,7 @@ impl Cov {
                 rh: Mat::ones(1),
                 rw: Mat::ones(1),
             }],
+            energy: Default::default(),
         }
         .compact()
     }
@@ -456,6 +474,7 @@ impl Cov {
             h,
             w,
             terms: Vec::new(),
+            energy: Default::default(),
         };
         for t in &self.terms {
             out.push(Term {
@@ -484,6 +503,7 @@ impl Cov {
             h,
             w,
             terms: Vec::new(),
+            energy: Default::default(),
         };
         let mut at = 0;
         for (pc, cov) in parts {
