@@ -316,12 +316,14 @@ impl<'a> Sema<'a> {
         let (expr, name) = match &st.kind {
             ExprKind::Labeled(inner, label) => (
                 inner.as_ref(),
-                join(
-                    &self.scopes.last().expect("a scope").prefix.clone(),
-                    &label.name,
-                ),
+                join(&self.scopes.last().expect("a scope").prefix, &label.name),
             ),
-            _ => (st, format!("{base}.{idx}")),
+            _ => {
+                use std::fmt::Write;
+                let mut name = String::with_capacity(base.len() + 4);
+                let _ = write!(name, "{base}.{idx}");
+                (st, name)
+            }
         };
         match &expr.kind {
             ExprKind::Ident(word) => {

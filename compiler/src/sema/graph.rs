@@ -38,14 +38,21 @@ impl<'a> Sema<'a> {
     /// The node-name base for an assignment in the current scope: `a`, then `a_2`, ...
     pub(super) fn assign_base(&mut self, name: &str) -> String {
         let scope = self.scopes.last_mut().expect("a scope");
-        let n = scope.assigned.entry(name.to_string()).or_insert(0);
-        *n += 1;
-        let local = if *n == 1 {
-            name.to_string()
-        } else {
-            format!("{name}_{n}")
+        // The key is allocated only for a name not seen before.
+        let n = match scope.assigned.get_mut(name) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                scope.assigned.insert(name.to_string(), 1);
+                1
+            }
         };
-        join(&scope.prefix, &local)
+        match n {
+            1 => join(&scope.prefix, name),
+            _ => join(&scope.prefix, &format!("{name}_{n}")),
+        }
     }
 
     fn gctx(&mut self) -> &mut GraphCtx {

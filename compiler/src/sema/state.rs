@@ -82,9 +82,10 @@ pub(super) struct Scope {
 impl Scope {
     /// A scope whose nodes are named under `prefix`.
     pub(super) fn new(prefix: String, stmt_span: Span) -> Self {
+        // Sized for a block's few names (growing from empty rehashed two or three times).
         Scope {
-            vars: HashMap::default(),
-            assigned: HashMap::default(),
+            vars: HashMap::with_capacity_and_hasher(8, Default::default()),
+            assigned: HashMap::with_capacity_and_hasher(8, Default::default()),
             prefix,
             allow: Vec::new(),
             stmt_span,
@@ -118,7 +119,8 @@ impl GraphCtx {
             time_node: None,
             embeds: HashMap::default(),
             prefix,
-            names: HashMap::default(),
+            // Sized for a UNet's few hundred nodes.
+            names: HashMap::with_capacity_and_hasher(256, Default::default()),
             scope_floor,
             open: Vec::new(),
             time_range: None,
@@ -188,10 +190,14 @@ pub(super) fn attr_allows(st: &Stmt) -> Vec<String> {
 /// `prefix.name`, or `name` at the top level.
 pub(super) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
+        return name.to_string();
     }
+    // Sized once (every node's name is made here).
+    let mut out = String::with_capacity(prefix.len() + 1 + name.len());
+    out.push_str(prefix);
+    out.push('.');
+    out.push_str(name);
+    out
 }
 
 /// The word an expression starts with, as written, for "unknown X `word`" messages.
