@@ -2,7 +2,8 @@
 """tdspec against PyTorch in one sitting, on this machine: N training steps of the same spec
 (tdspec's runtime vs the train.py that `tdspec emit` writes: same data, batch, optimizer and
 thread count, evaluation once at the end), then the kernel yardsticks (`tdspec-runtime`'s bench
-vs a PyTorch yardstick script, when one is named). Each training run is reported twice: the
+vs a PyTorch yardstick script, when one is named), then lint throughput (scripts/bench_lint.py).
+Each training run is reported twice: the
 median seconds per step once warm (from the `wall` clock both write to metrics.jsonl after every
 step; the first --warm steps are left out), which is the training speed, and the whole process,
 which adds start-up (PyTorch's import alone takes seconds) and the evaluation. Prints each time
@@ -10,6 +11,7 @@ and the ratio tdspec / PyTorch (below 1.0: tdspec is faster).
 
 usage: python3 scripts/bench_vs_torch.py [--python VENV/bin/python] [--yardstick torch_reference.py]
                                           [--steps 30] [--threads 2] [--specs small_ddpm_mnist,...]
+                                          [--lint-repeat 15]
 Without --python only tdspec's side runs (the PyTorch side needs torch and safetensors).
 """
 
@@ -62,6 +64,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--specs", default="small_ddpm_mnist,small_odenet_mnist")
     ap.add_argument("--warm", type=int, default=3, help="first steps left out of the per-step median")
+    ap.add_argument("--lint-repeat", type=int, default=15,
+                    help="runs per lint figure (scripts/bench_lint.py, after the table); 0 skips it")
     a = ap.parse_args()
 
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
@@ -108,6 +112,13 @@ def main():
         t = f"{theirs:10.3f}" if theirs is not None else f"{'-':>10}"
         r = f"{ours / theirs:7.2f}" if theirs else f"{'-':>7}"
         print(f"{what:58} {ours:10.3f} {t} {r}")
+    # Lint throughput in the same sitting: whole `tdspec check` / `tdspec lint` processes over
+    # 1,000 reference specs (lint uses every core; see scripts/bench_lint.py).
+    if a.lint_repeat > 0:
+        print()
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_lint.py"), "--copies", "1000",
+                        "--repeat", str(a.lint_repeat)], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":
