@@ -33,6 +33,7 @@
 
 pub mod cov;
 pub mod embedding;
+mod focus;
 mod limit;
 mod norms;
 mod parts;
@@ -43,6 +44,7 @@ mod state;
 use crate::ast::Span;
 use crate::ir::*;
 use cov::Cov;
+use focus::Focus;
 use limit::count_work;
 #[cfg(test)]
 pub(crate) use limit::TRACK_LIMIT;
@@ -51,31 +53,9 @@ use parts::*;
 use serde::Serialize;
 use state::{pool_tiles, sees_input, single_value_units, spatial, weight_var};
 use state::{Centered, ConcatKey, NormInput};
-pub use state::{Lin, OriginVerdict, Part, Prediction, Sig};
+pub use state::{Lin, OriginKind, OriginVerdict, Part, Prediction, Sig};
 use std::borrow::Cow;
 use std::rc::Rc;
-
-/// How the time signal entered the feature path at an origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OriginKind {
-    /// `h + inject(e)`: a `[B, C, 1, 1]` offset.
-    InjectOffset,
-    /// `inject(e, positional)`: an offset map that varies over H, W.
-    InjectPositional,
-    /// ConcatConv over a constant `t·J` channel.
-    ConcatConstant,
-    /// ConcatConv over a positional `t·P(h, w)` channel.
-    ConcatPositional,
-    /// `scale_shift(e)`: a per-channel scale and shift.
-    ScaleShift,
-    /// A sum of a feature value and a value computed from t alone.
-    Add,
-    /// An injection whose embedding also depends on the features.
-    Feature,
-    /// `divide_by_time`: each sample divided by its t.
-    DivTime,
-}
 
 /// A place where t enters the feature path.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -190,18 +170,7 @@ pub fn account_with(m: &ModelIr, batch: usize) -> Accounting {
 /// everything else is partial: origins are all listed, but the norms' verdicts and the output
 /// hold only what the pairs needed. For checking a fix at its pairs in a fraction of the time.
 pub fn account_pairs(m: &ModelIr, pairs: &[(String, String)]) -> Accounting {
-    let mut pending: Vec<(String, Vec<String>)> = Vec::new();
-    for (o, n) in pairs {
-        match pending.iter_mut().find(|(x, _)| x == o) {
-            Some((_, norms)) => norms.push(n.clone()),
-            None => pending.push((o.clone(), vec![n.clone()])),
-        }
-    }
-    let focus = Focus {
-        pending,
-        of_origin: Vec::new(),
-    };
-    run(m, m.train.batch, Some(focus))
+    run(m, m.train.batch, Some(Focus::new(pairs)))
 }
 
 fn run(m: &ModelIr, batch: usize, focus: Option<Focus>) -> Accounting {
@@ -247,21 +216,6 @@ fn run(m: &ModelIr, batch: usize, focus: Option<Focus>) -> Accounting {
 /// Per node of a graph so far: constant over H and W, mean-free on some norm's units, constant
 /// over samples and space, exactly zero.
 type NodeFlags<'a> = (&'a [bool], &'a [Option<Centered>], &'a [bool], &'a [bool]);
-
-/// What [`account_pairs`] follows: per origin path, the norms it has still to reach, and per
-/// origin registered so far, its entry there.
-pub(super) struct Focus {
-    pending: Vec<(String, Vec<String>)>,
-    of_origin: Vec<Option<usize>>,
-}
-
-impl Focus {
-    /// Whether origin `o`'s parts are still needed.
-    fn follows(&self, o: usize) -> bool {
-        let entry = self.of_origin.get(o).copied().flatten();
-        entry.is_some_and(|k| !self.pending[k].1.is_empty())
-    }
-}
 
 pub(super) struct Acc {
     /// `Some` for [`account_pairs`].
@@ -482,8 +436,7 @@ impl Acc {
             allow: n.allow.clone(),
         });
         if let Some(f) = &mut self.focus {
-            let k = f.pending.iter().position(|(o, _)| *o == n.name);
-            f.of_origin.push(k);
+            f.origin(&n.name);
         }
         self.origins.len() - 1
     }

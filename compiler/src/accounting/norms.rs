@@ -162,11 +162,7 @@ impl Acc {
             Some(total(&verdicts, lin_only))
         };
         if let Some(f) = &mut self.focus {
-            for v in &verdicts {
-                if let Some(k) = f.of_origin.get(v.origin).copied().flatten() {
-                    f.pending[k].1.retain(|x| *x != name);
-                }
-            }
+            verdicts.iter().for_each(|v| f.reached(v.origin, &name));
         }
         self.norms.push(NormAccount {
             graph: gpath.to_string(),

@@ -5,6 +5,28 @@ use super::cov::Cov;
 use crate::ir::{Graph, Node, NodeId, NormKind, Shape};
 use serde::Serialize;
 
+/// How the time signal entered the feature path at an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// `h + inject(e)`: a `[B, C, 1, 1]` offset.
+    InjectOffset,
+    /// `inject(e, positional)`: an offset map that varies over H, W.
+    InjectPositional,
+    /// ConcatConv over a constant `t·J` channel.
+    ConcatConstant,
+    /// ConcatConv over a positional `t·P(h, w)` channel.
+    ConcatPositional,
+    /// `scale_shift(e)`: a per-channel scale and shift.
+    ScaleShift,
+    /// A sum of a feature value and a value computed from t alone.
+    Add,
+    /// An injection whose embedding also depends on the features.
+    Feature,
+    /// `divide_by_time`: each sample divided by its t.
+    DivTime,
+}
+
 /// What the accounting says about a surviving fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -8,6 +8,7 @@
 
 mod fix;
 mod patch;
+mod reanalysis;
 mod render;
 pub mod rule;
 pub mod rules;
@@ -15,7 +16,7 @@ pub mod sarif;
 #[cfg(test)]
 mod tests;
 
-pub use fix::{apply_edits, REANALYSIS_MIN_WORK};
+pub use reanalysis::{apply_edits, REANALYSIS_MIN_WORK};
 pub use render::render_fix;
 pub use rule::{Rule, ATTENUATION_THRESHOLD};
 pub use rules::RULES;
@@ -260,7 +261,7 @@ fn diagnose(file: &ast::File, src: &str, cx: &Context, opts: &LintOptions) -> Ve
             }
         }
     }
-    let fcx = fix::FixCx::new(src, file, model, cx.acc);
+    let fcx = reanalysis::FixCx::new(src, file, model, cx.acc);
     let group_choices = if opts.fixes {
         let plans: Vec<(Span, Vec<(String, String)>)> = groups
             .iter()

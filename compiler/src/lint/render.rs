@@ -1,6 +1,6 @@
 //! A fix as text: its description, then each source line it changes, before and after.
 
-use super::fix::apply_edits;
+use super::reanalysis::apply_edits;
 use crate::ast::Span;
 use crate::diagnostics::{Diagnostic, Edit, SourceFile};
 

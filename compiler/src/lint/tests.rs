@@ -2,7 +2,7 @@
 //! equals a re-analysis of the rewritten spec, and the re-analysis budget bounds the work of
 //! a model with many fixes, and a fix made on the IR equals the re-analysis of its text.
 
-use super::fix::{ALWAYS_REANALYZE, MAX_REANALYSES};
+use super::reanalysis::{ALWAYS_REANALYZE, MAX_REANALYSES};
 use super::{lint_source, LintOptions};
 use crate::diagnostics::Diagnostic;
 
@@ -184,7 +184,7 @@ fn the_accounting_limit_is_an_error_at_the_node_not_a_claim() {
 /// how many patched models were checked against the re-analysis of their text meanwhile (the
 /// check is an assertion inside every re-analysis a test makes).
 fn patches_checked(texts: &[String]) -> usize {
-    let before = super::fix::PATCHES_CHECKED.with(|c| c.get());
+    let before = super::reanalysis::PATCHES_CHECKED.with(|c| c.get());
     for t in texts
         .iter()
         .filter(|t| crate::sema::check_source(t).is_ok())
@@ -192,7 +192,7 @@ fn patches_checked(texts: &[String]) -> usize {
         lint(t, false);
         lint(t, true);
     }
-    super::fix::PATCHES_CHECKED.with(|c| c.get()) - before
+    super::reanalysis::PATCHES_CHECKED.with(|c| c.get()) - before
 }
 
 fn spec_dir(dir: &str) -> Vec<String> {
@@ -215,17 +215,17 @@ fn spec_dir(dir: &str) -> Vec<String> {
 /// setting chosen is the one trying each in turn would choose.
 #[test]
 fn every_patched_model_equals_the_reanalysis_of_its_text() {
-    let passed_over = super::fix::PASSED_OVER_CHECKED.with(|c| c.get());
-    let focused = super::fix::FOCUSES_CHECKED.with(|c| c.get());
+    let passed_over = super::reanalysis::PASSED_OVER_CHECKED.with(|c| c.get());
+    let focused = super::reanalysis::FOCUSES_CHECKED.with(|c| c.get());
     // The corpora: each kind of patch is made there (195 checks at this writing).
     let mut corpus = spec_dir("../specs");
     corpus.extend(spec_dir("tests/lint_fixtures"));
     corpus.extend(spec_dir("../experiments/specs"));
     let checked = patches_checked(&corpus);
     assert!(checked >= 100, "{checked} patches checked");
-    let passed_over = super::fix::PASSED_OVER_CHECKED.with(|c| c.get()) - passed_over;
+    let passed_over = super::reanalysis::PASSED_OVER_CHECKED.with(|c| c.get()) - passed_over;
     assert!(passed_over >= 20, "{passed_over} settings passed over");
-    let focused = super::fix::FOCUSES_CHECKED.with(|c| c.get()) - focused;
+    let focused = super::reanalysis::FOCUSES_CHECKED.with(|c| c.get()) - focused;
     assert!(
         focused >= 10,
         "{focused} re-analyses of pairs alone checked"
