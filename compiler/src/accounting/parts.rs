@@ -42,53 +42,54 @@ pub(super) fn pattern(c: usize, h: usize, w: usize) -> (Vec<f64>, Vec<f64>) {
 /// positional sites, and the re-analyses of its fixes, share a few sizes; forming the products
 /// costs far more than copying them), at most 64 sizes at a time.
 pub(super) fn positional_cov(c: usize, h: usize, w: usize) -> Rc<Cov> {
-    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Rc<Cov>>>;
     thread_local! {
-        static SEEN: Seen = Seen::default();
+        static SEEN: Memo<Rc<Cov>> = Memo::default();
     }
     let make = || {
         Rc::new(Cov::positional(c, h, w, PATTERN_PERIOD, |k| {
             pattern(k, h, w)
         }))
     };
-    if h.max(w) > 64 || c > 4096 {
-        return make();
+    match h.max(w) > 64 || c > 4096 {
+        true => make(),
+        false => remembered(&SEEN, (c, h, w), 64, make),
     }
-    SEEN.with(|seen| {
-        if let Some(cov) = seen.borrow().get(&(c, h, w)) {
-            return cov.clone();
-        }
-        let cov = make();
-        let mut seen = seen.borrow_mut();
-        if seen.len() >= 64 {
-            seen.clear();
-        }
-        seen.insert((c, h, w), cov.clone());
-        cov
-    })
 }
 
 /// [`Cov::offset`] on `c` channels of `h x w`, shared: remembered per thread by its size (a
 /// model's injection sites, and its re-analyses, repeat a few sizes), at most 64 at a time.
 pub(super) fn offset_cov(c: usize, h: usize, w: usize) -> Rc<Cov> {
-    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), Rc<Cov>>>;
     thread_local! {
-        static SEEN: Seen = Seen::default();
+        static SEEN: Memo<Rc<Cov>> = Memo::default();
     }
-    if h.max(w) > 64 || c > 4096 {
-        return Rc::new(Cov::offset(c, h, w));
+    let make = || Rc::new(Cov::offset(c, h, w));
+    match h.max(w) > 64 || c > 4096 {
+        true => make(),
+        false => remembered(&SEEN, (c, h, w), 64, make),
     }
-    SEEN.with(|seen| {
-        if let Some(cov) = seen.borrow().get(&(c, h, w)) {
-            return cov.clone();
+}
+
+/// Values remembered per thread by a map size `(c, h, w)`.
+type Memo<V> = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), V>>;
+
+/// `make()`, or the value `seen` holds for `key` (at most `most` held: a full memo is emptied).
+fn remembered<V: Clone>(
+    seen: &'static std::thread::LocalKey<Memo<V>>,
+    key: (usize, usize, usize),
+    most: usize,
+    make: impl FnOnce() -> V,
+) -> V {
+    seen.with(|seen| {
+        if let Some(v) = seen.borrow().get(&key) {
+            return v.clone();
         }
-        let cov = Rc::new(Cov::offset(c, h, w));
+        let v = make();
         let mut seen = seen.borrow_mut();
-        if seen.len() >= 64 {
+        if seen.len() >= most {
             seen.clear();
         }
-        seen.insert((c, h, w), cov.clone());
-        cov
+        seen.insert(key, v.clone());
+        v
     })
 }
 
@@ -407,30 +408,17 @@ pub(super) fn pooled_whole(p: &Part) -> Option<Cow<'_, Part>> {
 /// Whether every channel's positional pattern sums to zero over the `h x w` plane.
 /// Remembered per thread by the size (the cosines cost more than the lookup).
 pub(super) fn zero_mean_patterns(c: usize, h: usize, w: usize) -> bool {
-    type Seen = std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, usize), bool>>;
     thread_local! {
-        static SEEN: Seen = Seen::default();
+        static SEEN: Memo<bool> = Memo::default();
     }
     let key = (c.min(PATTERN_PERIOD), h, w);
-    let make = || {
+    remembered(&SEEN, key, 256, || {
         (0..key.0).all(|ch| {
             let (u, v) = pattern(ch, h, w);
             let su: f64 = u.iter().sum();
             let sv: f64 = v.iter().sum();
             (su * w as f64 + sv * h as f64).abs() < 1e-9 * (h * w) as f64
         })
-    };
-    SEEN.with(|seen| {
-        if let Some(&z) = seen.borrow().get(&key) {
-            return z;
-        }
-        let z = make();
-        let mut seen = seen.borrow_mut();
-        if seen.len() >= 256 {
-            seen.clear();
-        }
-        seen.insert(key, z);
-        z
     })
 }
 
