@@ -357,15 +357,10 @@ fn judged_reported(cx: &FixCx, origin: &str, norm: &str, groups: NewGroups) -> b
     let Some(oi) = cx.acc.origins.iter().position(|o| o.path == origin) else {
         return false;
     };
-    let mut at = cx.acc.norms.iter().enumerate();
-    let Some((ni, v)) = at.find(|(_, v)| v.node == norm && !v.in_attention) else {
+    let Some(ni) = (cx.acc.norms.iter()).position(|v| v.node == norm && !v.in_attention) else {
         return false;
     };
-    let Some(groups) = groups.on(v.channels) else {
-        return false;
-    };
-    let judged = cx.acc.norm_as(ni, NormKind::Group { groups });
-    judged.is_some_and(|v| reported_at(&v, oi))
+    judged(cx, ni, groups).is_some_and(|v| reported_at(&v, oi))
 }
 
 /// Tests only: a setting passed over by [`judged_reported`] is one the re-analysis of its text
@@ -386,18 +381,11 @@ fn check_passed_over(cx: &FixCx, edit: &Edit, pairs: &[(String, String)]) {
     PASSED_OVER_CHECKED.with(|c| c.set(c.get() + 1));
 }
 
-/// The norm `i` of `cx` under a candidate setting, or `None` when the setting does not divide
-/// its channels (sema would refuse the edit).
-fn judged(cx: &FixCx, i: usize, setting: Setting) -> Option<NormAccount> {
-    let c = cx.acc.norms.get(i)?.channels;
-    let groups = match setting {
-        Setting::Groups(g) => g,
-        Setting::PerGroup(q) if q > 0 && c.is_multiple_of(q) => c / q,
-        Setting::PerGroup(_) => return None,
-    };
-    if groups == 0 || !c.is_multiple_of(groups) {
-        return None;
-    }
+/// The norm `i` of `cx` with the groups a new setting gives its channels (as the patch gives
+/// them), judged from what it received; `None` when the setting does not divide its channels
+/// (sema would refuse the edit).
+fn judged(cx: &FixCx, i: usize, groups: NewGroups) -> Option<NormAccount> {
+    let groups = groups.on(cx.acc.norms.get(i)?.channels)?;
     cx.acc.norm_as(i, NormKind::Group { groups })
 }
 
@@ -601,10 +589,11 @@ pub(crate) fn choose_groups(
         #[cfg(test)]
         let lone = lone.filter(|_| !ALWAYS_REANALYZE.with(|f| f.get()));
         for (edit, label, setting) in group_candidates(c).into_iter().take(12) {
+            let groups = new_groups(c, setting);
             let judged = match lone {
                 // One norm changes: judge it from what it received, no re-analysis.
                 Some(i) => {
-                    let Some(v) = judged(cx, i, setting) else {
+                    let Some(v) = groups.and_then(|g| judged(cx, i, g)) else {
                         continue;
                     };
                     let index = |o: &str| cx.acc.origins.iter().position(|x| x.path == o);
@@ -639,7 +628,6 @@ pub(crate) fn choose_groups(
                     // A setting that leaves some pair reported at its norm, judged from what
                     // that norm received here, is passed over unre-analyzed; the setting
                     // chosen is always re-analyzed below, so what the fix states is measured.
-                    let groups = new_groups(c, setting);
                     if groups
                         .is_some_and(|g| pairs.iter().any(|(o, n)| judged_reported(cx, o, n, g)))
                     {
