@@ -9,7 +9,7 @@ use crate::Format;
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use tdspec_compiler::diagnostics::{Diagnostic, Severity, SourceFile};
+use tdspec_compiler::diagnostics::{Diagnostic, SourceFile};
 use tdspec_compiler::lint::{self, RULES};
 use tdspec_runtime::spec;
 
@@ -62,7 +62,7 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let (mut results, mut messages, mut tally) =
         (Vec::new(), Vec::new(), spec::LintTally::default());
     // A file that cannot be read is reported and the others are still linted (exit 2).
-    let (mut unreadable, mut failed) = (0, false);
+    let mut unreadable = 0;
     let paths = spec::expand(&args.paths).or_exit()?;
     let (threads, text) = (spec::lint_threads(), args.format == LintFormat::Text);
     let color = render::use_color() && std::io::stdout().is_terminal();
@@ -76,7 +76,6 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     let each = |linted: Result<(spec::Linted, String), String>| match linted {
         Ok((r, t)) => {
             messages.extend(r.fix_note());
-            failed |= r.diagnostics.iter().any(|d| d.severity == Severity::Error);
             tally.add(&r);
             match text {
                 true => drop(out.write_all(t.as_bytes())),
@@ -90,6 +89,7 @@ pub fn run(args: &LintArgs) -> Result<u8, u8> {
     };
     let how = (&opts, args.fix, args.unsafe_fixes);
     spec::lint_files_each(&paths, how, threads, render_text, each);
+    let failed = tally.errors > 0;
     let exit = |failed: bool| match unreadable {
         0 => Ok(u8::from(failed)),
         _ => Err(2),

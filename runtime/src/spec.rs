@@ -511,13 +511,6 @@ impl LintTally {
     }
 }
 
-/// The closing line of `tdspec lint` over `files` ([`LintTally::summary`]).
-pub fn lint_summary(files: &[Linted], fix: bool) -> String {
-    let mut tally = LintTally::default();
-    files.iter().for_each(|f| tally.add(f));
-    tally.summary(fix)
-}
-
 type Survival = Vec<(String, String, Vec<NormReport>)>;
 
 /// The findings of linted models (or the errors), with their survival reports.
@@ -557,30 +550,18 @@ pub fn lint_files(
     unsafe_fixes: bool,
     threads: usize,
 ) -> Vec<Result<Linted, String>> {
-    let linted = lint_files_with(paths, opts, fix, unsafe_fixes, threads, |_| ());
-    linted.into_iter().map(|r| r.map(|(l, ())| l)).collect()
-}
-
-/// [`lint_files`], each file's result also passed to `then` on the thread that linted it (the
-/// caller's rendering of it, say: then it runs in parallel and overlaps the linting).
-pub fn lint_files_with<T: Send>(
-    paths: &[PathBuf],
-    opts: &LintOptions,
-    fix: bool,
-    unsafe_fixes: bool,
-    threads: usize,
-    then: impl Fn(&Linted) -> T + Sync,
-) -> Vec<Result<(Linted, T), String>> {
     let mut all = Vec::with_capacity(paths.len());
-    let each = |r| all.push(r);
-    lint_files_each(paths, (opts, fix, unsafe_fixes), threads, then, each);
+    let each = |r: Result<(Linted, ()), String>| all.push(r.map(|(l, ())| l));
+    lint_files_each(paths, (opts, fix, unsafe_fixes), threads, |_| (), each);
     all
 }
 
-/// [`lint_files_with`], each result handed to `each` on the calling thread, in the order of
-/// `paths`, as soon as it and those before it are done: a caller that writes each file's
-/// report then holds no more than the files still out of order (not every file's findings
-/// until the last is linted), and its writing overlaps the linting.
+/// [`lint_files`], each file's result also passed to `then` on the thread that linted it (the
+/// caller's rendering of it, say: then it runs in parallel and overlaps the linting), and each
+/// result handed to `each` on the calling thread, in the order of `paths`, as soon as it and
+/// those before it are done: a caller that writes each file's report then holds no more than
+/// the files still out of order (not every file's findings until the last is linted), and its
+/// writing overlaps the linting.
 pub fn lint_files_each<T: Send>(
     paths: &[PathBuf],
     (opts, fix, unsafe_fixes): (&LintOptions, bool, bool),
