@@ -228,8 +228,8 @@ fn plain(code: &Window, src: &SourceFile, d: &Diagnostic) -> Option<String> {
         }
         contexts.push(((m.offset, m.len), right));
     }
-    for ((lo, l), _) in &contexts {
-        snippet(&mut out, code, (*lo, *l), &marks)?;
+    for ((lo, l), contents) in &contexts {
+        snippet(&mut out, code, (*lo, *l), contents.as_ref(), &marks)?;
     }
     if let Some(h) = &d.help {
         fill(&mut out, h, WIDTH - 4, "  help: ", "        ");
@@ -243,11 +243,15 @@ fn plain(code: &Window, src: &SourceFile, d: &Diagnostic) -> Option<String> {
     Some(out)
 }
 
-/// One snippet: the context's lines, each label's underline and message under its line.
-fn snippet(out: &mut String, code: &Window, (lo, l): (usize, usize), marks: &[Mark]) -> Option<()> {
-    let contents = code
-        .read_span(&SourceSpan::new(lo.into(), l), CONTEXT, CONTEXT)
-        .ok()?;
+/// One snippet: the context's lines (`contents`, what `read_span` gave for the context with
+/// its lines either side), each label's underline and message under its line.
+fn snippet(
+    out: &mut String,
+    code: &Window,
+    (lo, l): (usize, usize),
+    contents: &dyn SpanContents,
+    marks: &[Mark],
+) -> Option<()> {
     let data = std::str::from_utf8(contents.data()).ok()?;
     if !data.split('\n').all(printable) {
         return None;
