@@ -214,8 +214,10 @@ fn run_grads(m: &ModelIr, params: &Params<Cpu>, x: &[f32], t: &[f32], fuse: bool
     all
 }
 
-/// Fusing norms with their activations changes no value: the reference denoiser and ODE-Net and
-/// a model with every norm kind before relu and silu, fused and unfused, agree to 1e-5 in the
+/// Fusing norms with their activations, and group norms with the convolution that alone reads
+/// them, changes no value: the reference denoiser and ODE-Net, a model with every norm kind
+/// before relu and silu and a convolution, and one with norms straight into strided, grouped
+/// and 1x1 convolutions (and a norm two nodes read), fused and unfused, agree to 1e-5 in the
 /// output and in every parameter's gradient.
 #[test]
 fn fused_norm_activations_compute_the_unfused_values() {
@@ -236,6 +238,12 @@ fn fused_norm_activations_compute_the_unfused_values() {
             h = x | conv3(4, time = concat) | norm | relu | conv3(4) | instance | silu
             h = h | conv3(4) | batch | relu | conv3(4) | layer | silu
             return h | conv3(4) | layer(over = channels) | relu | conv1(2) }"
+            .to_string(),
+        "model g { input x: image[2, 8, 8]  time t: continuous, per_sample  norm = group(2)
+            h = x | conv3(4, time = concat) | norm | conv3(4, stride = 2, groups = 2)
+            a = h | instance | silu
+            h = a | conv1(4) | norm | relu | conv3(4, bias = false)
+            return (h + a) | layer | conv1(2) }"
             .to_string(),
     ];
     for src in &specs {

@@ -330,7 +330,63 @@ fn concat_channels() {
     }
     assert_close32("concat grad a", &g.get(&a).as_vec(), &ga, 0.0);
     assert_close32("concat grad b", &g.get(&b).as_vec(), &gb, 0.0);
+    // A constant second operand: the first still gets its gradient.
+    let y = ops::concat_channels(a.leaky_trace(), b.clone()).unwrap();
+    let g = backward_weighted(y, &r);
+    assert_close32("concat grad a, b constant", &g.get(&a).as_vec(), &ga, 0.0);
     assert!(ops::concat_channels(a, t4(&dev, &bv, (2, 2, 3, 2))).is_err());
+}
+
+/// Multi-head attention from one `[B, 3C, H, W]` projection against f64 (q, k, v sliced per
+/// head, [`attention_ref`] per head): the output and the projection's gradient (finite
+/// differences), for one and for two heads; the composed op (dfdx slices) agrees.
+#[test]
+fn attention_from_one_projection() {
+    let (b, c, h, w) = (2, 4, 2, 3);
+    let n = h * w;
+    let len = b * 3 * c * n;
+    let xv: Vec<f32> = rand_vec(90, len).iter().map(|v| v * 1.5).collect();
+    let r = rand_vec(91, b * c * n);
+    let x64 = f64s(&xv);
+    for heads in [1, 2] {
+        let hd = c / heads;
+        // Each head's q, k, v as `[B·heads, hd, N]`, then the reference.
+        let reference = |x: &[f64]| {
+            let part = |j: usize| -> Vec<f64> {
+                let mut out = Vec::with_capacity(b * c * n);
+                for bi in 0..b {
+                    out.extend_from_slice(&x[(bi * 3 + j) * c * n..][..c * n]);
+                }
+                out
+            };
+            attention_ref(&part(0), &part(1), &part(2), b * heads, hd, n)
+        };
+        let want = reference(&x64);
+        let grad = fd(&x64, |p| weighted(&reference(p), &r));
+        let mut runs = Vec::new();
+        for use_composed in [false, true] {
+            let dev = Dev::default();
+            let x = t4(&dev, &xv, (b, 3 * c, h, w));
+            let y = if use_composed {
+                composed::attention_qkv(x.leaky_trace(), heads)
+            } else {
+                ops::attention_qkv(x.leaky_trace(), heads)
+            }
+            .unwrap();
+            assert_eq!(*y.shape(), (b, c, h, w));
+            let yv = y.retaped::<NoneTape>().as_vec();
+            let g = backward_weighted(y, &r);
+            runs.push([yv, g.get(&x).as_vec()]);
+        }
+        assert_close(&format!("{heads} heads forward"), &runs[0][0], &want, 1e-5);
+        assert_close(&format!("{heads} heads grad"), &runs[0][1], &grad, 1e-4);
+        for (composed, fast) in runs[1].iter().zip(&runs[0]) {
+            assert_close32("composed attention_qkv", composed, fast, 1e-5);
+        }
+    }
+    let dev = Dev::default();
+    assert!(ops::attention_qkv(t4(&dev, &xv[..b * 8 * n], (b, 8, h, w)), 1).is_err());
+    assert!(ops::attention_qkv(t4(&dev, &xv, (b, 3 * c, h, w)), 3).is_err());
 }
 
 /// The fused mean squared error against f64: the loss, and the exact gradient

@@ -9,11 +9,13 @@
 //! evaluation.
 
 use super::embed::{fourier_of, pattern, sinusoidal_of};
+use super::fuse;
 use super::ode::{Ode, OdeRhs};
-use super::tensors::{dropout, split_qkv, Broadcast4};
+use super::operands::{conv_params, norm_affine, time_plane};
+use super::tensors::{dropout, Broadcast4};
 use crate::ops::{
-    self, Activation, Conv2dCfg, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2, Tensor4,
-    Unary,
+    self, Activation, Conv2dCfg, Epilogue, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2,
+    Tensor4, Unary,
 };
 use crate::params::Params;
 use crate::RuntimeError;
@@ -23,8 +25,7 @@ use dfdx::tensor_ops::{Device, ReshapeTo, TryMul};
 use rand::rngs::StdRng;
 use std::collections::HashMap;
 use tdspec_compiler::ir::{
-    positional_pattern, Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver,
-    TimeChannel,
+    Act, Graph, InjectMode, Node, NodeId, NormKind, OdeFunc, Op, Solver, TimeChannel,
 };
 
 /// A node's value, without tape.
@@ -86,9 +87,11 @@ pub struct Exec<'a, D: Kernels> {
     /// Each sample's class label (class-conditional models); empty: sample i takes label
     /// i mod N.
     pub labels: Vec<usize>,
-    /// Run a norm and the activation that alone reads it as one fused op (on by default; never
-    /// with an observer, overrides or a swap, which see every node). The norm's own value is
-    /// then not kept: turn this off to read it from [`Exec::run`]'s values.
+    /// Run a norm and the activation that alone reads it as one fused op, and a group norm (or
+    /// its activation) that only a convolution reads together with that convolution (on by
+    /// default; never with an observer, overrides or a swap, which see every node). The fused
+    /// norm's (and activation's) own values are then not kept: turn this off to read them
+    /// from [`Exec::run`]'s values.
     pub fuse: bool,
 }
 
@@ -125,16 +128,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
     }
 
     fn param<S: Shape, T: Tape<f32, D>>(&self, name: &str, shape: S) -> R<Tensor<S, f32, D, T>> {
-        let p = self
-            .params
-            .get(name)
-            .ok_or_else(|| RuntimeError::Internal(format!("parameter `{name}` is missing")))?;
-        if p.info.numel() != shape.num_elements() {
-            return Err(RuntimeError::Internal(format!(
-                "parameter `{name}` has the wrong size"
-            )));
-        }
-        Ok(p.tensor.retaped::<T>().reshape_like(&shape))
+        super::operands::param(self.params, name, shape)
     }
 
     /// Runs `g` with the given input value and time values (one per sample). `keep`: the nodes
@@ -158,20 +152,43 @@ impl<'a, D: Kernels> Exec<'a, D> {
             && self.swap.is_none()
             && self.overrides.is_empty();
         let fused = if fusing {
-            fused_acts(g, keep)
+            fuse::fused_norms(g, keep)
         } else {
             Vec::new()
         };
+        // Nodes whose values a fused op computed, or made unnecessary.
+        let mut done = vec![false; g.nodes.len()];
+        // The fused norm-convolution groups, each run at the place of its last node (a
+        // ConcatConv's time or a sum's other value may come after the norm): its norm.
+        let mut pending: Vec<Option<(NodeId, fuse::Fused)>> = vec![None; g.nodes.len()];
         for (id, node) in g.nodes.iter().enumerate() {
-            if vals[id].is_some() {
-                // An activation computed with its norm.
+            if vals[id].is_some() || done[id] {
                 continue;
             }
-            if let Some(&Some((j, act))) = fused.get(id) {
+            if let Some((nid, f)) = pending[id] {
+                let (v, t) = self.norm_conv_node(g, nid, f, &vals, tape)?;
+                tape = t;
+                vals[id] = Some(v);
+                continue;
+            }
+            if let Some(&Some(f)) = fused.get(id) {
                 if let Some(Value::Image(_)) = node.inputs.first().and_then(|&i| vals[i].as_ref()) {
-                    let (v, t) = self.norm_node(node, &vals, tape, act)?;
-                    tape = t;
-                    vals[j] = Some(v);
+                    match f.last() {
+                        Some(last) => {
+                            pending[last] = Some((id, f));
+                            for j in [f.act.map(|a| a.0), f.conv].into_iter().flatten() {
+                                done[j] = j != last;
+                            }
+                        }
+                        None => {
+                            let act = f.act.map_or(Activation::Identity, |(_, a)| a);
+                            let (v, t) = self.norm_node(node, &vals, tape, act)?;
+                            tape = t;
+                            // A norm fuses without a convolution only with an activation.
+                            let j = f.act.map_or(id, |(j, _)| j);
+                            vals[j] = Some(v);
+                        }
+                    }
                     continue;
                 }
             }
@@ -232,33 +249,10 @@ impl<'a, D: Kernels> Exec<'a, D> {
         let name = node.name.as_str();
         Ok(match &node.op {
             Op::Input | Op::Time => unreachable!("handled by run"),
-            Op::Conv {
-                cin,
-                cout,
-                k,
-                stride,
-                pad,
-                groups,
-                bias,
-                time: tc,
-            } => {
+            Op::Conv { time: tc, .. } => {
                 let x = input(0)?.image()?.clone();
                 let (b, _, h, w) = *x.shape();
-                let cfg = Conv2dCfg {
-                    stride: *stride,
-                    padding: *pad,
-                    groups: *groups,
-                };
-                let extra = usize::from(*tc != TimeChannel::None);
-                let wt: Tensor4<D, T> = self.param(
-                    &format!("{name}.weight"),
-                    (*cout, (cin + extra) / groups, *k, *k),
-                )?;
-                let bt: Option<Tensor1<D, T>> = if *bias {
-                    Some(self.param(&format!("{name}.bias"), (*cout,))?)
-                } else {
-                    None
-                };
+                let (wt, bt, cfg) = conv_params::<D, T>(self.params, node)?;
                 let out = if *tc == TimeChannel::None {
                     ops::conv2d(x.put_tape(tape), wt, bt, cfg).map_err(op_err)?
                 } else {
@@ -378,38 +372,38 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 eps,
             } => {
                 let x = input(0)?.image()?.clone();
-                let (b, c, h, w) = *x.shape();
-                let n = h * w;
-                let normed = match norm {
-                    Some(kind) => {
-                        let gamma: Tensor1<D, T> =
-                            self.param(&format!("{name}.norm.weight"), (c,))?;
-                        let beta: Tensor1<D, T> = self.param(&format!("{name}.norm.bias"), (c,))?;
-                        self.norm(
-                            &format!("{name}.norm"),
-                            *kind,
-                            *channels,
-                            *eps,
-                            x.clone().put_tape(tape),
-                            gamma,
-                            beta,
-                            Activation::Identity,
-                        )?
-                    }
-                    None => x.clone().put_tape(tape),
-                };
+                let c = x.shape().1;
                 let wq: Tensor4<D, T> =
                     self.param(&format!("{name}.qkv.weight"), (3 * c, c, 1, 1))?;
                 let bq: Tensor1<D, T> = self.param(&format!("{name}.qkv.bias"), (3 * c,))?;
-                let qkv =
-                    ops::conv2d(normed, wq, Some(bq), Conv2dCfg::default()).map_err(op_err)?;
-                let (qkv, tp) = qkv.split_tape();
-                let q3: Tensor<(usize, usize, usize, usize), f32, D, T> =
-                    qkv.clone().put_tape(tp).reshape_like(&(b, 3 * c, h, w));
-                let (q, k, v, tp) = split_qkv(q3, b, c, n, *heads)?;
-                let att = ops::attention(q.put_tape(tp), k.retaped::<T>(), v.retaped::<T>())
-                    .map_err(op_err)?;
-                let att = att.reshape_like(&(b, c, h, w));
+                let one = Conv2dCfg::default();
+                let groups = norm.and_then(|kind| fuse::norm_groups(&kind, *channels));
+                let norm_name = format!("{name}.norm");
+                let qkv = match (norm, groups) {
+                    // A group norm and the q, k, v projection as one op.
+                    (Some(_), Some(groups)) if self.fuse => {
+                        let (gamma, beta) = norm_affine::<D, T>(self.params, &norm_name, c, true)?;
+                        let cfg = GroupNormCfg {
+                            groups,
+                            eps: *eps as f32,
+                            act: Activation::Identity,
+                        };
+                        let x = x.clone().put_tape(tape);
+                        let none = Epilogue::None;
+                        ops::group_norm_conv2d(x, gamma, beta, cfg, wq, Some(bq), one, None, none)
+                    }
+                    (Some(kind), _) => {
+                        let (gamma, beta) = norm_affine::<D, T>(self.params, &norm_name, c, true)?;
+                        let x = x.clone().put_tape(tape);
+                        let id = Activation::Identity;
+                        let normed =
+                            self.norm(&norm_name, *kind, *channels, *eps, x, gamma, beta, id)?;
+                        ops::conv2d(normed, wq, Some(bq), one)
+                    }
+                    (None, _) => ops::conv2d(x.clone().put_tape(tape), wq, Some(bq), one),
+                }
+                .map_err(op_err)?;
+                let att = ops::attention_qkv(qkv, *heads).map_err(op_err)?;
                 let wp: Tensor4<D, T> = self.param(&format!("{name}.proj.weight"), (c, c, 1, 1))?;
                 let bp: Tensor1<D, T> = self.param(&format!("{name}.proj.bias"), (c,))?;
                 let proj = ops::conv2d(att, wp, Some(bp), Conv2dCfg::default()).map_err(op_err)?;
@@ -659,6 +653,73 @@ impl<'a, D: Kernels> Exec<'a, D> {
         })
     }
 
+    /// The fused group `f` of the norm node `nid` (a group norm with its activation, the
+    /// convolution that alone reads it, and the offset injection or sum that alone reads the
+    /// convolution) as one op ([`fuse::norm_conv`]). The value is that of the group's last node.
+    fn norm_conv_node<T>(
+        &mut self,
+        g: &Graph,
+        nid: NodeId,
+        f: fuse::Fused,
+        vals: &[Option<Value<D>>],
+        tape: T,
+    ) -> R<(Value<D>, T)>
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let Some(k) = f.conv else {
+            return Err(RuntimeError::Internal(
+                "a fused group without a conv".into(),
+            ));
+        };
+        let (node, conv) = (&g.nodes[nid], &g.nodes[k]);
+        let value = |i: Option<&NodeId>| i.and_then(|&i| vals[i].as_ref());
+        let Some(Value::Image(x)) = value(node.inputs.first()) else {
+            return Err(RuntimeError::Internal(format!(
+                "`{}` reads no image computed yet",
+                node.name
+            )));
+        };
+        let time = match value(conv.inputs.get(1)) {
+            Some(Value::Time(tv)) => Some(tv.as_slice()),
+            _ => None,
+        };
+        let act = f.act.map_or(Activation::Identity, |(_, a)| a);
+        let x = x.clone();
+        let (x, epilogue) = match f.epilogue.map(|e| &g.nodes[e]) {
+            None => (x.put_tape(tape), Epilogue::None),
+            Some(e) if matches!(e.op, Op::Inject { .. }) => {
+                let Op::Inject { din, channels, .. } = e.op else {
+                    unreachable!("matched above")
+                };
+                let Some(Value::Vector(emb)) = value(e.inputs.get(1)) else {
+                    return Err(RuntimeError::Internal(format!(
+                        "`{}` injects no vector",
+                        e.name
+                    )));
+                };
+                let wt: Tensor2<D, T> =
+                    self.param(&format!("{}.weight", e.name), (channels, din))?;
+                let bt: Tensor1<D, T> = self.param(&format!("{}.bias", e.name), (channels,))?;
+                let off = ops::linear(emb.clone().put_tape(tape), wt, Some(bt)).map_err(op_err)?;
+                (x.retaped::<T>(), Epilogue::Offset(off))
+            }
+            Some(e) => {
+                let other = e.inputs.iter().copied().find(|&i| i != k);
+                let Some(Value::Image(r)) = value(other.as_ref()) else {
+                    return Err(RuntimeError::Internal(format!(
+                        "`{}` adds no image to `{}`",
+                        e.name, conv.name
+                    )));
+                };
+                (x.put_tape(tape), Epilogue::Residual(r.retaped::<T>()))
+            }
+        };
+        let out = fuse::norm_conv(self.params, node, conv, x, time, act, epilogue)?;
+        let (o, t) = out.split_tape();
+        Ok((Value::Image(o), t))
+    }
+
     /// A norm node with `act` applied to its output (fused into the norm's kernel where it has
     /// one).
     fn norm_node<T>(
@@ -697,17 +758,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             Value::Time(_) => return Err(RuntimeError::Internal("norm of raw time".into())),
         };
         let c = *channels;
-        // Without affine, the identity scale and shift (constants, off the tape).
-        let (gamma, beta): (Tensor1<D, T>, Tensor1<D, T>) = match affine {
-            true => (
-                self.param(&format!("{name}.weight"), (c,))?,
-                self.param(&format!("{name}.bias"), (c,))?,
-            ),
-            false => (
-                self.dev.tensor_from_vec(vec![1.0; c], (c,)).retaped::<T>(),
-                self.dev.tensor_from_vec(vec![0.0; c], (c,)).retaped::<T>(),
-            ),
-        };
+        let (gamma, beta) = norm_affine::<D, T>(self.params, name, c, *affine)?;
         let out = self.norm(name, *kind, c, *eps, x.put_tape(tape), gamma, beta, act)?;
         let (o, t) = out.split_tape();
         Ok(if is_vec {
@@ -849,43 +900,4 @@ impl<D: Kernels> OdeRhs<D> for GraphRhs<'_, '_, D> {
             .ok_or_else(|| RuntimeError::Internal("ODE function produced no output".into()))?;
         Ok(out.image()?.clone().put_tape(tape))
     }
-}
-
-/// The spatial pattern of a time channel: all ones (a constant channel) or the positional
-/// pattern; sample `i`'s channel is `t_i` times it.
-fn time_plane(tc: TimeChannel, h: usize, w: usize) -> Vec<f32> {
-    (0..h * w)
-        .map(|p| match tc {
-            TimeChannel::Positional => positional_pattern(0, p / w, p % w, h, w) as f32,
-            _ => 1.0,
-        })
-        .collect()
-}
-
-/// For each node of `g`: `Some((j, act))` when it is a norm whose value only the activation
-/// node `j` reads (and the caller does not `keep` it), so the two can run as one fused op.
-fn fused_acts(g: &Graph, keep: &[NodeId]) -> Vec<Option<(NodeId, Activation)>> {
-    let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); g.nodes.len()];
-    for (j, n) in g.nodes.iter().enumerate() {
-        for &i in &n.inputs {
-            if let Some(r) = readers.get_mut(i) {
-                r.push(j);
-            }
-        }
-    }
-    g.nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let (Op::Norm { .. }, [j]) = (&n.op, readers[i].as_slice()) else {
-                return None;
-            };
-            let act = match &g.nodes[*j].op {
-                Op::Act { act: Act::Relu } => Activation::Relu,
-                Op::Act { act: Act::Silu } => Activation::Silu,
-                _ => return None,
-            };
-            (!keep.contains(&i)).then_some((*j, act))
-        })
-        .collect()
 }

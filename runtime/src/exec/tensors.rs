@@ -1,11 +1,11 @@
-//! Tensor plumbing the interpreter shares: inverted dropout, broadcasting a `[B, C]` tensor
-//! over a map, and splitting attention's q, k, v off one projection.
+//! Tensor plumbing the interpreter shares: inverted dropout and broadcasting a `[B, C]` tensor
+//! over a map.
 
 use crate::ops::{Kernels, Tensor2, Tensor4};
 use crate::RuntimeError;
 use dfdx::shapes::{HasShape, Shape};
-use dfdx::tensor::{Merge, NoneTape, SplitTape, Tape, Tensor};
-use dfdx::tensor_ops::{Device, ReshapeTo, TryMul};
+use dfdx::tensor::{Tape, Tensor};
+use dfdx::tensor_ops::{Device, TryMul};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -45,42 +45,4 @@ impl<D: Device<f32>, T: Tape<f32, D>> Broadcast4<D, T> for Tensor2<D, T> {
             &(b, c, h, w),
         ))
     }
-}
-
-/// Splits `[B, 3C, H, W]` into q, k, v of `[B·heads, C/heads, N]`, keeping the tape on q.
-#[allow(clippy::type_complexity)]
-pub(super) fn split_qkv<D: Kernels, T>(
-    x: Tensor4<D, T>,
-    b: usize,
-    c: usize,
-    n: usize,
-    heads: usize,
-) -> R<(
-    Tensor<(usize, usize, usize), f32, D>,
-    Tensor<(usize, usize, usize), f32, D>,
-    Tensor<(usize, usize, usize), f32, D>,
-    T,
-)>
-where
-    T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
-{
-    let hd = c / heads;
-    let x5 = x.reshape_like(&(b, 3usize, c, n));
-    let (x5, tape) = x5.split_tape();
-    let q = x5
-        .retaped::<T>()
-        .slice((.., 0..1, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (q, tq) = q.split_tape();
-    let k = x5
-        .retaped::<T>()
-        .slice((.., 1..2, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (k, tk) = k.split_tape();
-    let v = x5
-        .retaped::<T>()
-        .slice((.., 2..3, .., ..))
-        .reshape_like(&(b * heads, hd, n));
-    let (v, tv) = v.split_tape();
-    Ok((q, k, v, tape.merge(tq).merge(tk).merge(tv)))
 }

@@ -519,6 +519,37 @@ pub fn attention<D: Device<f32>, T: Tape<f32, D>>(
     v.try_matmul(pt).map_err(dev_err)
 }
 
+/// Composed [`attention_qkv`](fn@super::attention_qkv): q, k and v sliced off the projection
+/// with dfdx, each head through [`attention`].
+pub fn attention_qkv<D: Device<f32>, T: Tape<f32, D>>(
+    qkv: Tensor4<D, T>,
+    heads: usize,
+) -> Result<Tensor4<D, T>, OpsError> {
+    let (b, c3, h, w) = *qkv.shape();
+    let c = super::attention::qkv_channels(c3, heads)?;
+    let (n, hd) = (h * w, c / heads);
+    let (x5, tape) = qkv
+        .try_reshape_like(&(b, 3usize, c, n))
+        .map_err(dev_err)?
+        .split_tape();
+    // Each of q, k, v as `[B·heads, C/heads, N]`; the tape rides on q.
+    let part = |j: usize| -> Result<Tensor3<D, T>, OpsError> {
+        x5.clone()
+            .retaped::<T>()
+            .try_slice((.., j..j + 1, .., ..))
+            .map_err(dev_err)?
+            .try_reshape_like(&(b * heads, hd, n))
+            .map_err(dev_err)
+    };
+    let (q, tq) = part(0)?.split_tape();
+    let (k, tk) = part(1)?.split_tape();
+    let (v, tv) = part(2)?.split_tape();
+    let q = q.put_tape(tape.merge(tq).merge(tk).merge(tv));
+    attention(q, k.retaped::<T>(), v.retaped::<T>())?
+        .try_reshape_like(&(b, c, h, w))
+        .map_err(dev_err)
+}
+
 /// Composed [`super::add_channel_offset`].
 pub fn add_channel_offset<D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor4<D, T>,
@@ -572,7 +603,9 @@ where
         .clone()
         .try_tensor_from_vec(data, (bn, 1, h, wd))
         .map_err(dev_err)?;
-    let cat = super::linear::concat_channels(chan.retaped::<Tx>(), x)?;
+    let cat = (chan.retaped::<Tx>(), x)
+        .try_concat_along(Axis::<1>)
+        .map_err(dev_err)?;
     conv2d(cat, w, b, cfg)
 }
 
@@ -697,6 +730,12 @@ impl super::dispatch::Kernels for dfdx::tensor::Cuda {
         v: Tensor3<Self, T>,
     ) -> Result<Tensor3<Self, T>, OpsError> {
         attention(q, k, v)
+    }
+    fn attention_qkv<T: Tape<f32, Self>>(
+        qkv: Tensor4<Self, T>,
+        heads: usize,
+    ) -> Result<Tensor4<Self, T>, OpsError> {
+        attention_qkv(qkv, heads)
     }
     fn add_channel_offset<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,

@@ -6,10 +6,10 @@ use dfdx::tensor::{Cpu, Merge, Tape, Tensor};
 
 use super::dispatch::Kernels;
 use super::types::{
-    BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Tensor1, Tensor2, Tensor3,
-    Tensor4, Unary,
+    BatchNormCfg, Conv2dCfg, ConvTime, Epilogue, GroupNormCfg, OpsError, RunningStats, Tensor1,
+    Tensor2, Tensor3, Tensor4, Unary,
 };
-use super::{attention, conv, elementwise, norm, pool};
+use super::{attention, conv, elementwise, fused, norm, pool};
 
 impl Kernels for Cpu {
     fn conv2d<Tx, T>(
@@ -54,6 +54,34 @@ impl Kernels for Cpu {
         T: Tape<f32, Self> + Merge<Tx>,
     {
         norm::cpu_group_norm(x, gamma, beta, cfg)
+    }
+
+    fn group_norm_conv2d<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        gamma: Tensor1<Self, T>,
+        beta: Tensor1<Self, T>,
+        norm: GroupNormCfg,
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+        time: Option<ConvTime<'_>>,
+        epilogue: Epilogue<Self, T>,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>,
+    {
+        if let (Some(tc), true) = (time, cfg.groups != 1) {
+            // A grouped ConcatConv runs composed (see `conv2d_time`).
+            let a = Self::group_norm(x, gamma, beta, norm)?;
+            let y = Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?;
+            return match epilogue {
+                Epilogue::None => Ok(y),
+                Epilogue::Offset(offset) => Self::add_channel_offset(y, offset),
+                Epilogue::Residual(r) => Self::add(y, r),
+            };
+        }
+        fused::cpu_group_norm_conv2d(x, gamma, beta, norm, w, b, cfg, time, epilogue)
     }
 
     fn batch_norm_train<Tx, T>(
@@ -120,6 +148,13 @@ impl Kernels for Cpu {
         attention::cpu_attention(q, k, v)
     }
 
+    fn attention_qkv<T: Tape<f32, Self>>(
+        qkv: Tensor4<Self, T>,
+        heads: usize,
+    ) -> Result<Tensor4<Self, T>, OpsError> {
+        attention::cpu_attention_qkv(qkv, heads)
+    }
+
     fn add_channel_offset<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,
         offset: Tensor2<Self, T>,
@@ -132,6 +167,17 @@ impl Kernels for Cpu {
         b: Tensor<S, f32, Self, T>,
     ) -> Result<Tensor<S, f32, Self, T>, OpsError> {
         elementwise::cpu_add(a, b)
+    }
+
+    fn concat_channels<T, R>(
+        a: Tensor4<Self, T>,
+        b: Tensor4<Self, R>,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        T: Tape<f32, Self> + Merge<R>,
+        R: Tape<f32, Self>,
+    {
+        elementwise::cpu_concat_channels(a, b)
     }
 
     fn mse_loss<S: Shape, T: Tape<f32, Self>>(

@@ -5,11 +5,11 @@
 
 use dfdx::shapes::Shape;
 use dfdx::tensor::{Merge, Tape, Tensor};
-use dfdx::tensor_ops::Device;
+use dfdx::tensor_ops::{Device, TryConcatAlong};
 
 use super::types::{
-    BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Tensor1, Tensor2, Tensor3,
-    Tensor4, Unary,
+    BatchNormCfg, Conv2dCfg, ConvTime, Epilogue, GroupNormCfg, OpsError, RunningStats, Tensor1,
+    Tensor2, Tensor3, Tensor4, Unary,
 };
 
 /// Device trait of the ops layer: one method per op, forward + backward on the tape.
@@ -53,6 +53,35 @@ pub trait Kernels: Device<f32> {
     where
         Tx: Tape<f32, Self>,
         T: Tape<f32, Self> + Merge<Tx>;
+
+    /// See [`group_norm_conv2d`](super::group_norm_conv2d). By default the ops in turn.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_conv2d<Tx, T>(
+        x: Tensor4<Self, Tx>,
+        gamma: Tensor1<Self, T>,
+        beta: Tensor1<Self, T>,
+        norm: GroupNormCfg,
+        w: Tensor4<Self, T>,
+        b: Option<Tensor1<Self, T>>,
+        cfg: Conv2dCfg,
+        time: Option<ConvTime<'_>>,
+        epilogue: Epilogue<Self, T>,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        Tx: Tape<f32, Self>,
+        T: Tape<f32, Self> + Merge<Tx>,
+    {
+        let a = Self::group_norm(x, gamma, beta, norm)?;
+        let y = match time {
+            Some(tc) => Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?,
+            None => Self::conv2d(a, w, b, cfg)?,
+        };
+        match epilogue {
+            Epilogue::None => Ok(y),
+            Epilogue::Offset(offset) => Self::add_channel_offset(y, offset),
+            Epilogue::Residual(r) => Self::add(y, r),
+        }
+    }
 
     /// See [`batch_norm_train`](super::batch_norm_train).
     #[allow(clippy::type_complexity)]
@@ -110,6 +139,12 @@ pub trait Kernels: Device<f32> {
         v: Tensor3<Self, T>,
     ) -> Result<Tensor3<Self, T>, OpsError>;
 
+    /// See [`attention_qkv`](fn@super::attention_qkv).
+    fn attention_qkv<T: Tape<f32, Self>>(
+        qkv: Tensor4<Self, T>,
+        heads: usize,
+    ) -> Result<Tensor4<Self, T>, OpsError>;
+
     /// See [`add_channel_offset`](super::add_channel_offset).
     fn add_channel_offset<T: Tape<f32, Self>>(
         x: Tensor4<Self, T>,
@@ -121,6 +156,21 @@ pub trait Kernels: Device<f32> {
         a: Tensor<S, f32, Self, T>,
         b: Tensor<S, f32, Self, T>,
     ) -> Result<Tensor<S, f32, Self, T>, OpsError>;
+
+    /// See [`concat_channels`](super::concat_channels) (shapes checked there). By default
+    /// dfdx's concatenation.
+    fn concat_channels<T, R>(
+        a: Tensor4<Self, T>,
+        b: Tensor4<Self, R>,
+    ) -> Result<Tensor4<Self, T>, OpsError>
+    where
+        T: Tape<f32, Self> + Merge<R>,
+        R: Tape<f32, Self>,
+    {
+        (a, b)
+            .try_concat_along(dfdx::shapes::Axis::<1>)
+            .map_err(super::types::dev_err)
+    }
 
     /// See [`mse_loss`](super::mse_loss).
     fn mse_loss<S: Shape, T: Tape<f32, Self>>(

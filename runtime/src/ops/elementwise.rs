@@ -1,9 +1,10 @@
 //! Elementwise ops on the CPU: activations (relu, silu, tanh, softplus) of any shape, residual
-//! sums of equal shapes and the broadcast of a `[B, C]` offset over NCHW positions. Tensors in,
-//! a tensor of the input's shape out, backward recorded on the tape.
+//! sums of equal shapes, the broadcast of a `[B, C]` offset over NCHW positions, and the
+//! channel concatenation of two NCHW maps. Tensors in, a tensor out, backward recorded on the
+//! tape.
 
 use dfdx::shapes::{HasShape, Shape};
-use dfdx::tensor::{Cpu, PutTape, Tape, Tensor};
+use dfdx::tensor::{Cpu, Merge, PutTape, Tape, Tensor};
 use rayon::prelude::*;
 
 use super::math::{multiversion, sigmoid, sum, tanh};
@@ -131,10 +132,30 @@ pub(crate) fn cpu_add<S: Shape, T: Tape<f32, Cpu>>(
     Ok(out.put_tape(tape))
 }
 
-fn add_par(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn add_par(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
         .for_each(|(d, s)| add_chunk(d, s));
+}
+
+/// `y[row] += offset[row]` over rows of `hw` values (an `[B, C]` offset over NCHW rows).
+pub(crate) fn add_rows(y: &mut [f32], hw: usize, offset: &[f32]) {
+    if hw > 0 {
+        y.par_chunks_mut(hw).zip(offset).for_each(|(yr, &v)| {
+            for o in yr {
+                *o += v;
+            }
+        });
+    }
+}
+
+/// `g[row] += sum(dy[row])` over rows of `hw` values (an offset's gradient).
+pub(crate) fn add_row_sums(g: &mut [f32], dy: &[f32], hw: usize) {
+    if hw > 0 {
+        for (g, row) in g.iter_mut().zip(dy.chunks_exact(hw)) {
+            *g += sum(row);
+        }
+    }
 }
 
 /// [`super::Kernels::add_channel_offset`] for [`Cpu`].
@@ -157,14 +178,7 @@ pub(crate) fn cpu_add_channel_offset<T: Tape<f32, Cpu>>(
     let (x, tx, mut y) = split(x)?;
     let (offset, to, od) = split(offset)?;
     let mut tape = tx.merge(to);
-    if hw > 0 {
-        y.par_chunks_mut(hw).enumerate().for_each(|(row, yr)| {
-            let v = od[row];
-            for o in yr {
-                *o += v;
-            }
-        });
-    }
+    add_rows(&mut y, hw, &od);
     let out = output(x.device(), y.into_vec(), shape)?;
     if T::OWNS_TAPE {
         let (x_ghost, o_ghost, out_ghost) = (x.ghost(), offset.ghost(), out.ghost());
@@ -174,11 +188,7 @@ pub(crate) fn cpu_add_channel_offset<T: Tape<f32, Cpu>>(
             add_par(&mut gx, &dy);
             put_grad!(grads, &x_ghost, gx);
             let mut go = take_grad!(grads, &o_ghost);
-            if hw > 0 {
-                for (g, row) in go.iter_mut().zip(dy.chunks_exact(hw)) {
-                    *g += sum(row);
-                }
-            }
+            add_row_sums(&mut go, &dy, hw);
             put_grad!(grads, &o_ghost, go);
             put_grad!(grads, &out_ghost, dy);
             Ok(())
@@ -254,4 +264,60 @@ multiversion! {
             *d -= s;
         }
     }
+}
+
+/// [`super::Kernels::concat_channels`] for [`Cpu`]: each sample's channels of `a`, then of
+/// `b`, copied on the worker threads (dfdx's concatenation walks an index per element on the
+/// thread that records the tape).
+pub(crate) fn cpu_concat_channels<T, R>(
+    a: Tensor4<Cpu, T>,
+    b: Tensor4<Cpu, R>,
+) -> Result<Tensor4<Cpu, T>, OpsError>
+where
+    T: Tape<f32, Cpu> + Merge<R>,
+    R: Tape<f32, Cpu>,
+{
+    let (sa, sb) = (*a.shape(), *b.shape());
+    let (bn, hw) = (sa.0, sa.2 * sa.3);
+    let (na, nb) = (sa.1 * hw, sb.1 * hw);
+    let (a, ta, ad) = split(a)?;
+    let (b, tb, bd) = split(b)?;
+    let mut tape = ta.merge(tb);
+    let mut y = zeros(bn * (na + nb));
+    if na + nb > 0 {
+        y.par_chunks_mut(na + nb).enumerate().for_each(|(i, ys)| {
+            ys[..na].copy_from_slice(&ad[i * na..][..na]);
+            ys[na..].copy_from_slice(&bd[i * nb..][..nb]);
+        });
+    }
+    drop((ad, bd));
+    let out = output(a.device(), y, (bn, sa.1 + sb.1, sa.2, sa.3))?;
+    if T::OWNS_TAPE {
+        let (need_a, need_b) = (T::OWNS_TAPE, R::OWNS_TAPE);
+        let (a_ghost, b_ghost, out_ghost) = (a.ghost(), b.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            // Each sample's gradient rows back to the operand they came from.
+            let back = |g: &mut [f32], off: usize, len: usize| {
+                if len > 0 {
+                    g.par_chunks_mut(len).enumerate().for_each(|(i, gs)| {
+                        add_chunk(gs, &dy[i * (na + nb) + off..][..len]);
+                    });
+                }
+            };
+            if need_a {
+                let mut ga = take_grad!(grads, &a_ghost);
+                back(&mut ga, 0, na);
+                put_grad!(grads, &a_ghost, ga);
+            }
+            if need_b {
+                let mut gb = take_grad!(grads, &b_ghost);
+                back(&mut gb, na, nb);
+                put_grad!(grads, &b_ghost, gb);
+            }
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
 }

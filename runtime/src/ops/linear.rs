@@ -1,11 +1,13 @@
 //! Device-generic ops built directly on dfdx's stable tensor ops: the affine layer (`[B, In]` in,
-//! `[B, Out]` out, via dfdx's matmul) and channel concatenation of two NCHW tensors. dfdx records
-//! their backward on the tape.
+//! `[B, Out]` out, via dfdx's matmul) and channel concatenation of two NCHW tensors (dispatched
+//! to the device's [`Kernels`]; dfdx's concatenation by default). dfdx records their backward
+//! on the tape.
 
 use dfdx::shapes::{Axis, HasShape};
 use dfdx::tensor::{Merge, Tape};
-use dfdx::tensor_ops::{BroadcastTo, Device, PermuteTo, TryAdd, TryConcatAlong, TryMatMul};
+use dfdx::tensor_ops::{BroadcastTo, Device, PermuteTo, TryAdd, TryMatMul};
 
+use super::dispatch::Kernels;
 use super::types::{dev_err, shape_err, OpsError, Tensor1, Tensor2, Tensor4};
 
 /// Affine layer `y = x w^T + b` (PyTorch's `nn.Linear` layout).
@@ -88,7 +90,7 @@ pub fn concat_channels<D, T, R>(
     b: Tensor4<D, R>,
 ) -> Result<Tensor4<D, T>, OpsError>
 where
-    D: Device<f32>,
+    D: Kernels,
     T: Tape<f32, D> + Merge<R>,
     R: Tape<f32, D>,
 {
@@ -99,5 +101,5 @@ where
             format!("{sa:?} and {sb:?} differ outside the channel axis"),
         ));
     }
-    (a, b).try_concat_along(Axis::<1>).map_err(dev_err)
+    D::concat_channels(a, b)
 }

@@ -22,7 +22,7 @@
 //! import nothing from `ops`; `gemm512` (the AVX-512 GEMM over self-packing operands), then `math`
 //! (strided matrices, `sgemm`, vectorizable scalar functions); `dispatch` (the [`Kernels`]
 //! trait); the CPU kernels `conv`, `norm`, `pool`, `elementwise`, `attention` and the composed
-//! `linear`; `cpu` (the [`Kernels`] impl for [`Cpu`](dfdx::tensor::Cpu)) and [`composed`]; and
+//! `linear`; `fused` (a norm feeding a convolution, built on `conv` and `norm`); `cpu` (the [`Kernels`] impl for [`Cpu`](dfdx::tensor::Cpu)) and [`composed`]; and
 //! this module, whose free functions call the trait and which re-exports the public types.
 
 mod attention;
@@ -31,6 +31,7 @@ mod conv;
 mod cpu;
 mod dispatch;
 mod elementwise;
+mod fused;
 mod gemm512;
 mod linear;
 mod math;
@@ -46,8 +47,8 @@ use dfdx::tensor_ops::{PermuteTo, ReshapeTo};
 pub use dispatch::Kernels;
 pub use linear::{concat_channels, linear, table_rows};
 pub use types::{
-    Activation, BatchNormCfg, Conv2dCfg, GroupNormCfg, OpsError, RunningStats, Shape1, Shape2,
-    Shape3, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,
+    Activation, BatchNormCfg, Conv2dCfg, ConvTime, Epilogue, GroupNormCfg, OpsError, RunningStats,
+    Shape1, Shape2, Shape3, Shape4, Tensor1, Tensor2, Tensor3, Tensor4, Unary,
 };
 
 /// 2-D convolution with zero padding, stride and channel groups, plus an optional bias.
@@ -115,6 +116,40 @@ where
     T: Tape<f32, D> + Merge<Tx>,
 {
     D::group_norm(x, gamma, beta, cfg)
+}
+
+/// [`group_norm`] (with its activation) followed by [`conv2d`] of its output, or by
+/// [`conv2d_time`] with the time channel `time`, then the `epilogue` added (a per-channel
+/// offset or a residual), as one op: on the CPU the normalized map and the convolution's own
+/// output never become tensors (no copies of them at op boundaries, no gradient buffers for
+/// them on the tape); other devices run the ops in turn. Same values and gradients as the ops
+/// in turn.
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]`, `C` divisible by `norm.groups`
+/// - `gamma`, `beta`: `[C]`
+/// - `w`: `[Cout, C / cfg.groups, k, k]` (`[Cout, C + 1, k, k]` with a time channel), `b`:
+///   `[Cout]`
+/// - epilogue: an offset `[B, Cout]` or a residual of the output's shape
+/// - output: `[B, Cout, Ho, Wo]` as for [`conv2d`]
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_conv2d<D, Tx, T>(
+    x: Tensor4<D, Tx>,
+    gamma: Tensor1<D, T>,
+    beta: Tensor1<D, T>,
+    norm: GroupNormCfg,
+    w: Tensor4<D, T>,
+    b: Option<Tensor1<D, T>>,
+    cfg: Conv2dCfg,
+    time: Option<ConvTime<'_>>,
+    epilogue: Epilogue<D, T>,
+) -> Result<Tensor4<D, T>, OpsError>
+where
+    D: Kernels,
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    D::group_norm_conv2d(x, gamma, beta, norm, w, b, cfg, time, epilogue)
 }
 
 /// Layer normalization over the `C` channels at each position (transformer style), with a
@@ -285,6 +320,22 @@ pub fn attention<D: Kernels, T: Tape<f32, D>>(
     v: Tensor3<D, T>,
 ) -> Result<Tensor3<D, T>, OpsError> {
     D::attention(q, k, v)
+}
+
+/// Multi-head self-attention from one q, k, v projection: channels `[0, C)` of `qkv` are q,
+/// `[C, 2C)` k and `[2C, 3C)` v, each split into `heads` heads of `C / heads` consecutive
+/// channels; each head is [`attention`] over the `H·W` positions, and the heads' outputs are
+/// the output's channels in order (what `[B, 3C, H, W] -> [B, 3, C, H·W]` slicing and
+/// reshaping feeds [`attention`]).
+///
+/// # Shapes
+/// - `qkv`: `[B, 3C, H, W]`, `C` divisible by `heads`
+/// - output: `[B, C, H, W]`
+pub fn attention_qkv<D: Kernels, T: Tape<f32, D>>(
+    qkv: Tensor4<D, T>,
+    heads: usize,
+) -> Result<Tensor4<D, T>, OpsError> {
+    D::attention_qkv(qkv, heads)
 }
 
 /// Adds a per-sample, per-channel offset to every spatial position (a time embedding projected to

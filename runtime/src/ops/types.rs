@@ -84,6 +84,27 @@ pub struct Conv2dCfg {
     pub groups: usize,
 }
 
+/// The time channel of a ConcatConv ([`conv2d_time`](super::conv2d_time)): sample `i`'s
+/// channel is `time[i] * plane`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvTime<'a> {
+    /// One time value per sample.
+    pub time: &'a [f32],
+    /// The channel's spatial pattern, `[H * W]`.
+    pub plane: &'a [f32],
+}
+
+/// What a fused convolution ([`group_norm_conv2d`](super::group_norm_conv2d)) adds to its
+/// output after the bias: nothing, a per-sample, per-channel offset `[B, Cout]` (as
+/// [`add_channel_offset`](super::add_channel_offset)), or a map of the output's shape (a
+/// residual, as [`add`](super::add)).
+#[derive(Clone, Debug)]
+pub enum Epilogue<D: Device<f32>, T = NoneTape> {
+    None,
+    Offset(Tensor2<D, T>),
+    Residual(Tensor4<D, T>),
+}
+
 impl Default for Conv2dCfg {
     fn default() -> Self {
         Self {

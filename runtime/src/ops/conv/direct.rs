@@ -256,11 +256,10 @@ pub(super) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
                                 )
                             };
                             let dst = &mut acc[(grp * kkp + q0) * ogp + j * NR..];
-                            for (i, row) in tile_buf.chunks_exact(NR).enumerate() {
-                                for (d, v) in dst[i * ogp..][..NR].iter_mut().zip(row) {
-                                    *d += v;
-                                }
-                            }
+                            assert!(dst.len() >= (MR - 1) * ogp + NR);
+                            // SAFETY: AVX-512F was detected (`usable`); `dst` holds MR rows
+                            // of `ogp` floats with NR from each row's start (checked above).
+                            unsafe { add_tile(&tile_buf, dst.as_mut_ptr(), ogp) };
                         }
                     }
                 }
@@ -278,6 +277,32 @@ pub(super) fn backward_weight(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32
         }
     }
 }
+
+/// `dst[i * ld..][..NR] += tile[i]` for the tile's MR rows (a weight-gradient tile into its
+/// worker's sums).
+///
+/// # Safety
+/// AVX-512F is available; `dst` points to MR rows `ld` floats apart with NR writable floats
+/// from each row's start.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_tile(tile: &[f32; MR * NR], dst: *mut f32, ld: usize) {
+    use std::arch::x86_64::*;
+    for (i, row) in tile.chunks_exact(NR).enumerate() {
+        for h in [0, 16] {
+            // SAFETY: row `i` of `dst` holds NR floats (the caller's contract); `row` holds NR.
+            unsafe {
+                let d = dst.add(i * ld + h);
+                let v = _mm512_add_ps(_mm512_loadu_ps(d), _mm512_loadu_ps(row.as_ptr().add(h)));
+                _mm512_storeu_ps(d, v);
+            }
+        }
+    }
+}
+
+/// Never called off x86-64 ([`usable`] is false there).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn add_tile(_: &[f32; MR * NR], _: *mut f32, _: usize) {}
 
 /// The output gradient of group `grp` of a chunk as `[positions, ogp]` (zeros past `og`).
 fn transpose_go(

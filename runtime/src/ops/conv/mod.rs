@@ -395,6 +395,28 @@ pub(crate) fn backward_bias(g: &ConvGeom, go: &[f32], gb: &mut [f32]) {
     }
 }
 
+/// A conv op's weight and bias split off their tapes (each without tape, with a copy of its
+/// data), and their merged tape.
+#[allow(clippy::type_complexity)]
+pub(super) fn split_weights<T>(
+    w: Tensor4<Cpu, T>,
+    b: Option<Tensor1<Cpu, T>>,
+) -> Result<(Tensor4<Cpu>, Data, Option<Tensor1<Cpu>>, Option<Data>, T), OpsError>
+where
+    T: Tape<f32, Cpu>,
+{
+    let (w, mut tape, wd) = split(w)?;
+    let (b, bd) = match b {
+        Some(b) => {
+            let (b, tb, bd) = split(b)?;
+            tape = tape.merge(tb);
+            (Some(b), Some(bd))
+        }
+        None => (None, None),
+    };
+    Ok((w, wd, b, bd, tape))
+}
+
 /// A conv op's operands split off their tapes: the input, the weight and the bias (each
 /// without tape, with a copy of its data) and the merged tape.
 #[allow(clippy::type_complexity)]
@@ -419,17 +441,8 @@ where
     T: Tape<f32, Cpu> + Merge<Tx>,
 {
     let (x, tx, xd) = split(x)?;
-    let (w, tw, wd) = split(w)?;
-    let mut tape = merge_tapes(tw, tx);
-    let (b, bd) = match b {
-        Some(b) => {
-            let (b, tb, bd) = split(b)?;
-            tape = tape.merge(tb);
-            (Some(b), Some(bd))
-        }
-        None => (None, None),
-    };
-    Ok((x, xd, w, wd, b, bd, tape))
+    let (w, wd, b, bd, tw) = split_weights(w, b)?;
+    Ok((x, xd, w, wd, b, bd, merge_tapes(tw, tx)))
 }
 
 /// The end of a conv op's backward, once its weight gradient is in: the bias gradient (when
@@ -484,23 +497,19 @@ where
     Ok(out.put_tape(tape))
 }
 
-/// [`crate::ops::Kernels::conv2d_time`] for [`Cpu`]: the convolution of `x` alone plus the
-/// time channel's share ([`time`]); no channel is built and no concatenated copy is made.
-pub(crate) fn cpu_conv2d_time<Tx, T>(
-    x: Tensor4<Cpu, Tx>,
+/// The geometry of a ConcatConv of an `x`-shaped input with `[Cout, Cin + 1, k, k]` weights
+/// (the convolution of `x` alone), after checking the time values and plane against it.
+pub(super) fn time_geom(
+    x: (usize, usize, usize, usize),
+    w: (usize, usize, usize, usize),
+    bias: Option<usize>,
     time: &[f32],
     plane: &[f32],
-    w: Tensor4<Cpu, T>,
-    b: Option<Tensor1<Cpu, T>>,
     cfg: Conv2dCfg,
-) -> Result<Tensor4<Cpu, T>, OpsError>
-where
-    Tx: Tape<f32, Cpu>,
-    T: Tape<f32, Cpu> + Merge<Tx>,
-{
+) -> Result<ConvGeom, OpsError> {
     const OP: &str = "conv2d_time";
-    let (bn, cin, h, wd) = *x.shape();
-    let (cout, cw, k, k2) = *w.shape();
+    let (bn, cin, h, wd) = x;
+    let (cout, cw, k, k2) = w;
     if cfg.groups != 1 {
         return Err(shape_err(OP, "a time channel needs groups = 1"));
     }
@@ -520,17 +529,69 @@ where
             ),
         ));
     }
-    let g = ConvGeom::new(
-        (bn, cin, h, wd),
-        (cout, cin, k, k2),
-        b.as_ref().map(|b| b.shape().0),
-        cfg,
-    )?;
+    ConvGeom::new((bn, cin, h, wd), (cout, cin, k, k2), bias, cfg)
+}
+
+/// The forward of a ConcatConv: the convolution of `x` with the weights past the time
+/// channel's (returned, for the backward), plus the time channel's share.
+pub(super) fn time_forward(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    time: &[f32],
+    plane: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (w0, wx) = time::split_weights(g, w);
+    let mut y = forward(g, x, &wx, bias);
+    time::add_time_map(&mut y, &time::time_map(g, plane, &w0), time);
+    (y, wx)
+}
+
+/// Accumulates a ConcatConv's weight gradient (`[Cout, Cin + 1, k, k]`, the time channel's
+/// first) into `gw`.
+pub(super) fn time_backward_weight(
+    g: &ConvGeom,
+    x: &[f32],
+    go: &[f32],
+    time: &[f32],
+    plane: &[f32],
+    gw: &mut [f32],
+) {
+    let kk2 = g.k * g.k;
+    let mut gwx = vec![0.0f32; g.cout * g.kk()];
+    backward_weight(g, x, go, &mut gwx);
+    let gw0 = time::time_weight_grad(g, plane, time, go);
+    for o in 0..g.cout {
+        let row = &mut gw[o * (g.cin + 1) * kk2..][..(g.cin + 1) * kk2];
+        for (d, v) in row[..kk2].iter_mut().zip(&gw0[o * kk2..][..kk2]) {
+            *d += v;
+        }
+        for (d, v) in row[kk2..].iter_mut().zip(&gwx[o * g.kk()..][..g.kk()]) {
+            *d += v;
+        }
+    }
+}
+
+/// [`crate::ops::Kernels::conv2d_time`] for [`Cpu`]: the convolution of `x` alone plus the
+/// time channel's share ([`time`]); no channel is built and no concatenated copy is made.
+pub(crate) fn cpu_conv2d_time<Tx, T>(
+    x: Tensor4<Cpu, Tx>,
+    time: &[f32],
+    plane: &[f32],
+    w: Tensor4<Cpu, T>,
+    b: Option<Tensor1<Cpu, T>>,
+    cfg: Conv2dCfg,
+) -> Result<Tensor4<Cpu, T>, OpsError>
+where
+    Tx: Tape<f32, Cpu>,
+    T: Tape<f32, Cpu> + Merge<Tx>,
+{
+    let bias = b.as_ref().map(|b| b.shape().0);
+    let g = time_geom(*x.shape(), *w.shape(), bias, time, plane, cfg)?;
     let (x, xd, w, wd, b, bd, mut tape) = split_operands(x, w, b)?;
-    let (w0, wx) = time::split_weights(&g, &wd);
-    let mut y = forward(&g, &xd, &wx, bd.as_deref());
-    time::add_time_map(&mut y, &time::time_map(&g, plane, &w0), time);
-    let out = output(x.device(), y, (bn, cout, g.ho, g.wo))?;
+    let (y, wx) = time_forward(&g, &xd, &wd, bd.as_deref(), time, plane);
+    let out = output(x.device(), y, (g.b, g.cout, g.ho, g.wo))?;
     if T::OWNS_TAPE {
         let need_x = Tx::OWNS_TAPE;
         let (x_ghost, w_ghost, out_ghost) = (x.ghost(), w.ghost(), out.ghost());
@@ -538,20 +599,8 @@ where
         let (time, plane) = (time.to_vec(), plane.to_vec());
         tape.add_backward_op(move |grads| {
             let go = take_grad!(grads, &out_ghost);
-            let kk2 = g.k * g.k;
-            let mut gwx = vec![0.0f32; g.cout * g.kk()];
-            backward_weight(&g, &xd, &go, &mut gwx);
-            let gw0 = time::time_weight_grad(&g, &plane, &time, &go);
             let mut gw = take_grad!(grads, &w_ghost);
-            for o in 0..g.cout {
-                let row = &mut gw[o * (g.cin + 1) * kk2..][..(g.cin + 1) * kk2];
-                for (d, v) in row[..kk2].iter_mut().zip(&gw0[o * kk2..][..kk2]) {
-                    *d += v;
-                }
-                for (d, v) in row[kk2..].iter_mut().zip(&gwx[o * g.kk()..][..g.kk()]) {
-                    *d += v;
-                }
-            }
+            time_backward_weight(&g, &xd, &go, &time, &plane, &mut gw);
             put_grad!(grads, &w_ghost, gw);
             let x_ghost = need_x.then_some(&x_ghost);
             backward_rest!(grads, &g, go, &wx, b_ghost.as_ref(), x_ghost, &out_ghost)
