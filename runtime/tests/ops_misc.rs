@@ -389,6 +389,45 @@ fn attention_from_one_projection() {
     assert!(ops::attention_qkv(t4(&dev, &xv, (b, 3 * c, h, w)), 3).is_err());
 }
 
+/// `h + c1 k1 + c2 k2` against dfdx's own scalar multiplies and adds in the same order: the
+/// same bits, forward and in every gradient (each product is rounded before its add in both).
+#[test]
+fn scaled_sums_match_dfdx() {
+    let dev = Dev::default();
+    let s = (2, 3, 4, 5);
+    let n = 2 * 3 * 4 * 5;
+    let (hv, k1v, k2v, r) = (
+        rand_vec(120, n),
+        rand_vec(121, n),
+        rand_vec(122, n),
+        rand_vec(123, n),
+    );
+    let (c1, c2) = (0.37f32, -1.9f32);
+    let mut runs = Vec::new();
+    for ours in [true, false] {
+        let (h, k1, k2) = (t4(&dev, &hv, s), t4(&dev, &k1v, s), t4(&dev, &k2v, s));
+        let (ht, k1t, k2t) = (h.leaky_trace(), k1.retaped::<Tp>(), k2.retaped::<Tp>());
+        let y = if ours {
+            ops::axpys(ht, vec![(k1t, c1), (k2t, c2)]).unwrap()
+        } else {
+            (ht + k1t * c1) + k2t * c2
+        };
+        let yv = y.retaped::<NoneTape>().as_vec();
+        let g = backward_weighted(y, &r);
+        runs.push([
+            yv,
+            g.get(&h).as_vec(),
+            g.get(&k1).as_vec(),
+            g.get(&k2).as_vec(),
+        ]);
+    }
+    for (i, (a, b)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        assert_eq!(a, b, "output/gradient {i}");
+    }
+    let bad = ops::axpys(t4(&dev, &hv, s), vec![(t4(&dev, &hv, (2, 3, 5, 4)), 1.0)]);
+    assert!(bad.is_err());
+}
+
 /// The fused mean squared error against f64: the loss, and the exact gradient
 /// `2 (p - t) / n` of the prediction (scaled by a weight on the loss), on sizes around the
 /// parallel chunk.

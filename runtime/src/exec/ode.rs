@@ -5,7 +5,7 @@
 //! right-hand side is anything that evaluates `f(t, h)` on a tape ([`OdeRhs`]); the interpreter
 //! passes an ODE block's graph, so this module never sees a graph.
 
-use crate::ops::{Kernels, Tensor4};
+use crate::ops::{self, Kernels, Tensor4};
 use crate::RuntimeError;
 use dfdx::shapes::HasShape;
 use dfdx::tensor::{Merge, NoneTape, PutTape, SplitTape, Tape};
@@ -49,7 +49,7 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                     h = match solver {
                         Solver::Euler { .. } => {
                             let k = self.rhs.eval(h.retaped::<T>(), t as f32)?;
-                            axpy(h, k, dt as f32)
+                            axpy(h, k, dt as f32)?
                         }
                         _ => self.rk4_step(h, t, dt)?,
                     };
@@ -79,7 +79,7 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                 h.clone().put_tape(tape),
                 k1.retaped::<T>(),
                 (dt / 2.0) as f32,
-            ),
+            )?,
             (t + dt / 2.0) as f32,
         )?;
         let (k2, tape) = k2.split_tape();
@@ -88,12 +88,12 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                 h.clone().put_tape(tape),
                 k2.retaped::<T>(),
                 (dt / 2.0) as f32,
-            ),
+            )?,
             (t + dt / 2.0) as f32,
         )?;
         let (k3, tape) = k3.split_tape();
         let k4 = self.rhs.eval(
-            axpy(h.clone().put_tape(tape), k3.retaped::<T>(), dt as f32),
+            axpy(h.clone().put_tape(tape), k3.retaped::<T>(), dt as f32)?,
             (t + dt) as f32,
         )?;
         let (k4, tape) = k4.split_tape();
@@ -105,7 +105,7 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                 (k3, dt / 3.0),
                 (k4, dt / 6.0),
             ],
-        );
+        )?;
         let (s, t2) = sum.split_tape();
         Ok(s.put_tape(tape.merge(t2)))
     }
@@ -225,7 +225,7 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                         terms.push((kj.clone(), A[s][j] * dt));
                     }
                 }
-                let stage_in = combine(h.clone().put_tape(step_tape), &terms);
+                let stage_in = combine(h.clone().put_tape(step_tape), &terms)?;
                 let k = self.rhs.eval(stage_in, (t + C[s] * dt) as f32)?;
                 let (k, tp) = k.split_tape();
                 step_tape = tp;
@@ -238,7 +238,7 @@ impl<D: Kernels, F: OdeRhs<D>> Ode<'_, D, F> {
                 .filter(|(_, b)| *b != 0.0)
                 .map(|(k, b)| (k.clone(), b * dt))
                 .collect();
-            let y5 = combine(h.clone().put_tape(step_tape), &terms5);
+            let y5 = combine(h.clone().put_tape(step_tape), &terms5)?;
             let (y5, step_tape) = y5.split_tape();
             let hv = h.as_vec();
             let y5v = y5.as_vec();
@@ -296,22 +296,22 @@ fn rms(v: &[f32], y: &[f32], rtol: f64, atol: f64, y_new: Option<&[f32]>) -> f64
 }
 
 /// `h + a * k`.
-fn axpy<D: Kernels, T>(h: Tensor4<D, T>, k: Tensor4<D, T>, a: f32) -> Tensor4<D, T>
+fn axpy<D: Kernels, T>(h: Tensor4<D, T>, k: Tensor4<D, T>, a: f32) -> R<Tensor4<D, T>>
 where
     T: Tape<f32, D> + Merge<T>,
 {
-    h + k * a
+    ops::axpys(h, vec![(k, a)]).map_err(|e| RuntimeError::Op(e.to_string()))
 }
 
 /// `h + Σ c_i k_i` with tape-free `k_i`. Each `k_i` joins with an empty tape of `h`'s kind,
 /// so the scaling is recorded and gradients reach `k_i` (a tape-free op records nothing).
-fn combine<D: Kernels, T>(h: Tensor4<D, T>, terms: &[(Tensor4<D>, f64)]) -> Tensor4<D, T>
+fn combine<D: Kernels, T>(h: Tensor4<D, T>, terms: &[(Tensor4<D>, f64)]) -> R<Tensor4<D, T>>
 where
     T: Tape<f32, D> + Merge<T> + Default,
 {
-    let mut acc = h;
-    for (k, c) in terms {
-        acc = acc + k.retaped::<T>() * (*c as f32);
-    }
-    acc
+    let terms = terms
+        .iter()
+        .map(|(k, c)| (k.retaped::<T>(), *c as f32))
+        .collect();
+    ops::axpys(h, terms).map_err(|e| RuntimeError::Op(e.to_string()))
 }

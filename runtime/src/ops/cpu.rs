@@ -180,6 +180,13 @@ impl Kernels for Cpu {
         elementwise::cpu_concat_channels(a, b)
     }
 
+    fn axpys<T: Tape<f32, Self>>(
+        h: Tensor4<Self, T>,
+        terms: Vec<(Tensor4<Self, T>, f32)>,
+    ) -> Result<Tensor4<Self, T>, OpsError> {
+        elementwise::cpu_axpys(h, terms)
+    }
+
     fn mse_loss<S: Shape, T: Tape<f32, Self>>(
         pred: Tensor<S, f32, Self, T>,
         target: Tensor<S, f32, Self>,

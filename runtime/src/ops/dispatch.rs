@@ -172,6 +172,20 @@ pub trait Kernels: Device<f32> {
             .map_err(super::types::dev_err)
     }
 
+    /// See [`axpys`](super::axpys). By default dfdx's scalar multiplies and adds.
+    fn axpys<T: Tape<f32, Self>>(
+        h: Tensor4<Self, T>,
+        terms: Vec<(Tensor4<Self, T>, f32)>,
+    ) -> Result<Tensor4<Self, T>, OpsError> {
+        use dfdx::tensor_ops::{TryAdd, TryMul};
+        let mut acc = h;
+        for (k, c) in terms {
+            let scaled = k.try_mul(c).map_err(super::types::dev_err)?;
+            acc = acc.try_add(scaled).map_err(super::types::dev_err)?;
+        }
+        Ok(acc)
+    }
+
     /// See [`mse_loss`](super::mse_loss).
     fn mse_loss<S: Shape, T: Tape<f32, Self>>(
         pred: Tensor<S, f32, Self, T>,

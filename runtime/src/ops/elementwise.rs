@@ -1,6 +1,6 @@
 //! Elementwise ops on the CPU: activations (relu, silu, tanh, softplus) of any shape, residual
-//! sums of equal shapes, the broadcast of a `[B, C]` offset over NCHW positions, and the
-//! channel concatenation of two NCHW maps. Tensors in, a tensor out, backward recorded on the
+//! sums of equal shapes and their scaled sums (an ODE solver's stages), the broadcast of a
+//! `[B, C]` offset over NCHW positions, and the channel concatenation of two NCHW maps. Tensors in, a tensor out, backward recorded on the
 //! tape.
 
 use dfdx::shapes::{HasShape, Shape};
@@ -243,7 +243,7 @@ pub(crate) fn cpu_mse_loss<S: Shape, T: Tape<f32, Cpu>>(
 }
 
 multiversion! {
-    /// `dst += a * src`.
+    /// `dst += a * src` (the product rounded first, as a separate multiply and add would).
     fn axpy_chunk(dst: &mut [f32], src: &[f32], a: f32) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d += a * s;
@@ -314,6 +314,52 @@ where
                 let mut gb = take_grad!(grads, &b_ghost);
                 back(&mut gb, na, nb);
                 put_grad!(grads, &b_ghost, gb);
+            }
+            put_grad!(grads, &out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+/// [`super::Kernels::axpys`] for [`Cpu`]: the terms added one after another, each pass on
+/// the worker threads (the same sums, in the same order, as dfdx's scalar multiplies and
+/// adds, which walk an index per element on the thread that records the tape).
+pub(crate) fn cpu_axpys<T: Tape<f32, Cpu>>(
+    h: Tensor4<Cpu, T>,
+    terms: Vec<(Tensor4<Cpu, T>, f32)>,
+) -> Result<Tensor4<Cpu, T>, OpsError> {
+    let shape = *h.shape();
+    if let Some((k, _)) = terms.iter().find(|(k, _)| *k.shape() != shape) {
+        return Err(shape_err(
+            "axpys",
+            format!("a term {:?} for {shape:?}", k.shape()),
+        ));
+    }
+    let (h, mut tape, mut y) = split(h)?;
+    let mut ghosts = Vec::with_capacity(terms.len());
+    for (k, c) in terms {
+        let (k, tk, kd) = split(k)?;
+        tape = tape.merge(tk);
+        y.par_chunks_mut(CHUNK)
+            .zip(kd.par_chunks(CHUNK))
+            .for_each(|(yc, kc)| axpy_chunk(yc, kc, c));
+        ghosts.push((k.ghost(), c));
+    }
+    let out = output(h.device(), y.into_vec(), shape)?;
+    if T::OWNS_TAPE {
+        let (h_ghost, out_ghost) = (h.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &out_ghost);
+            let mut gh = take_grad!(grads, &h_ghost);
+            add_par(&mut gh, &dy);
+            put_grad!(grads, &h_ghost, gh);
+            for (k, c) in &ghosts {
+                let mut gk = take_grad!(grads, k);
+                gk.par_chunks_mut(CHUNK)
+                    .zip(dy.par_chunks(CHUNK))
+                    .for_each(|(gc, dc)| axpy_chunk(gc, dc, *c));
+                put_grad!(grads, k, gk);
             }
             put_grad!(grads, &out_ghost, dy);
             Ok(())

@@ -338,6 +338,19 @@ pub fn attention_qkv<D: Kernels, T: Tape<f32, D>>(
     D::attention_qkv(qkv, heads)
 }
 
+/// `h + c_1 k_1 + c_2 k_2 + ...`, summed left to right, each product rounded before its add
+/// (an ODE solver's stage and step sums).
+///
+/// # Shapes
+/// - `h` and every `k_i`: the same `[B, C, H, W]`
+/// - output: `[B, C, H, W]`
+pub fn axpys<D: Kernels, T: Tape<f32, D>>(
+    h: Tensor4<D, T>,
+    terms: Vec<(Tensor4<D, T>, f32)>,
+) -> Result<Tensor4<D, T>, OpsError> {
+    D::axpys(h, terms)
+}
+
 /// Adds a per-sample, per-channel offset to every spatial position (a time embedding projected to
 /// `C` channels, as in the DDPM ResBlock).
 ///
