@@ -11,12 +11,12 @@ use dfdx::tensor::{Cpu, Merge, PutTape, Tape};
 
 use super::conv::geom::ConvGeom;
 use super::conv::{
-    backward_bias, backward_input, backward_weight, forward, split_weights, time_backward_weight,
-    time_forward, time_geom,
+    backward_bias, backward_input_into, backward_weight, forward, split_weights,
+    time_backward_weight, time_forward, time_geom,
 };
 use super::elementwise::{add_par, add_row_sums, add_rows};
 use super::norm::{gn_backward, gn_forward, GnGeom};
-use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros};
+use super::tape::{merge_tapes, output, put_grad, recycle, recycled, split, take_grad};
 use super::types::{
     shape_err, Conv2dCfg, ConvTime, Epilogue, GroupNormCfg, OpsError, Tensor1, Tensor4,
 };
@@ -123,8 +123,8 @@ where
                 put_grad!(grads, bg, gb);
             }
             // The gradient of the norm's output: a buffer of this op, not of `Gradients`.
-            let mut ga = zeros(a.len());
-            backward_input(&g, &wk, &go, &mut ga);
+            let mut ga = recycled(a.len());
+            backward_input_into(&g, &wk, &go, &mut ga, true);
             put_grad!(grads, &out_ghost, go);
             let mut gx = if need_x {
                 Some(take_grad!(grads, &x_ghost))
@@ -137,6 +137,8 @@ where
             }
             add_into(grads.get_or_alloc_mut(&g_ghost)?, &dg);
             add_into(grads.get_or_alloc_mut(&b_ghost)?, &db);
+            recycle(ga);
+            recycle(a);
             Ok(())
         });
     }

@@ -8,7 +8,7 @@ use dfdx::tensor::{Cpu, Merge, PutTape, Tape};
 use rayon::prelude::*;
 
 use super::math::{multiversion, sigmoid, sum, sum_sq_dev};
-use super::tape::{data_of, merge_tapes, output, put_grad, split, take_grad, zeros};
+use super::tape::{data_of, merge_tapes, output, put_grad, recycled, split, take_grad, zeros};
 use super::types::{
     config_err, shape_err, Activation, BatchNormCfg, GroupNormCfg, OpsError, RunningStats, Shape4,
     Tensor1, Tensor4,
@@ -117,7 +117,12 @@ pub(crate) fn gn_forward(
             })
             .collect()
     };
-    let mut y = zeros(x.len());
+    // Every row is written below (all of `y` when `hw` > 0).
+    let mut y = if g.hw > 0 {
+        recycled(x.len())
+    } else {
+        zeros(x.len())
+    };
     if g.hw > 0 {
         y.par_chunks_mut(g.hw)
             .zip(x.par_chunks(g.hw))

@@ -52,7 +52,9 @@ const POOL_BYTES: usize = 1 << 30;
 /// The most buffers the pool holds.
 const POOL_BUFFERS: usize = 256;
 
-fn recycle(v: Vec<f32>) {
+/// Gives a buffer this op no longer needs to the pool, for the next [`recycled`] or copy of its
+/// length.
+pub(crate) fn recycle(v: Vec<f32>) {
     let bytes = v.capacity() * 4;
     if bytes == 0 {
         return;
@@ -77,7 +79,13 @@ fn reuse(n: usize) -> Vec<f32> {
             return v;
         }
     }
-    vec![0.0f32; n]
+    zeros(n)
+}
+
+/// A buffer of `n` elements whose contents are unspecified (a recycled one, or zeros): for
+/// outputs the caller overwrites entirely, which then need no zeroing pass.
+pub(crate) fn recycled(n: usize) -> Vec<f32> {
+    reuse(n)
 }
 
 /// Splits a tensor into itself without tape, its tape and a contiguous copy of its data.

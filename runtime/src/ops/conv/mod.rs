@@ -18,7 +18,7 @@ mod window;
 
 use super::gemm512;
 use super::math::{fold_chunks, sgemm, Lhs, Mat, Rhs};
-use super::tape::{merge_tapes, output, put_grad, split, take_grad, zeros, Data};
+use super::tape::{merge_tapes, output, put_grad, recycled, split, take_grad, Data};
 use super::types::{shape_err, Conv2dCfg, OpsError, Tensor1, Tensor4};
 use geom::ConvGeom;
 use window::{col2im, im2col, ConvView, Windows};
@@ -93,9 +93,10 @@ fn scatter_out(
     }
 }
 
-/// Forward convolution: `y = conv(x, w) + b`, all row-major NCHW.
+/// Forward convolution: `y = conv(x, w) + b`, all row-major NCHW. Every path writes every
+/// output (none reads `y` when not accumulating), so the buffer is not zeroed first.
 pub(crate) fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut y = zeros(g.b * g.cout * g.howo());
+    let mut y = recycled(g.b * g.cout * g.howo());
     forward_into(g, x, w, bias, &mut y, false);
     y
 }
@@ -311,12 +312,27 @@ fn backward_weight_fast(g: &ConvGeom, x: &[f32], go: &[f32], gw: &mut [f32]) {
 
 /// Accumulates the input gradient `gx += col2im(w^T * go)` into `gx`.
 pub(crate) fn backward_input(g: &ConvGeom, w: &[f32], go: &[f32], gx: &mut [f32]) {
+    backward_input_into(g, w, go, gx, false)
+}
+
+/// The input gradient `col2im(w^T * go)` written over `gx` (whatever it held) when
+/// `overwrite`, else accumulated into it.
+pub(crate) fn backward_input_into(
+    g: &ConvGeom,
+    w: &[f32],
+    go: &[f32],
+    gx: &mut [f32],
+    overwrite: bool,
+) {
     let (howo, hw, og, kk) = (g.howo(), g.hw(), g.og(), g.kk());
+    if overwrite && !(g.stride == 1 && g.pad < g.k && !go.is_empty()) {
+        gx.par_chunks_mut(1 << 14).for_each(|c| c.fill(0.0));
+    }
     if go.is_empty() || gx.is_empty() {
         return;
     }
     if g.stride == 1 && g.pad < g.k {
-        return backward_input_transposed(g, w, go, gx);
+        return backward_input_transposed(g, w, go, gx, !overwrite);
     }
     let nb = g.chunk();
     gx.par_chunks_mut(nb * g.cin * hw)
@@ -352,7 +368,7 @@ pub(crate) fn backward_input(g: &ConvGeom, w: &[f32], go: &[f32], gx: &mut [f32]
 /// [`backward_input`] for stride 1: the input gradient of a stride-1 convolution is the
 /// stride-1 convolution of the output gradient with the flipped, channel-transposed kernel and
 /// padding `k - 1 - pad`, so it runs through the forward path (no col2im scatter).
-fn backward_input_transposed(g: &ConvGeom, w: &[f32], go: &[f32], gx: &mut [f32]) {
+fn backward_input_transposed(g: &ConvGeom, w: &[f32], go: &[f32], gx: &mut [f32], acc: bool) {
     let (k, og, cg) = (g.k, g.og(), g.cg());
     let mut wt = vec![0.0f32; w.len()];
     for grp in 0..g.groups {
@@ -381,7 +397,7 @@ fn backward_input_transposed(g: &ConvGeom, w: &[f32], go: &[f32], gx: &mut [f32]
         ho: g.h,
         wo: g.w,
     };
-    forward_into(&gt, go, &wt, None, gx, true);
+    forward_into(&gt, go, &wt, None, gx, acc);
 }
 
 /// Accumulates the bias gradient: the sum of `go` over batch and positions per channel.

@@ -66,16 +66,24 @@ pub(super) fn split_weights(g: &ConvGeom, w: &[f32]) -> (Vec<f32>, Vec<f32>) {
     (w0, wx)
 }
 
-/// Adds `t_b * m` to every image of `y` (`[B, Cout, Ho, Wo]`).
-pub(super) fn add_time_map(y: &mut [f32], m: &[f32], time: &[f32]) {
-    if m.is_empty() {
-        return;
-    }
-    for (img, t) in y.chunks_exact_mut(m.len()).zip(time) {
+crate::ops::math::multiversion! {
+    /// `img += t * m`.
+    fn add_scaled(img: &mut [f32], m: &[f32], t: f32) {
         for (d, s) in img.iter_mut().zip(m) {
             *d += t * s;
         }
     }
+}
+
+/// Adds `t_b * m` to every image of `y` (`[B, Cout, Ho, Wo]`), images on the workers.
+pub(super) fn add_time_map(y: &mut [f32], m: &[f32], time: &[f32]) {
+    use rayon::prelude::*;
+    if m.is_empty() {
+        return;
+    }
+    y.par_chunks_exact_mut(m.len())
+        .zip(time)
+        .for_each(|(img, &t)| add_scaled(img, m, t));
 }
 
 /// The time channel's weight gradient `[Cout, k, k]`: `s = sum_b t_b go_b` correlated with
