@@ -123,11 +123,66 @@ impl ConvGeom {
     pub fn table_windows(&self) -> bool {
         self.wo < 16
     }
-    /// Images per work chunk: enough columns for an efficient GEMM, enough chunks for the pool.
+    /// Images per work chunk: enough columns for an efficient GEMM, enough chunks for the pool,
+    /// and chunks that share out evenly: of the sizes down to half the largest, the one whose
+    /// busiest worker gets the fewest images (the larger on a tie). 128 images of 7x7 on two
+    /// workers: 16 chunks of 8, not 13 of 10 (7 chunks against 6).
     pub fn chunk(&self) -> usize {
-        let threads = rayon::current_num_threads().max(1);
+        self.chunk_for(rayon::current_num_threads())
+    }
+
+    /// [`Self::chunk`] for a pool of `threads` workers.
+    fn chunk_for(&self, threads: usize) -> usize {
+        let threads = threads.max(1);
         let by_cols = (512 / self.howo().max(1)).max(1);
         let by_threads = (self.b / (2 * threads)).max(1);
-        by_cols.min(by_threads).min(self.b.max(1))
+        let most = by_cols.min(by_threads).min(self.b.max(1));
+        let busiest = |c: usize| self.b.div_ceil(c).div_ceil(threads) * c;
+        (most.div_ceil(2)..=most)
+            .rev()
+            .min_by_key(|&c| busiest(c))
+            .unwrap_or(most)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(b: usize, hw: usize) -> ConvGeom {
+        let cfg = Conv2dCfg {
+            stride: 1,
+            padding: 1,
+            groups: 1,
+        };
+        ConvGeom::new((b, 8, hw, hw), (8, 8, 3, 3), None, cfg).expect("geometry")
+    }
+
+    /// Chunks share out evenly where the column target alone would not, and never get larger
+    /// than it or leave the busiest worker more images.
+    #[test]
+    fn chunks_share_out_evenly() {
+        assert_eq!(geom(128, 7).chunk_for(2), 8);
+        assert_eq!(geom(64, 14).chunk_for(2), 2);
+        assert_eq!(geom(64, 28).chunk_for(2), 1);
+        for b in [1, 3, 17, 64, 100, 128, 250] {
+            for hw in [1, 4, 7, 10, 14, 28] {
+                for threads in [1, 2, 3, 8] {
+                    let g = geom(b, hw);
+                    let by_cols = (512 / g.howo()).max(1);
+                    let most = by_cols.min((b / (2 * threads)).max(1)).min(b);
+                    let c = g.chunk_for(threads);
+                    let busiest = |c: usize| b.div_ceil(c).div_ceil(threads) * c;
+                    assert!(
+                        (1..=most).contains(&c),
+                        "b {b} hw {hw} threads {threads}: {c}"
+                    );
+                    assert!(
+                        busiest(c) <= busiest(most),
+                        "b {b} hw {hw} threads {threads}"
+                    );
+                }
+            }
+        }
     }
 }
