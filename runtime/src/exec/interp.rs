@@ -819,11 +819,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
                 ops::channel_layer_norm(x, gamma, beta, eps, act).map_err(op_err)
             }
             _ => {
-                let groups = match kind {
-                    NormKind::Group { groups } => groups,
-                    NormKind::Instance => c,
-                    _ => 1,
-                };
+                let groups = fuse::norm_groups(&kind, c).unwrap_or(1);
                 ops::group_norm(x, gamma, beta, GroupNormCfg { groups, eps, act }).map_err(op_err)
             }
         }

@@ -75,11 +75,7 @@ impl Kernels for Cpu {
             // A grouped ConcatConv runs composed (see `conv2d_time`).
             let a = Self::group_norm(x, gamma, beta, norm)?;
             let y = Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?;
-            return match epilogue {
-                Epilogue::None => Ok(y),
-                Epilogue::Offset(offset) => Self::add_channel_offset(y, offset),
-                Epilogue::Residual(r) => Self::add(y, r),
-            };
+            return super::dispatch::add_epilogue(y, epilogue);
         }
         fused::cpu_group_norm_conv2d(x, gamma, beta, norm, w, b, cfg, time, epilogue)
     }

@@ -76,11 +76,7 @@ pub trait Kernels: Device<f32> {
             Some(tc) => Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?,
             None => Self::conv2d(a, w, b, cfg)?,
         };
-        match epilogue {
-            Epilogue::None => Ok(y),
-            Epilogue::Offset(offset) => Self::add_channel_offset(y, offset),
-            Epilogue::Residual(r) => Self::add(y, r),
-        }
+        add_epilogue(y, epilogue)
     }
 
     /// See [`batch_norm_train`](super::batch_norm_train).
@@ -191,4 +187,17 @@ pub trait Kernels: Device<f32> {
         pred: Tensor<S, f32, Self, T>,
         target: Tensor<S, f32, Self>,
     ) -> Result<Tensor<(), f32, Self, T>, OpsError>;
+}
+
+/// `y` plus a fused convolution's epilogue, as the separate ops
+/// ([`add_channel_offset`](super::add_channel_offset), [`add`](super::add)).
+pub(super) fn add_epilogue<D: Kernels, T: Tape<f32, D>>(
+    y: Tensor4<D, T>,
+    epilogue: Epilogue<D, T>,
+) -> Result<Tensor4<D, T>, OpsError> {
+    match epilogue {
+        Epilogue::None => Ok(y),
+        Epilogue::Offset(offset) => D::add_channel_offset(y, offset),
+        Epilogue::Residual(r) => D::add(y, r),
+    }
 }

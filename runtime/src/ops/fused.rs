@@ -15,7 +15,7 @@ use super::conv::{
     time_backward_weight, time_forward, time_geom,
 };
 use super::elementwise::{add_par, add_row_sums, add_rows};
-use super::norm::{gn_backward, gn_forward, GnGeom};
+use super::norm::{add_into, gn_backward, gn_forward, GnGeom};
 use super::tape::{merge_tapes, output, put_grad, recycle, recycled, split, take_grad};
 use super::types::{
     shape_err, Conv2dCfg, ConvTime, Epilogue, GroupNormCfg, OpsError, Tensor1, Tensor4,
@@ -149,10 +149,4 @@ where
 enum Extra<G2, G4> {
     Offset(G2),
     Residual(G4),
-}
-
-fn add_into(dst: &mut [f32], src: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d += s;
-    }
 }

@@ -378,7 +378,8 @@ pub(crate) fn gn_backward(
     (dgamma, dbeta)
 }
 
-fn add_into(dst: &mut [f32], src: &[f32]) {
+/// `dst += src` (a parameter gradient into its buffer).
+pub(crate) fn add_into(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
     }
