@@ -470,3 +470,119 @@ fn few_output_channels_agree_with_the_f64_reference() {
         check_wide(c, 80 + i as u64);
     }
 }
+
+/// `group_norm_conv2d` (the CPU's fused op) against the ops it fuses run in turn
+/// (`group_norm`, `conv2d` or `conv2d_time`, then `add_channel_offset` or `add`): the same
+/// output and the same gradient for the input and every parameter and epilogue operand, for
+/// each epilogue, with and without a time channel, strided and grouped; and epilogue operands
+/// of the wrong shape are errors.
+#[test]
+fn fused_norm_conv_matches_the_ops_in_turn() {
+    let dev = Dev::default();
+    let (b, c, hw, cout) = (3, 4, 5, 6);
+    let xv = rand_vec(300, b * c * hw * hw);
+    let (gv, bv) = (rand_vec(301, c), rand_vec(302, c));
+    let time = [0.2f32, 0.5, 0.9];
+    let plane: Vec<f32> = (0..hw * hw).map(|p| 1.0 + 0.1 * p as f32).collect();
+    let norm = ops::GroupNormCfg {
+        groups: 2,
+        eps: 1e-5,
+        act: ops::Activation::Silu,
+    };
+    // (stride, groups, time channel, epilogue: 0 none, 1 offset, 2 residual)
+    for (stride, groups, timed, epi) in [
+        (1, 1, false, 0),
+        (1, 1, false, 1),
+        (1, 1, false, 2),
+        (2, 2, false, 0),
+        (1, 1, true, 1),
+        (1, 1, true, 2),
+    ] {
+        let cfg = ops::Conv2dCfg {
+            stride,
+            padding: 1,
+            groups,
+        };
+        let cin = if timed { c + 1 } else { c / groups };
+        let wv = rand_vec(303, cout * cin * 9);
+        let cb = rand_vec(304, cout);
+        let ho = (hw + 2 - 3) / stride + 1;
+        let ov = rand_vec(305, b * cout);
+        let rv = rand_vec(306, b * cout * ho * ho);
+        let weights = rand_vec(307, b * cout * ho * ho);
+        let mut runs = Vec::new();
+        for fused in [true, false] {
+            let x = t4(&dev, &xv, (b, c, hw, hw));
+            let (gamma, beta) = (t1(&dev, &gv), t1(&dev, &bv));
+            let w = t4(&dev, &wv, (cout, cin, 3, 3));
+            let bias = t1(&dev, &cb);
+            let off = t2(&dev, &ov, (b, cout));
+            let res = t4(&dev, &rv, (b, cout, ho, ho));
+            let tc = timed.then_some(ops::ConvTime {
+                time: &time,
+                plane: &plane,
+            });
+            let (xt, gt, bt) = (x.leaky_trace(), gamma.retaped::<Tp>(), beta.retaped::<Tp>());
+            let (wt, cbt) = (w.retaped::<Tp>(), Some(bias.retaped::<Tp>()));
+            let y = if fused {
+                let epilogue = match epi {
+                    1 => ops::Epilogue::Offset(off.retaped::<Tp>()),
+                    2 => ops::Epilogue::Residual(res.retaped::<Tp>()),
+                    _ => ops::Epilogue::None,
+                };
+                ops::group_norm_conv2d(xt, gt, bt, norm, wt, cbt, cfg, tc, epilogue).unwrap()
+            } else {
+                let a = ops::group_norm(xt, gt, bt, norm).unwrap();
+                let y = match tc {
+                    Some(tc) => ops::conv2d_time(a, tc.time, tc.plane, wt, cbt, cfg),
+                    None => ops::conv2d(a, wt, cbt, cfg),
+                }
+                .unwrap();
+                match epi {
+                    1 => ops::add_channel_offset(y, off.retaped::<Tp>()).unwrap(),
+                    2 => ops::add(y, res.retaped::<Tp>()).unwrap(),
+                    _ => y,
+                }
+            };
+            let yv = y.retaped::<NoneTape>().as_vec();
+            let mut g = backward_weighted(y, &weights);
+            let mut all = vec![yv];
+            all.push(g.get(&x).as_vec());
+            for p in [&gamma, &beta, &bias] {
+                all.push(g.get(p).as_vec());
+            }
+            all.push(g.get(&w).as_vec());
+            if epi == 1 {
+                g.get_or_alloc_mut(&off).unwrap();
+                all.push(g.get(&off).as_vec());
+            }
+            if epi == 2 {
+                all.push(g.get(&res).as_vec());
+            }
+            runs.push(all);
+        }
+        for (i, (f, u)) in runs[0].iter().zip(&runs[1]).enumerate() {
+            let what = format!("stride {stride} groups {groups} time {timed} epilogue {epi}: {i}");
+            assert_close32(&what, f, u, 1e-5);
+        }
+    }
+    // Epilogue operands of the wrong shape.
+    let bad = |epilogue| {
+        let x = t4(&dev, &xv, (b, c, hw, hw));
+        let w = t4(&dev, &rand_vec(308, cout * c * 9), (cout, c, 3, 3));
+        let cfg = ops::Conv2dCfg {
+            stride: 1,
+            padding: 1,
+            groups: 1,
+        };
+        let (gamma, beta) = (t1(&dev, &gv), t1(&dev, &bv));
+        ops::group_norm_conv2d(x, gamma, beta, norm, w, None, cfg, None, epilogue).is_err()
+    };
+    assert!(bad(ops::Epilogue::Offset(t2(
+        &dev,
+        &rand_vec(309, b * c),
+        (b, c)
+    ))));
+    let small = t4(&dev, &rand_vec(310, b * cout * 4 * 4), (b, cout, 4, 4));
+    assert!(bad(ops::Epilogue::Residual(small)));
+}

@@ -1,6 +1,8 @@
 //! Which norms run as one op with the nodes that alone read them: the activation (a fused
 //! norm-activation kernel) and a convolution (one norm-convolution op, the normalized map
-//! never a tensor of its own). Pure planning over the graph; the interpreter runs the plan.
+//! never a tensor of its own) with the injection or sum that alone reads it ([`fused_norms`],
+//! planning over the graph alone); and the norm-convolution op of one planned group, from its
+//! nodes and input tensors ([`norm_conv`]). The interpreter walks the plan.
 
 use super::operands::{conv_params, norm_affine, time_plane};
 use crate::ops::{self, Activation, Epilogue, GroupNormCfg, Kernels, Tensor4};

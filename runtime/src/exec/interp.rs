@@ -11,7 +11,7 @@
 use super::embed::{fourier_of, pattern, sinusoidal_of};
 use super::fuse;
 use super::ode::{Ode, OdeRhs};
-use super::operands::{conv_params, norm_affine, time_plane};
+use super::operands::{conv_params, inject_offset, norm_affine, time_plane};
 use super::tensors::{dropout, Broadcast4};
 use crate::ops::{
     self, Activation, Conv2dCfg, Epilogue, GroupNormCfg, Kernels, RunningStats, Tensor1, Tensor2,
@@ -563,9 +563,7 @@ impl<'a, D: Kernels> Exec<'a, D> {
             } => {
                 let target = input(0)?.clone();
                 let e = input(1)?.vector()?.clone();
-                let wt: Tensor2<D, T> = self.param(&format!("{name}.weight"), (*channels, *din))?;
-                let bt: Tensor1<D, T> = self.param(&format!("{name}.bias"), (*channels,))?;
-                let off = ops::linear(e.put_tape(tape), wt, Some(bt)).map_err(op_err)?;
+                let off = inject_offset(self.params, name, *din, *channels, e.put_tape(tape))?;
                 match (target, mode) {
                     (Value::Image(x), InjectMode::Offset) => {
                         let (o, t) = ops::add_channel_offset(x.retaped::<T>(), off)
@@ -688,32 +686,29 @@ impl<'a, D: Kernels> Exec<'a, D> {
         let x = x.clone();
         let (x, epilogue) = match f.epilogue.map(|e| &g.nodes[e]) {
             None => (x.put_tape(tape), Epilogue::None),
-            Some(e) if matches!(e.op, Op::Inject { .. }) => {
-                let Op::Inject { din, channels, .. } = e.op else {
-                    unreachable!("matched above")
-                };
-                let Some(Value::Vector(emb)) = value(e.inputs.get(1)) else {
-                    return Err(RuntimeError::Internal(format!(
-                        "`{}` injects no vector",
-                        e.name
-                    )));
-                };
-                let wt: Tensor2<D, T> =
-                    self.param(&format!("{}.weight", e.name), (channels, din))?;
-                let bt: Tensor1<D, T> = self.param(&format!("{}.bias", e.name), (channels,))?;
-                let off = ops::linear(emb.clone().put_tape(tape), wt, Some(bt)).map_err(op_err)?;
-                (x.retaped::<T>(), Epilogue::Offset(off))
-            }
-            Some(e) => {
-                let other = e.inputs.iter().copied().find(|&i| i != k);
-                let Some(Value::Image(r)) = value(other.as_ref()) else {
-                    return Err(RuntimeError::Internal(format!(
-                        "`{}` adds no image to `{}`",
-                        e.name, conv.name
-                    )));
-                };
-                (x.put_tape(tape), Epilogue::Residual(r.retaped::<T>()))
-            }
+            Some(e) => match e.op {
+                Op::Inject { din, channels, .. } => {
+                    let Some(Value::Vector(emb)) = value(e.inputs.get(1)) else {
+                        return Err(RuntimeError::Internal(format!(
+                            "`{}` injects no vector",
+                            e.name
+                        )));
+                    };
+                    let emb = emb.clone().put_tape(tape);
+                    let off = inject_offset(self.params, &e.name, din, channels, emb)?;
+                    (x.retaped::<T>(), Epilogue::Offset(off))
+                }
+                _ => {
+                    let other = e.inputs.iter().copied().find(|&i| i != k);
+                    let Some(Value::Image(r)) = value(other.as_ref()) else {
+                        return Err(RuntimeError::Internal(format!(
+                            "`{}` adds no image to `{}`",
+                            e.name, conv.name
+                        )));
+                    };
+                    (x.put_tape(tape), Epilogue::Residual(r.retaped::<T>()))
+                }
+            },
         };
         let out = fuse::norm_conv(self.params, node, conv, x, time, act, epilogue)?;
         let (o, t) = out.split_tape();

@@ -1,12 +1,12 @@
 //! A node's operands as tensors on the tape the interpreter runs with: a parameter by name and
 //! shape, a convolution's weight, bias and configuration (and a time channel's pattern), a
-//! norm's scale and shift.
+//! norm's scale and shift, an injection's offset.
 
-use crate::ops::{Conv2dCfg, Kernels, Tensor1, Tensor4};
+use crate::ops::{self, Conv2dCfg, Kernels, Tensor1, Tensor2, Tensor4};
 use crate::params::Params;
 use crate::RuntimeError;
 use dfdx::shapes::Shape;
-use dfdx::tensor::{Tape, Tensor};
+use dfdx::tensor::{Merge, Tape, Tensor};
 use dfdx::tensor_ops::ReshapeTo;
 use tdspec_compiler::ir::{positional_pattern, Node, Op, TimeChannel};
 
@@ -105,4 +105,17 @@ pub(super) fn time_plane(tc: TimeChannel, h: usize, w: usize) -> Vec<f32> {
             _ => 1.0,
         })
         .collect()
+}
+
+/// The offset an injection node `name` adds: its linear map of the embedding `emb`.
+pub(super) fn inject_offset<D: Kernels, T: Tape<f32, D> + Merge<T>>(
+    params: &Params<D>,
+    name: &str,
+    din: usize,
+    channels: usize,
+    emb: Tensor2<D, T>,
+) -> R<Tensor2<D, T>> {
+    let wt: Tensor2<D, T> = param(params, &format!("{name}.weight"), (channels, din))?;
+    let bt: Tensor1<D, T> = param(params, &format!("{name}.bias"), (channels,))?;
+    ops::linear(emb, wt, Some(bt)).map_err(|e| RuntimeError::Op(e.to_string()))
 }

@@ -71,11 +71,11 @@ impl Kernels for Cpu {
         Tx: Tape<f32, Self>,
         T: Tape<f32, Self> + Merge<Tx>,
     {
-        if let (Some(tc), true) = (time, cfg.groups != 1) {
+        if time.is_some() && cfg.groups != 1 {
             // A grouped ConcatConv runs composed (see `conv2d_time`).
-            let a = Self::group_norm(x, gamma, beta, norm)?;
-            let y = Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?;
-            return super::dispatch::add_epilogue(y, epilogue);
+            return super::dispatch::unfused_group_norm_conv2d(
+                x, gamma, beta, norm, w, b, cfg, time, epilogue,
+            );
         }
         fused::cpu_group_norm_conv2d(x, gamma, beta, norm, w, b, cfg, time, epilogue)
     }

@@ -71,12 +71,7 @@ pub trait Kernels: Device<f32> {
         Tx: Tape<f32, Self>,
         T: Tape<f32, Self> + Merge<Tx>,
     {
-        let a = Self::group_norm(x, gamma, beta, norm)?;
-        let y = match time {
-            Some(tc) => Self::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?,
-            None => Self::conv2d(a, w, b, cfg)?,
-        };
-        add_epilogue(y, epilogue)
+        unfused_group_norm_conv2d(x, gamma, beta, norm, w, b, cfg, time, epilogue)
     }
 
     /// See [`batch_norm_train`](super::batch_norm_train).
@@ -189,12 +184,29 @@ pub trait Kernels: Device<f32> {
     ) -> Result<Tensor<(), f32, Self, T>, OpsError>;
 }
 
-/// `y` plus a fused convolution's epilogue, as the separate ops
-/// ([`add_channel_offset`](super::add_channel_offset), [`add`](super::add)).
-pub(super) fn add_epilogue<D: Kernels, T: Tape<f32, D>>(
-    y: Tensor4<D, T>,
+/// [`group_norm_conv2d`](super::group_norm_conv2d) as the separate ops in turn: the trait's
+/// default, and the CPU's path for what its fused kernel does not take.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn unfused_group_norm_conv2d<D: Kernels, Tx, T>(
+    x: Tensor4<D, Tx>,
+    gamma: Tensor1<D, T>,
+    beta: Tensor1<D, T>,
+    norm: GroupNormCfg,
+    w: Tensor4<D, T>,
+    b: Option<Tensor1<D, T>>,
+    cfg: Conv2dCfg,
+    time: Option<ConvTime<'_>>,
     epilogue: Epilogue<D, T>,
-) -> Result<Tensor4<D, T>, OpsError> {
+) -> Result<Tensor4<D, T>, OpsError>
+where
+    Tx: Tape<f32, D>,
+    T: Tape<f32, D> + Merge<Tx>,
+{
+    let a = D::group_norm(x, gamma, beta, norm)?;
+    let y = match time {
+        Some(tc) => D::conv2d_time(a, tc.time, tc.plane, w, b, cfg)?,
+        None => D::conv2d(a, w, b, cfg)?,
+    };
     match epilogue {
         Epilogue::None => Ok(y),
         Epilogue::Offset(offset) => D::add_channel_offset(y, offset),
